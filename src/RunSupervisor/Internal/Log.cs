@@ -1,0 +1,66 @@
+using Microsoft.Extensions.Logging;
+
+namespace RunSupervisor;
+
+/// <summary>
+/// Every log message RunSupervisor writes. Event ids are stable: hosts filter and alert on them, and the
+/// README lists them. Never renumber; add new ones at the end.
+/// </summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1, EventName = "RunStarted", Level = LogLevel.Debug,
+        Message = "Run {RunId} started for session '{SessionId}' (deadline {Deadline:O}).")]
+    public static partial void RunStarted(this ILogger logger, string sessionId, long runId, DateTimeOffset deadline);
+
+    [LoggerMessage(EventId = 2, EventName = "RunEnded", Level = LogLevel.Debug,
+        Message = "Run {RunId} for session '{SessionId}' ended: {Reason} after {Duration}.")]
+    public static partial void RunEnded(this ILogger logger, string sessionId, long runId, RunEndReason reason, TimeSpan duration);
+
+    [LoggerMessage(EventId = 3, EventName = "StaleReleaseIgnored", Level = LogLevel.Debug,
+        Message = "Release of run {RunId} for session '{SessionId}' ignored: the run is no longer the session's current run ({Status}).")]
+    public static partial void StaleReleaseIgnored(this ILogger logger, string sessionId, long runId, RunStatus status);
+
+    [LoggerMessage(EventId = 4, EventName = "RunTimedOut", Level = LogLevel.Warning,
+        Message = "Run {RunId} for session '{SessionId}' timed out after {Age}; abort sent, force eviction at {EvictAt:O} unless it settles.")]
+    public static partial void RunTimedOut(this ILogger logger, string sessionId, long runId, TimeSpan age, DateTimeOffset evictAt);
+
+    [LoggerMessage(EventId = 5, EventName = "RunForceEvicted", Level = LogLevel.Warning,
+        Message = "Run {RunId} for session '{SessionId}' force-evicted after {Age}: its provider did not settle within the grace period after the abort. The session is free.")]
+    public static partial void RunForceEvicted(this ILogger logger, string sessionId, long runId, TimeSpan age);
+
+    [LoggerMessage(EventId = 6, EventName = "RunAborted", Level = LogLevel.Information,
+        Message = "Run {RunId} for session '{SessionId}' aborted: {AbortReason}.")]
+    public static partial void RunAborted(this ILogger logger, string sessionId, long runId, string abortReason);
+
+    [LoggerMessage(EventId = 7, EventName = "RunSuperseded", Level = LogLevel.Information,
+        Message = "Run {RunId} for session '{SessionId}' superseded by run {NewRunId}.")]
+    public static partial void RunSuperseded(this ILogger logger, string sessionId, long runId, long newRunId);
+
+    [LoggerMessage(EventId = 8, EventName = "AbandonedRunSettled", Level = LogLevel.Information,
+        Message = "Abandoned run {RunId} for session '{SessionId}' settled ({Outcome}) {Lateness} after it left the registry.")]
+    public static partial void AbandonedRunSettled(this ILogger logger, string sessionId, long runId, string outcome, TimeSpan lateness, Exception? exception);
+
+    [LoggerMessage(EventId = 9, EventName = "AbandonedRunForgotten", Level = LogLevel.Warning,
+        Message = "Abandoned run {RunId} for session '{SessionId}' forgotten: the ledger is full ({MaxAbandonedRuns} runs).")]
+    public static partial void AbandonedRunForgotten(this ILogger logger, string sessionId, long runId, int maxAbandonedRuns);
+
+    [LoggerMessage(EventId = 10, EventName = "HeartbeatDropped", Level = LogLevel.Information,
+        Message = "Heartbeat for session '{SessionId}' dropped: {Reason} ({DroppedHeartbeats} dropped since the session was last idle).")]
+    public static partial void HeartbeatDropped(this ILogger logger, string sessionId, string reason, int droppedHeartbeats);
+
+    [LoggerMessage(EventId = 11, EventName = "HeartbeatOwed", Level = LogLevel.Information,
+        Message = "Session '{SessionId}' is idle after dropping {DroppedHeartbeats} heartbeat(s); a heartbeat is owed.")]
+    public static partial void HeartbeatOwed(this ILogger logger, string sessionId, int droppedHeartbeats);
+
+    [LoggerMessage(EventId = 12, EventName = "DrainTimedOut", Level = LogLevel.Warning,
+        Message = "Drain timed out after {Timeout}: {Aborted} run(s) aborted, {Evicted} force-evicted, {StillRunning} left running.")]
+    public static partial void DrainTimedOut(this ILogger logger, TimeSpan timeout, int aborted, int evicted, int stillRunning);
+
+    [LoggerMessage(EventId = 13, EventName = "DrainCompleted", Level = LogLevel.Information,
+        Message = "Drain completed: {Drained} run(s) ended within the timeout.")]
+    public static partial void DrainCompleted(this ILogger logger, int drained);
+
+    [LoggerMessage(EventId = 14, EventName = "CallbackFailed", Level = LogLevel.Error,
+        Message = "A {Callback} callback for session '{SessionId}' threw; the registry is unaffected.")]
+    public static partial void CallbackFailed(this ILogger logger, string callback, string sessionId, Exception exception);
+}

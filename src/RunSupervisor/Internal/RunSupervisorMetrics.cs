@@ -1,0 +1,71 @@
+using System.Diagnostics.Metrics;
+
+namespace RunSupervisor;
+
+/// <summary>
+/// The instruments of the meter <see cref="MeterName"/>. Each registry owns one meter instance so that
+/// registries (and tests) never see each other's measurements through <c>MetricCollector</c>; listeners that
+/// subscribe by meter name see them all.
+/// </summary>
+internal sealed class RunSupervisorMetrics : IDisposable
+{
+    public const string MeterName = "RunSupervisor";
+    public const string EndReasonTag = "runsupervisor.end_reason";
+
+    private readonly Meter _meter;
+
+    public RunSupervisorMetrics()
+    {
+        _meter = new Meter(MeterName, typeof(RunSupervisorMetrics).Assembly.GetName().Version?.ToString());
+        ActiveRuns = _meter.CreateUpDownCounter<long>("runsupervisor.runs.active", "{run}", "Runs currently in the registry.");
+        RunsStarted = _meter.CreateCounter<long>("runsupervisor.runs.started", "{run}", "Runs started.");
+        RunsEnded = _meter.CreateCounter<long>("runsupervisor.runs.ended", "{run}", "Runs that left the registry, tagged by end reason.");
+        Evictions = _meter.CreateCounter<long>("runsupervisor.runs.evicted", "{run}", "Runs force-evicted because they did not settle within the grace period.");
+        AbandonedRuns = _meter.CreateUpDownCounter<long>("runsupervisor.runs.abandoned", "{run}", "Runs in the abandoned ledger: out of the registry, provider not settled.");
+        HeartbeatsDropped = _meter.CreateCounter<long>("runsupervisor.heartbeats.dropped", "{heartbeat}", "Heartbeat ticks dropped by the queue policy.");
+        RunDuration = _meter.CreateHistogram<double>("runsupervisor.run.duration", "s", "How long runs stayed in the registry, tagged by end reason.");
+    }
+
+    public UpDownCounter<long> ActiveRuns { get; }
+
+    public Counter<long> RunsStarted { get; }
+
+    public Counter<long> RunsEnded { get; }
+
+    public Counter<long> Evictions { get; }
+
+    public UpDownCounter<long> AbandonedRuns { get; }
+
+    public Counter<long> HeartbeatsDropped { get; }
+
+    public Histogram<double> RunDuration { get; }
+
+    public void RecordEnded(RunEndReason reason, TimeSpan duration)
+    {
+        var tag = new KeyValuePair<string, object?>(EndReasonTag, EndReasonNames.Get(reason));
+        ActiveRuns.Add(-1);
+        RunsEnded.Add(1, tag);
+        RunDuration.Record(duration.TotalSeconds, tag);
+        if (reason == RunEndReason.ForceEvicted)
+        {
+            Evictions.Add(1);
+        }
+    }
+
+    public void Dispose() => _meter.Dispose();
+
+    /// <summary>OpenTelemetry-style tag values (snake_case), constant so recording does not allocate.</summary>
+    private static class EndReasonNames
+    {
+        public static string Get(RunEndReason reason) => reason switch
+        {
+            RunEndReason.Completed => "completed",
+            RunEndReason.Faulted => "faulted",
+            RunEndReason.Aborted => "aborted",
+            RunEndReason.TimedOut => "timed_out",
+            RunEndReason.Superseded => "superseded",
+            RunEndReason.ForceEvicted => "force_evicted",
+            _ => "unknown",
+        };
+    }
+}

@@ -1,0 +1,95 @@
+namespace RunSupervisor;
+
+/// <summary>
+/// The registry's single timer. It is only ever asked to fire "no later than" an instant, so concurrent
+/// requests cannot push a wake-up back; an early wake-up is harmless because the tick re-reads the queue.
+/// </summary>
+/// <remarks>
+/// <see cref="ITimer.Change(TimeSpan, TimeSpan)"/> is never called under the registry's gate: some time
+/// providers (FakeTimeProvider among them) run a due callback synchronously inside <c>Change</c>, and the
+/// callback takes the gate.
+/// </remarks>
+internal sealed class WatchdogTimer : IDisposable
+{
+    // ITimer accepts at most 0xFFFFFFFE milliseconds; a later instant is reached in several hops.
+    private static readonly TimeSpan MaxDelay = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
+    private readonly Lock _lock = new();
+    private readonly TimeProvider _timeProvider;
+    private readonly ITimer _timer;
+    private long _scheduledTicks = long.MaxValue;
+    private bool _disposed;
+
+    public WatchdogTimer(TimeProvider timeProvider, TimerCallback callback, object state)
+    {
+        _timeProvider = timeProvider;
+
+        // The timer must not capture the ExecutionContext of whichever run happened to create it.
+        bool restoreFlow = !ExecutionContext.IsFlowSuppressed();
+        if (restoreFlow)
+        {
+            ExecutionContext.SuppressFlow();
+        }
+
+        try
+        {
+            _timer = timeProvider.CreateTimer(callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        }
+        finally
+        {
+            if (restoreFlow)
+            {
+                ExecutionContext.RestoreFlow();
+            }
+        }
+    }
+
+    /// <summary>Marks the pending wake-up as consumed; called at the start of every tick.</summary>
+    public void BeginTick()
+    {
+        lock (_lock)
+        {
+            _scheduledTicks = long.MaxValue;
+        }
+    }
+
+    /// <summary>Makes sure the timer fires at or before <paramref name="dueTicks"/> (UTC ticks).</summary>
+    public void ScheduleNoLaterThan(long dueTicks)
+    {
+        if (dueTicks == long.MaxValue || Volatile.Read(ref _scheduledTicks) <= dueTicks)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            if (_disposed || _scheduledTicks <= dueTicks)
+            {
+                return;
+            }
+
+            long nowTicks = _timeProvider.GetUtcNow().UtcTicks;
+            TimeSpan delay = TimeSpan.FromTicks(Math.Max(0, dueTicks - nowTicks));
+            if (delay > MaxDelay)
+            {
+                delay = MaxDelay;
+                dueTicks = nowTicks + MaxDelay.Ticks;
+            }
+
+            // Recorded before Change: a provider that fires synchronously re-enters here (same thread, the
+            // lock is re-entrant) and its newer value must win.
+            _scheduledTicks = dueTicks;
+            _timer.Change(delay, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _disposed = true;
+            _scheduledTicks = long.MinValue;
+            _timer.Dispose();
+        }
+    }
+}

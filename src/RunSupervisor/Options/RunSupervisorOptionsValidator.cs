@@ -1,0 +1,52 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+
+namespace RunSupervisor;
+
+/// <summary>
+/// Validates <see cref="RunSupervisorOptions"/>; used by dependency injection and by the registry's constructors.
+/// </summary>
+internal sealed class RunSupervisorOptionsValidator : IValidateOptions<RunSupervisorOptions>
+{
+    public static RunSupervisorOptionsValidator Instance { get; } = new();
+
+    public ValidateOptionsResult Validate(string? name, RunSupervisorOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        List<string>? failures = null;
+
+        if (options.RunTimeout <= TimeSpan.Zero || options.RunTimeout > RunSupervisorOptions.MaxRunTimeout)
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.RunTimeout must be greater than 00:00:00 and at most {0} (was {1}).", RunSupervisorOptions.MaxRunTimeout, options.RunTimeout));
+        }
+
+        if (options.GracePeriod < TimeSpan.Zero || options.GracePeriod > RunSupervisorOptions.MaxGracePeriod)
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.GracePeriod must be between 00:00:00 and {0} (was {1}).", RunSupervisorOptions.MaxGracePeriod, options.GracePeriod));
+        }
+
+        if (options.MaxRunDuration < options.RunTimeout)
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.MaxRunDuration must be at least RunTimeout ({0}) (was {1}).", options.RunTimeout, options.MaxRunDuration));
+        }
+
+        if (options.MaxAbandonedRuns < 1)
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.MaxAbandonedRuns must be at least 1 (was {0}).", options.MaxAbandonedRuns));
+        }
+
+        return failures is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>Throws <see cref="OptionsValidationException"/> when <paramref name="options"/> is invalid.</summary>
+    public static void ThrowIfInvalid(RunSupervisorOptions options)
+    {
+        ValidateOptionsResult result = Instance.Validate(Microsoft.Extensions.Options.Options.DefaultName, options);
+        if (result.Failed)
+        {
+            throw new OptionsValidationException(Microsoft.Extensions.Options.Options.DefaultName, typeof(RunSupervisorOptions), result.Failures);
+        }
+    }
+
+    private static void Add(ref List<string>? failures, string failure) => (failures ??= []).Add(failure);
+}

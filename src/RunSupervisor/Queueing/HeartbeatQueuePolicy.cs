@@ -1,0 +1,160 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace RunSupervisor;
+
+/// <summary>
+/// Decides what an incoming message or heartbeat tick does for a session: run now, enqueue, or drop. It never
+/// drops silently: every dropped heartbeat is logged and counted, and when the session becomes idle again
+/// (its run released, timed out, aborted or force-evicted) <see cref="HeartbeatOwed"/> is raised once so the host
+/// can fire the missed tick at once.
+/// </summary>
+/// <remarks>
+/// <para>Decision table, checked in order: idle session with nothing queued → <see cref="QueueAction.RunNow"/>;
+/// heartbeat → <see cref="QueueAction.Drop"/>; reset → <see cref="QueueAction.RunNow"/>; follow-up wanted, or a
+/// steer, follow-up or collect mode → <see cref="QueueAction.Enqueue"/>; otherwise (interrupt) →
+/// <see cref="QueueAction.RunNow"/>.</para>
+/// <para>Thread-safe. A heartbeat that races with the end of the run it would be dropped for is either run
+/// (the session was already idle) or counted before the end is processed, so it is always owed.</para>
+/// </remarks>
+public sealed class HeartbeatQueuePolicy : IDisposable
+{
+    private readonly ActiveRunRegistry _registry;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, int> _dropped = new(StringComparer.Ordinal);
+    private int _disposed;
+
+    /// <summary>Initializes a new instance of the <see cref="HeartbeatQueuePolicy"/> class and subscribes to the registry's run ends.</summary>
+    /// <param name="registry">The registry whose runs decide whether a session is busy.</param>
+    /// <param name="logger">The logger for drops and owed heartbeats; <see langword="null"/> for none.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="registry"/> is <see langword="null"/>.</exception>
+    public HeartbeatQueuePolicy(ActiveRunRegistry registry, ILogger<HeartbeatQueuePolicy>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        _registry = registry;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+        _registry.RunEnded += OnRunEnded;
+    }
+
+    /// <summary>
+    /// Occurs once when a session that dropped heartbeats becomes idle; the drop count resets then. Raised
+    /// outside any lock; an exception from a handler is logged and the other handlers still run.
+    /// </summary>
+    public event EventHandler<HeartbeatOwedEventArgs>? HeartbeatOwed;
+
+    /// <summary>Decides what <paramref name="request"/> does. Does not allocate.</summary>
+    /// <param name="request">The message or heartbeat tick.</param>
+    /// <returns>The action and a stable reason (see <see cref="QueueDecisionReasons"/>).</returns>
+    /// <exception cref="ArgumentException">The request's session id is null, empty, white space or too long.</exception>
+    /// <exception cref="ObjectDisposedException">The policy or its registry is disposed.</exception>
+    public QueueDecision Resolve(in QueueRequest request)
+    {
+        SessionIds.Validate(request.SessionId, nameof(request));
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        string sessionId = request.SessionId;
+        if (!request.HasQueuedFollowups && !_registry.IsActive(sessionId))
+        {
+            return new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Idle);
+        }
+
+        if (request.IsHeartbeat)
+        {
+            return DropHeartbeat(sessionId, request.HasQueuedFollowups);
+        }
+
+        if (request.ResetTriggered)
+        {
+            return new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Reset);
+        }
+
+        if (request.ShouldFollowup)
+        {
+            return new QueueDecision(QueueAction.Enqueue, QueueDecisionReasons.Followup);
+        }
+
+        return request.Mode is QueueMode.Interrupt
+            ? new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Interrupt)
+            : new QueueDecision(QueueAction.Enqueue, QueueDecisionReasons.QueueMode);
+    }
+
+    /// <summary>Gets how many heartbeats the session dropped since it was last idle.</summary>
+    /// <param name="sessionId">The session.</param>
+    /// <returns>The count; zero once <see cref="HeartbeatOwed"/> has been raised for it.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
+    public int GetDroppedHeartbeats(string sessionId)
+    {
+        SessionIds.Validate(sessionId);
+        lock (_gate)
+        {
+            return _dropped.GetValueOrDefault(sessionId);
+        }
+    }
+
+    /// <summary>Unsubscribes from the registry. Idempotent.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _registry.RunEnded -= OnRunEnded;
+        }
+    }
+
+    private QueueDecision DropHeartbeat(string sessionId, bool hasQueuedFollowups)
+    {
+        int dropped;
+        lock (_gate)
+        {
+            // Re-checked under the lock that OnRunEnded takes: a run that ended since the first check has either
+            // been seen here (run now) or will see this drop when its end is processed.
+            if (!hasQueuedFollowups && !_registry.IsBusy(sessionId))
+            {
+                return new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Idle);
+            }
+
+            ref int count = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_dropped, sessionId, out _);
+            dropped = ++count;
+        }
+
+        string reason = hasQueuedFollowups ? QueueDecisionReasons.HeartbeatWhileQueued : QueueDecisionReasons.HeartbeatWhileBusy;
+        _registry.Metrics.HeartbeatsDropped.Add(1);
+        _logger.HeartbeatDropped(sessionId, reason, dropped);
+        return new QueueDecision(QueueAction.Drop, reason);
+    }
+
+    private void OnRunEnded(object? sender, RunEndedEventArgs e)
+    {
+        int dropped;
+        lock (_gate)
+        {
+            // A superseded run leaves its session busy with the new run: the owed heartbeat waits for that one.
+            if (_registry.IsBusy(e.SessionId) || !_dropped.Remove(e.SessionId, out dropped))
+            {
+                return;
+            }
+        }
+
+        _logger.HeartbeatOwed(e.SessionId, dropped);
+        EventHandler<HeartbeatOwedEventArgs>? handlers = HeartbeatOwed;
+        if (handlers is null)
+        {
+            return;
+        }
+
+        var args = new HeartbeatOwedEventArgs(e.SessionId, dropped);
+        foreach (EventHandler<HeartbeatOwedEventArgs> handler in handlers.GetInvocationList().Cast<EventHandler<HeartbeatOwedEventArgs>>())
+        {
+            try
+            {
+                handler(this, args);
+            }
+#pragma warning disable CA1031 // A subscriber's failure must not stop the other subscribers or the registry's notification.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                _logger.CallbackFailed(nameof(HeartbeatOwed), e.SessionId, ex);
+            }
+        }
+    }
+}

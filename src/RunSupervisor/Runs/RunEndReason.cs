@@ -1,0 +1,25 @@
+namespace RunSupervisor;
+
+/// <summary>
+/// How a run left the <see cref="ActiveRunRegistry"/>. Every run ends with exactly one reason.
+/// </summary>
+public enum RunEndReason
+{
+    /// <summary>The run was released (its handle disposed, or its attached provider task completed) while it was running normally.</summary>
+    Completed,
+
+    /// <summary>The attached provider task faulted while the run was running normally.</summary>
+    Faulted,
+
+    /// <summary>The run was aborted (<see cref="RunHandle.Abort(string?)"/>, <see cref="ActiveRunRegistry.TryAbort(string, long?, string?)"/>, a drain or the registry's disposal) and then released within its grace period.</summary>
+    Aborted,
+
+    /// <summary>The run passed its deadline, its abort token was cancelled, and it was released within its grace period.</summary>
+    TimedOut,
+
+    /// <summary>A new run was started on the session with <see cref="RunStartOptions.Supersede"/>; the old run was taken out of the registry at once.</summary>
+    Superseded,
+
+    /// <summary>The run did not settle within the grace period after its abort; the watchdog (or a drain) removed it from the registry.</summary>
+    ForceEvicted,
+}

@@ -1,0 +1,28 @@
+namespace RunSupervisor;
+
+/// <summary>
+/// Per-run overrides for <see cref="ActiveRunRegistry.Start(string, RunStartOptions?)"/> and the methods built on it.
+/// Values are validated when the run starts; an invalid value throws <see cref="ArgumentOutOfRangeException"/>
+/// and nothing is started.
+/// </summary>
+public sealed class RunStartOptions
+{
+    /// <summary>
+    /// Gets the run's timeout, overriding <see cref="RunSupervisorOptions.RunTimeout"/>.
+    /// Must be greater than zero and at most <see cref="RunSupervisorOptions.MaxRunDuration"/>.
+    /// </summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>
+    /// Gets the run's grace period, overriding <see cref="RunSupervisorOptions.GracePeriod"/>.
+    /// Must be between zero and <see cref="RunSupervisorOptions.MaxGracePeriod"/>.
+    /// </summary>
+    public TimeSpan? GracePeriod { get; init; }
+
+    /// <summary>
+    /// Gets a value indicating whether a run already active on the session is replaced rather than
+    /// making the start fail with <see cref="SessionBusyException"/>. The replaced run is aborted and
+    /// ends at once with <see cref="RunEndReason.Superseded"/>.
+    /// </summary>
+    public bool Supersede { get; init; }
+}

@@ -1,0 +1,53 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
+
+namespace RunSupervisor.Tests.TestSupport;
+
+/// <summary>
+/// A registry on a <see cref="FakeTimeProvider"/> with a <see cref="FakeLogger"/> collecting every record,
+/// plus a recorder of every <see cref="ActiveRunRegistry.RunEnded"/> notification.
+/// </summary>
+internal sealed class RegistryFixture : IDisposable
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromMinutes(10);
+    public static readonly TimeSpan Grace = TimeSpan.FromSeconds(30);
+
+    public RegistryFixture(RunSupervisorOptions? options = null)
+    {
+        Options = options ?? new RunSupervisorOptions { RunTimeout = Timeout, GracePeriod = Grace };
+        Time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        LoggerFactory = new LoggerFactory([LoggerProvider]);
+        Registry = new ActiveRunRegistry(Options, Time, LoggerFactory);
+        Registry.RunEnded += (_, e) =>
+        {
+            lock (Ended)
+            {
+                // Recorded with whether the entry was already gone when the event fired.
+                Ended.Add((e, Registry.IsRegistered(e.SessionId, e.RunId)));
+            }
+        };
+    }
+
+    public RunSupervisorOptions Options { get; }
+
+    public FakeTimeProvider Time { get; }
+
+    public FakeLoggerProvider LoggerProvider { get; } = new();
+
+    public ILoggerFactory LoggerFactory { get; }
+
+    public ActiveRunRegistry Registry { get; }
+
+    /// <summary>Every RunEnded notification, with a flag that is true if the run was still registered when it fired (a bug).</summary>
+    public List<(RunEndedEventArgs Args, bool StillRegistered)> Ended { get; } = [];
+
+    public IReadOnlyList<FakeLogRecord> Logs => LoggerProvider.Collector.GetSnapshot();
+
+    public IEnumerable<FakeLogRecord> LogsWithEvent(string eventName) => Logs.Where(r => r.Id.Name == eventName);
+
+    public void Dispose()
+    {
+        Registry.Dispose();
+        LoggerFactory.Dispose();
+    }
+}
