@@ -15,7 +15,7 @@ internal sealed class DeadlineQueue
 
     public int Count { get; private set; }
 
-    /// <summary>Gets the earliest due instant in UTC ticks, or <see cref="long.MaxValue"/> when empty.</summary>
+    /// <summary>Gets the earliest due instant in ticks of the registry's monotonic clock, or <see cref="long.MaxValue"/> when empty.</summary>
     public long MinDueTicks => Count == 0 ? long.MaxValue : _items[0].DueTicks;
 
     public RunHandle Peek()

@@ -17,12 +17,18 @@ internal sealed class WatchdogTimer : IDisposable
     private readonly Lock _lock = new();
     private readonly TimeProvider _timeProvider;
     private readonly ITimer _timer;
+    private readonly long _originTimestamp;
     private long _scheduledTicks = long.MaxValue;
     private bool _disposed;
 
-    public WatchdogTimer(TimeProvider timeProvider, TimerCallback callback, object state)
+    /// <param name="timeProvider">The source of time.</param>
+    /// <param name="originTimestamp">The <see cref="TimeProvider.GetTimestamp"/> that due instants are measured from.</param>
+    /// <param name="callback">The tick.</param>
+    /// <param name="state">The tick's state.</param>
+    public WatchdogTimer(TimeProvider timeProvider, long originTimestamp, TimerCallback callback, object state)
     {
         _timeProvider = timeProvider;
+        _originTimestamp = originTimestamp;
 
         // The timer must not capture the ExecutionContext of whichever run happened to create it.
         bool restoreFlow = !ExecutionContext.IsFlowSuppressed();
@@ -53,7 +59,7 @@ internal sealed class WatchdogTimer : IDisposable
         }
     }
 
-    /// <summary>Makes sure the timer fires at or before <paramref name="dueTicks"/> (UTC ticks).</summary>
+    /// <summary>Makes sure the timer fires at or before <paramref name="dueTicks"/> (ticks since the origin timestamp).</summary>
     public void ScheduleNoLaterThan(long dueTicks)
     {
         if (dueTicks == long.MaxValue || Volatile.Read(ref _scheduledTicks) <= dueTicks)
@@ -68,7 +74,7 @@ internal sealed class WatchdogTimer : IDisposable
                 return;
             }
 
-            long nowTicks = _timeProvider.GetUtcNow().UtcTicks;
+            long nowTicks = _timeProvider.GetElapsedTime(_originTimestamp).Ticks;
             TimeSpan delay = TimeSpan.FromTicks(Math.Max(0, dueTicks - nowTicks));
             if (delay > MaxDelay)
             {

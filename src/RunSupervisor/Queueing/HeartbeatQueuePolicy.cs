@@ -125,6 +125,12 @@ public sealed class HeartbeatQueuePolicy : IDisposable
 
     private void OnRunEnded(object? sender, RunEndedEventArgs e)
     {
+        // Runs ended by the registry's disposal do not make a session idle for heartbeats: there is nothing to run them on.
+        if (_registry.IsDisposed)
+        {
+            return;
+        }
+
         int dropped;
         lock (_gate)
         {

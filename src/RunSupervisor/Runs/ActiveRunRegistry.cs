@@ -36,6 +36,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     private readonly TimeSpan _gracePeriod;
     private readonly TimeSpan _maxRunDuration;
     private readonly int _maxAbandonedRuns;
+    private readonly long _originTimestamp;
     private long _lastRunId;
     private int _activeCount;
     private int _abandonedCount;
@@ -65,7 +66,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         _logger = logger;
         _ledger = new AbandonedRunLedger(_maxAbandonedRuns);
         Metrics = new RunSupervisorMetrics();
-        _watchdog = new WatchdogTimer(timeProvider, static state => ((ActiveRunRegistry)state!).OnWatchdogTick(), this);
+        _originTimestamp = timeProvider.GetTimestamp();
+        _watchdog = new WatchdogTimer(timeProvider, _originTimestamp, static state => ((ActiveRunRegistry)state!).OnWatchdogTick(), this);
     }
 
     /// <summary>Initializes a new instance of the <see cref="ActiveRunRegistry"/> class without dependency injection.</summary>
@@ -113,6 +115,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     internal RunSupervisorMetrics Metrics { get; }
 
     internal TimeProvider TimeProvider => _timeProvider;
+
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>Starts a run on an idle session.</summary>
     /// <param name="sessionId">The session; 1 to <see cref="MaxSessionIdLength"/> characters, not only white space.</param>
@@ -318,7 +322,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         }
         else if (abandoned is not null)
         {
-            LogAbandonedRunSettled(abandoned, providerTask.Status.ToString(), now, fault);
+            LogAbandonedRunSettled(abandoned, providerTask.Status.ToString(), fault);
         }
     }
 
@@ -351,7 +355,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         _logger.StaleReleaseIgnored(run.SessionId, run.RunId, run.Status);
         if (abandoned is not null)
         {
-            LogAbandonedRunSettled(abandoned, "released", now, fault: null);
+            LogAbandonedRunSettled(abandoned, "released", fault: null);
         }
     }
 
@@ -426,9 +430,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         return ended;
     }
 
-    private void LogAbandonedRunSettled(AbandonedRunInfo abandoned, string outcome, long now, Exception? fault)
+    private void LogAbandonedRunSettled(AbandonedRunInfo abandoned, string outcome, Exception? fault)
     {
-        TimeSpan lateness = TimeSpan.FromTicks(now - abandoned.EvictedAt.UtcTicks);
+        TimeSpan lateness = _timeProvider.GetUtcNow() - abandoned.EvictedAt;
         _logger.AbandonedRunSettled(abandoned.SessionId, abandoned.RunId, outcome, lateness, fault);
     }
 
@@ -480,7 +484,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
             }
 
             long now = NowTicks();
-            run = new RunHandle(this, sessionId, ++_lastRunId, now, timeout, grace, _maxRunDuration);
+            run = new RunHandle(this, sessionId, ++_lastRunId, _timeProvider.GetUtcNow(), now, timeout, grace, _maxRunDuration);
             if (current is not null)
             {
                 TryEndLocked(current, RunEndReason.Superseded, now, out forgotten, replacement: run);
@@ -546,7 +550,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         bool providerPending = run.ProviderTask is { IsCompleted: false } || (run.ProviderTask is null && !run.Released);
         if (providerPending && reason is RunEndReason.ForceEvicted or RunEndReason.Superseded)
         {
-            forgotten = _ledger.Add(new AbandonedRunInfo(run.SessionId, run.RunId, run.StartedAt, new DateTimeOffset(now, TimeSpan.Zero)));
+            forgotten = _ledger.Add(new AbandonedRunInfo(run.SessionId, run.RunId, run.StartedAt, run.ToWallClock(now)));
             if (forgotten is null)
             {
                 _abandonedCount++;
@@ -672,7 +676,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         {
             foreach (RunHandle run in timedOut)
             {
-                _logger.RunTimedOut(run.SessionId, run.RunId, run.Age(now), new DateTimeOffset(run.EvictAtTicks, TimeSpan.Zero));
+                _logger.RunTimedOut(run.SessionId, run.RunId, run.Age(now), run.ToWallClock(run.EvictAtTicks));
                 CancelAbortToken(run);
             }
         }
@@ -688,7 +692,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         _watchdog.ScheduleNoLaterThan(next);
     }
 
-    private long NowTicks() => _timeProvider.GetUtcNow().UtcTicks;
+    /// <summary>The registry's monotonic clock, in <see cref="TimeSpan"/> ticks since the registry was created.</summary>
+    private long NowTicks() => _timeProvider.GetElapsedTime(_originTimestamp).Ticks;
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

@@ -19,11 +19,12 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     private volatile RunStatus _status;
     private long _deadlineTicks;
 
-    internal RunHandle(ActiveRunRegistry registry, string sessionId, long runId, long startedAtTicks, TimeSpan timeout, TimeSpan gracePeriod, TimeSpan maxRunDuration)
+    internal RunHandle(ActiveRunRegistry registry, string sessionId, long runId, DateTimeOffset startedAt, long startedAtTicks, TimeSpan timeout, TimeSpan gracePeriod, TimeSpan maxRunDuration)
     {
         _registry = registry;
         SessionId = sessionId;
         RunId = runId;
+        StartedAt = startedAt;
         StartedAtTicks = startedAtTicks;
         GracePeriod = gracePeriod;
         _deadlineTicks = startedAtTicks + timeout.Ticks;
@@ -42,10 +43,10 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     public long RunId { get; }
 
     /// <summary>Gets when the run started, from the registry's <see cref="TimeProvider"/>.</summary>
-    public DateTimeOffset StartedAt => new(StartedAtTicks, TimeSpan.Zero);
+    public DateTimeOffset StartedAt { get; }
 
     /// <summary>Gets the run's current deadline; <see cref="TryExtendDeadline(TimeSpan)"/> may move it later.</summary>
-    public DateTimeOffset Deadline => new(Volatile.Read(ref _deadlineTicks), TimeSpan.Zero);
+    public DateTimeOffset Deadline => ToWallClock(Volatile.Read(ref _deadlineTicks));
 
     /// <summary>
     /// Gets the token the provider call must observe. It is cancelled when the run is aborted, times out, is
@@ -68,7 +69,8 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     /// </summary>
     public Task<RunEndReason> Completion => _completion.Task;
 
-    // Watchdog state below is guarded by the registry's gate.
+    // Watchdog state below is guarded by the registry's gate. Instants are ticks of the registry's monotonic
+    // clock (TimeProvider.GetTimestamp), so a wall-clock step never delays or hastens an abort or an eviction.
     internal long StartedAtTicks { get; }
 
     internal long MaxDeadlineTicks { get; }
@@ -81,7 +83,7 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
         set => Volatile.Write(ref _deadlineTicks, value);
     }
 
-    /// <summary>Gets or sets the instant (UTC ticks) at which the run is force-evicted if still present; fixed when the deadline is set.</summary>
+    /// <summary>Gets or sets the instant (monotonic ticks) at which the run is force-evicted if still present; fixed when the deadline is set.</summary>
     internal long EvictAtTicks { get; set; }
 
     /// <summary>Gets or sets the run's slot in the <see cref="DeadlineQueue"/>, -1 when not queued.</summary>
@@ -101,6 +103,9 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     internal long EndedAtTicks { get; private set; }
 
     internal TimeSpan Age(long nowTicks) => TimeSpan.FromTicks(nowTicks - StartedAtTicks);
+
+    /// <summary>Converts an instant of the monotonic clock to wall-clock time, anchored at the run's start.</summary>
+    internal DateTimeOffset ToWallClock(long ticks) => StartedAt + TimeSpan.FromTicks(ticks - StartedAtTicks);
 
     /// <summary>
     /// Hands the run's provider task to the registry. When it settles (completes, faults or is cancelled) the
