@@ -16,10 +16,16 @@ public sealed class DrainResult
     /// <summary>Gets the sessions whose runs ended within the drain's timeout.</summary>
     public IReadOnlyList<string> Drained { get; }
 
-    /// <summary>Gets the sessions whose runs the drain aborted at its timeout; they were still active when the drain returned.</summary>
+    /// <summary>
+    /// Gets the sessions whose runs the drain aborted at its timeout. Their grace period started then; a provider
+    /// that honoured the abort at once may already have ended its run.
+    /// </summary>
     public IReadOnlyList<string> Aborted { get; }
 
-    /// <summary>Gets the sessions whose runs the drain force-evicted because they were past their deadline.</summary>
+    /// <summary>
+    /// Gets the sessions whose runs the drain force-evicted: past their deadline with
+    /// <see cref="DrainOptions.ForceEvictOverdue"/>, or aborted with a zero grace period.
+    /// </summary>
     public IReadOnlyList<string> Evicted { get; }
 
     /// <summary>Gets the sessions whose runs were still active at the timeout and were left alone.</summary>

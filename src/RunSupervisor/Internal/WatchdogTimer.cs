@@ -14,6 +14,9 @@ internal sealed class WatchdogTimer : IDisposable
     // ITimer accepts at most 0xFFFFFFFE milliseconds; a later instant is reached in several hops.
     private static readonly TimeSpan MaxDelay = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
+    // System timers round to milliseconds; an early wake-up re-arms no sooner than this.
+    private static readonly TimeSpan MinDelay = TimeSpan.FromMilliseconds(1);
+
     private readonly Lock _lock = new();
     private readonly TimeProvider _timeProvider;
     private readonly ITimer _timer;
@@ -51,20 +54,39 @@ internal sealed class WatchdogTimer : IDisposable
     }
 
     /// <summary>Marks the pending wake-up as consumed; called at the start of every tick.</summary>
-    public void BeginTick()
+    /// <returns>The instant the consumed wake-up was armed for, or <see cref="long.MaxValue"/> if none was.</returns>
+    public long BeginTick()
     {
         lock (_lock)
         {
+            long scheduled = _scheduledTicks;
             _scheduledTicks = long.MaxValue;
+            return scheduled;
         }
     }
 
     /// <summary>Makes sure the timer fires at or before <paramref name="dueTicks"/> (ticks since the origin timestamp).</summary>
-    public void ScheduleNoLaterThan(long dueTicks)
+    /// <param name="dueTicks">The instant.</param>
+    /// <param name="minimumDelay">Whether to wait at least a millisecond: after a timer that fired before the instant it was armed for.</param>
+    public void ScheduleNoLaterThan(long dueTicks, bool minimumDelay = false)
     {
         if (dueTicks == long.MaxValue || Volatile.Read(ref _scheduledTicks) <= dueTicks)
         {
             return;
+        }
+
+        // Read outside the lock: a TimeProvider may run due callbacks (this timer's tick among them) inside its methods.
+        long nowTicks = _timeProvider.GetElapsedTime(_originTimestamp).Ticks;
+        TimeSpan delay = TimeSpan.FromTicks(Math.Max(0, dueTicks - nowTicks));
+        if (minimumDelay && delay < MinDelay)
+        {
+            delay = MinDelay;
+        }
+
+        if (delay > MaxDelay)
+        {
+            delay = MaxDelay;
+            dueTicks = nowTicks + MaxDelay.Ticks;
         }
 
         lock (_lock)
@@ -72,14 +94,6 @@ internal sealed class WatchdogTimer : IDisposable
             if (_disposed || _scheduledTicks <= dueTicks)
             {
                 return;
-            }
-
-            long nowTicks = _timeProvider.GetElapsedTime(_originTimestamp).Ticks;
-            TimeSpan delay = TimeSpan.FromTicks(Math.Max(0, dueTicks - nowTicks));
-            if (delay > MaxDelay)
-            {
-                delay = MaxDelay;
-                dueTicks = nowTicks + MaxDelay.Ticks;
             }
 
             // Recorded before Change: a provider that fires synchronously re-enters here (same thread, the

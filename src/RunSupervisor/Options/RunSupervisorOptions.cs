@@ -10,11 +10,14 @@ public sealed class RunSupervisorOptions
     /// <summary>The default configuration section name, "RunSupervisor".</summary>
     public const string SectionName = "RunSupervisor";
 
-    /// <summary>The largest allowed <see cref="RunTimeout"/>: 24 days.</summary>
-    public static readonly TimeSpan MaxRunTimeout = TimeSpan.FromDays(24);
+    /// <summary>The largest allowed <see cref="RunTimeout"/> (and per-run <see cref="RunStartOptions.Timeout"/>): 24 days.</summary>
+    public static readonly TimeSpan RunTimeoutLimit = TimeSpan.FromDays(24);
 
-    /// <summary>The largest allowed <see cref="GracePeriod"/>: 24 days.</summary>
-    public static readonly TimeSpan MaxGracePeriod = TimeSpan.FromDays(24);
+    /// <summary>The largest allowed <see cref="GracePeriod"/> (and per-run <see cref="RunStartOptions.GracePeriod"/>): 24 days.</summary>
+    public static readonly TimeSpan GracePeriodLimit = TimeSpan.FromDays(24);
+
+    /// <summary>The largest allowed <see cref="MaxRunDuration"/>: 365 days.</summary>
+    public static readonly TimeSpan MaxRunDurationLimit = TimeSpan.FromDays(365);
 
     /// <summary>
     /// Gets or sets how long a run may take before its abort token is cancelled.
@@ -30,7 +33,7 @@ public sealed class RunSupervisorOptions
 
     /// <summary>
     /// Gets or sets the hard cap on a run's deadline, measured from its start, including every
-    /// <see cref="RunHandle.TryExtendDeadline(TimeSpan)"/>. Default 1 hour; at least <see cref="RunTimeout"/>.
+    /// <see cref="RunHandle.TryExtendDeadline(TimeSpan)"/>. Default 1 hour; at least <see cref="RunTimeout"/> and at most 365 days.
     /// </summary>
     public TimeSpan MaxRunDuration { get; set; } = TimeSpan.FromHours(1);
 

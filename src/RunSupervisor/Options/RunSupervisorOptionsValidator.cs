@@ -15,19 +15,19 @@ internal sealed class RunSupervisorOptionsValidator : IValidateOptions<RunSuperv
         ArgumentNullException.ThrowIfNull(options);
         List<string>? failures = null;
 
-        if (options.RunTimeout <= TimeSpan.Zero || options.RunTimeout > RunSupervisorOptions.MaxRunTimeout)
+        if (options.RunTimeout <= TimeSpan.Zero || options.RunTimeout > RunSupervisorOptions.RunTimeoutLimit)
         {
-            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.RunTimeout must be greater than 00:00:00 and at most {0} (was {1}).", RunSupervisorOptions.MaxRunTimeout, options.RunTimeout));
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.RunTimeout must be greater than 00:00:00 and at most {0} (was {1}).", RunSupervisorOptions.RunTimeoutLimit, options.RunTimeout));
         }
 
-        if (options.GracePeriod < TimeSpan.Zero || options.GracePeriod > RunSupervisorOptions.MaxGracePeriod)
+        if (options.GracePeriod < TimeSpan.Zero || options.GracePeriod > RunSupervisorOptions.GracePeriodLimit)
         {
-            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.GracePeriod must be between 00:00:00 and {0} (was {1}).", RunSupervisorOptions.MaxGracePeriod, options.GracePeriod));
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.GracePeriod must be between 00:00:00 and {0} (was {1}).", RunSupervisorOptions.GracePeriodLimit, options.GracePeriod));
         }
 
-        if (options.MaxRunDuration < options.RunTimeout)
+        if (options.MaxRunDuration < options.RunTimeout || options.MaxRunDuration > RunSupervisorOptions.MaxRunDurationLimit)
         {
-            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.MaxRunDuration must be at least RunTimeout ({0}) (was {1}).", options.RunTimeout, options.MaxRunDuration));
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.MaxRunDuration must be at least RunTimeout ({0}) and at most {1} (was {2}).", options.RunTimeout, RunSupervisorOptions.MaxRunDurationLimit, options.MaxRunDuration));
         }
 
         if (options.MaxAbandonedRuns < 1)

@@ -39,7 +39,8 @@ public sealed class HeartbeatQueuePolicy : IDisposable
 
     /// <summary>
     /// Occurs once when a session that dropped heartbeats becomes idle; the drop count resets then. Raised
-    /// outside any lock; an exception from a handler is logged and the other handlers still run.
+    /// outside any lock; an exception from a handler is logged and the other handlers still run. Not raised for
+    /// runs ended by the registry's disposal: there is no session left to run the heartbeat on.
     /// </summary>
     public event EventHandler<HeartbeatOwedEventArgs>? HeartbeatOwed;
 
@@ -52,6 +53,7 @@ public sealed class HeartbeatQueuePolicy : IDisposable
     {
         SessionIds.Validate(request.SessionId, nameof(request));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        ObjectDisposedException.ThrowIf(_registry.IsDisposed, _registry);
         string sessionId = request.SessionId;
         if (!request.HasQueuedFollowups && !_registry.IsActive(sessionId))
         {

@@ -105,7 +105,8 @@ public sealed partial class ActiveRunRegistry
             }
             else if (options?.AbortRemaining == true && run.Abort("the drain timed out"))
             {
-                aborted.Add(run.SessionId);
+                // With a zero grace period the abort itself evicts the run.
+                (run.Status == RunStatus.Evicted ? evicted : aborted).Add(run.SessionId);
             }
             else if (run.Status >= RunStatus.Ended)
             {

@@ -25,6 +25,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
 
     private static readonly Task<bool> TrueTask = Task.FromResult(true);
 
+    // Guards every state transition. Nothing under it calls the TimeProvider, an ITimer, a logger, a metric
+    // listener or any other foreign code: a TimeProvider may run due timer callbacks inside any of its methods
+    // (FakeTimeProvider does), on this thread, and callbacks must never see a half-made transition.
     private readonly Lock _gate = new();
     private readonly ConcurrentDictionary<string, RunHandle> _runs = new(StringComparer.Ordinal);
     private readonly DeadlineQueue _queue = new();
@@ -242,9 +245,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
 
         _watchdog.Dispose();
         List<RunHandle> ended = [];
+        long now = NowTicks();
         lock (_gate)
         {
-            long now = NowTicks();
             foreach (KeyValuePair<string, RunHandle> entry in _runs)
             {
                 if (TryEndLocked(entry.Value, RunEndReason.Aborted, now))
@@ -297,10 +300,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         AggregateException? fault = providerTask.Exception;
         bool ended;
         AbandonedRunInfo? abandoned = null;
-        long now;
+        long now = NowTicks();
         lock (_gate)
         {
-            now = NowTicks();
             RunEndReason reason = run.Status == RunStatus.Running
                 ? providerTask.Status switch
                 {
@@ -331,10 +333,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         bool ended;
         bool firstRelease;
         AbandonedRunInfo? abandoned = null;
-        long now;
+        long now = NowTicks();
         lock (_gate)
         {
-            now = NowTicks();
             firstRelease = !run.Released;
             run.Released = true;
             ended = TryEndLocked(run, run.Status == RunStatus.Running ? RunEndReason.Completed : AbortedReason(run), now);
@@ -361,10 +362,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
 
     internal bool AbortRun(RunHandle run, string reason)
     {
-        long now;
+        long now = NowTicks();
         lock (_gate)
         {
-            now = NowTicks();
             if (run.Status != RunStatus.Running || !IsCurrent(run))
             {
                 return false;
@@ -417,9 +417,10 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     {
         bool ended;
         AbandonedRunInfo? forgotten;
+        long now = NowTicks();
         lock (_gate)
         {
-            ended = TryEndLocked(run, RunEndReason.ForceEvicted, NowTicks(), out forgotten);
+            ended = TryEndLocked(run, RunEndReason.ForceEvicted, now, out forgotten);
         }
 
         if (ended)
@@ -432,6 +433,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
 
     private void LogAbandonedRunSettled(AbandonedRunInfo abandoned, string outcome, Exception? fault)
     {
+        Metrics.AbandonedRuns.Add(-1);
         TimeSpan lateness = _timeProvider.GetUtcNow() - abandoned.EvictedAt;
         _logger.AbandonedRunSettled(abandoned.SessionId, abandoned.RunId, outcome, lateness, fault);
     }
@@ -452,20 +454,22 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
             timeout = options.Timeout ?? timeout;
             grace = options.GracePeriod ?? grace;
             supersede = options.Supersede;
-            if (timeout <= TimeSpan.Zero || timeout > _maxRunDuration)
+            if (timeout <= TimeSpan.Zero || timeout > _maxRunDuration || timeout > RunSupervisorOptions.RunTimeoutLimit)
             {
-                throw new ArgumentOutOfRangeException(nameof(options), timeout, $"RunStartOptions.Timeout must be greater than 00:00:00 and at most MaxRunDuration ({_maxRunDuration}).");
+                throw new ArgumentOutOfRangeException(nameof(options), timeout, $"RunStartOptions.Timeout must be greater than 00:00:00 and at most MaxRunDuration ({_maxRunDuration}) and {RunSupervisorOptions.RunTimeoutLimit}.");
             }
 
-            if (grace < TimeSpan.Zero || grace > RunSupervisorOptions.MaxGracePeriod)
+            if (grace < TimeSpan.Zero || grace > RunSupervisorOptions.GracePeriodLimit)
             {
-                throw new ArgumentOutOfRangeException(nameof(options), grace, $"RunStartOptions.GracePeriod must be between 00:00:00 and {RunSupervisorOptions.MaxGracePeriod}.");
+                throw new ArgumentOutOfRangeException(nameof(options), grace, $"RunStartOptions.GracePeriod must be between 00:00:00 and {RunSupervisorOptions.GracePeriodLimit}.");
             }
         }
 
         RunHandle run;
         RunHandle? superseded = null;
         AbandonedRunInfo? forgotten = null;
+        DateTimeOffset startedAt = _timeProvider.GetUtcNow();
+        long now = NowTicks();
         lock (_gate)
         {
             ThrowIfDisposed();
@@ -483,8 +487,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
                 }
             }
 
-            long now = NowTicks();
-            run = new RunHandle(this, sessionId, ++_lastRunId, _timeProvider.GetUtcNow(), now, timeout, grace, _maxRunDuration);
+            run = new RunHandle(this, sessionId, ++_lastRunId, startedAt, now, timeout, grace, _maxRunDuration);
             if (current is not null)
             {
                 TryEndLocked(current, RunEndReason.Superseded, now, out forgotten, replacement: run);
@@ -551,10 +554,10 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         if (providerPending && reason is RunEndReason.ForceEvicted or RunEndReason.Superseded)
         {
             forgotten = _ledger.Add(new AbandonedRunInfo(run.SessionId, run.RunId, run.StartedAt, run.ToWallClock(now)));
+            run.Abandoned = true;
             if (forgotten is null)
             {
                 _abandonedCount++;
-                Metrics.AbandonedRuns.Add(1);
             }
         }
 
@@ -566,7 +569,6 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         if (_ledger.TryRemove(runId, out info))
         {
             _abandonedCount--;
-            Metrics.AbandonedRuns.Add(-1);
             return true;
         }
 
@@ -594,6 +596,11 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
 
         _logger.RunEnded(run.SessionId, run.RunId, run.EndReason, duration);
         Metrics.RecordEnded(run.EndReason, duration);
+        if (run.Abandoned && forgotten is null)
+        {
+            // A full ledger swapped its oldest entry for this one: the count did not change.
+            Metrics.AbandonedRuns.Add(1);
+        }
 
         EventHandler<RunEndedEventArgs>? handlers = RunEnded;
         if (handlers is not null)
@@ -638,14 +645,13 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
             return;
         }
 
-        _watchdog.BeginTick();
+        long armedFor = _watchdog.BeginTick();
         List<RunHandle>? timedOut = null;
         List<(RunHandle Run, AbandonedRunInfo? Forgotten)>? evicted = null;
-        long now;
+        long now = NowTicks();
         long next;
         lock (_gate)
         {
-            now = NowTicks();
             while (_queue.Count > 0 && _queue.MinDueTicks <= now)
             {
                 RunHandle run = _queue.Peek();
@@ -689,7 +695,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
             }
         }
 
-        _watchdog.ScheduleNoLaterThan(next);
+        // A timer that fired before the instant it was armed for rounds to milliseconds (the system timer does);
+        // re-arming it for less than a millisecond would spin until the due instant.
+        _watchdog.ScheduleNoLaterThan(next, minimumDelay: armedFor != long.MaxValue && now < armedFor);
     }
 
     /// <summary>The registry's monotonic clock, in <see cref="TimeSpan"/> ticks since the registry was created.</summary>

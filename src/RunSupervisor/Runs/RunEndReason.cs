@@ -11,7 +11,11 @@ public enum RunEndReason
     /// <summary>The attached provider task faulted while the run was running normally.</summary>
     Faulted,
 
-    /// <summary>The run was aborted (<see cref="RunHandle.Abort(string?)"/>, <see cref="ActiveRunRegistry.TryAbort(string, long?, string?)"/>, a drain or the registry's disposal) and then released within its grace period.</summary>
+    /// <summary>
+    /// The run was aborted (<see cref="RunHandle.Abort(string?)"/>, <see cref="ActiveRunRegistry.TryAbort(string, long?, string?)"/>,
+    /// a drain or the registry's disposal) and then released within its grace period; or its attached provider
+    /// task was cancelled (by a token other than the run's) while the run was running normally.
+    /// </summary>
     Aborted,
 
     /// <summary>The run passed its deadline, its abort token was cancelled, and it was released within its grace period.</summary>

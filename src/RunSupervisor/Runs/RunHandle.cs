@@ -98,6 +98,9 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
 
     internal bool Released { get; set; }
 
+    /// <summary>Gets or sets a value indicating whether the run went to the abandoned ledger when it ended.</summary>
+    internal bool Abandoned { get; set; }
+
     internal RunEndReason EndReason { get; private set; }
 
     internal long EndedAtTicks { get; private set; }

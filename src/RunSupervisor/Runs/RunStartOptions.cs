@@ -9,13 +9,14 @@ public sealed class RunStartOptions
 {
     /// <summary>
     /// Gets the run's timeout, overriding <see cref="RunSupervisorOptions.RunTimeout"/>.
-    /// Must be greater than zero and at most <see cref="RunSupervisorOptions.MaxRunDuration"/>.
+    /// Must be greater than zero, at most <see cref="RunSupervisorOptions.MaxRunDuration"/> and at most
+    /// <see cref="RunSupervisorOptions.RunTimeoutLimit"/>.
     /// </summary>
     public TimeSpan? Timeout { get; init; }
 
     /// <summary>
     /// Gets the run's grace period, overriding <see cref="RunSupervisorOptions.GracePeriod"/>.
-    /// Must be between zero and <see cref="RunSupervisorOptions.MaxGracePeriod"/>.
+    /// Must be between zero and <see cref="RunSupervisorOptions.GracePeriodLimit"/>.
     /// </summary>
     public TimeSpan? GracePeriod { get; init; }
 
