@@ -1,0 +1,406 @@
+using RunSupervisor.Tests.TestSupport;
+using static RunSupervisor.Tests.TestSupport.AsyncTestHelpers;
+
+namespace RunSupervisor.Tests;
+
+/// <summary>
+/// Issue item 11: <see cref="ActiveRunRegistry.RunAsync{T}(string, Func{CancellationToken, Task{T}}, RunStartOptions?, CancellationToken)"/>
+/// and its non-generic overload. Theories with <c>generic</c> run the same scenario through both overloads
+/// (see <see cref="AsyncTestHelpers.InvokeRunAsync"/>).
+/// </summary>
+public sealed class ActiveRunRegistryRunAsyncTests
+{
+    private const string Session = "s1";
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_ProviderInvoked_ReceivesAbortTokenCancelledExactlyAtDeadline(bool generic)
+    {
+        using var f = new RegistryFixture();
+        CancellationToken received = default;
+        bool invoked = false;
+        var provider = new TaskCompletionSource<int>();
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, ct =>
+        {
+            invoked = true;
+            received = ct;
+            return provider.Task;
+        });
+
+        // The provider runs synchronously on the calling thread, with a real (cancellable) token.
+        invoked.Should().BeTrue();
+        received.CanBeCanceled.Should().BeTrue();
+        received.IsCancellationRequested.Should().BeFalse();
+
+        f.Time.Advance(RegistryFixture.Timeout - Tick);
+        received.IsCancellationRequested.Should().BeFalse("the deadline has not been reached yet");
+
+        f.Time.Advance(Tick);
+        received.IsCancellationRequested.Should().BeTrue("the run's abort token is cancelled at the deadline");
+        f.Registry.TryGetRun(Session, out RunInfo? info).Should().BeTrue();
+        info!.Status.Should().Be(RunStatus.Aborting);
+
+        // Settle it so the call finishes inside the test.
+        provider.SetCanceled(received);
+        await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<RunTimedOutException>();
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_ProviderCompletes_ReturnsResultAndRunEndsCompleted(bool generic)
+    {
+        using var f = new RegistryFixture();
+        var provider = new TaskCompletionSource<int>();
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, _ => provider.Task);
+        f.Registry.IsActive(Session).Should().BeTrue("the run owns the session while the provider is pending");
+        call.IsCompleted.Should().BeFalse();
+
+        provider.SetResult(42);
+        await call.Guard();
+
+        if (generic)
+        {
+            (await ((Task<int>)call).Guard()).Should().Be(42);
+        }
+
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Registry.ActiveCount.Should().Be(0);
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed);
+
+        // The session is free: a new run starts without SessionBusyException.
+        using RunHandle next = f.Registry.Start(Session);
+        next.IsCurrent.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task RunAsync_ProviderCompletesSynchronously_ReturnsResultAndRunEndsCompleted()
+    {
+        using var f = new RegistryFixture();
+
+        int result = await f.Registry.RunAsync(Session, _ => Task.FromResult(7)).Guard();
+
+        result.Should().Be(7);
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_ProviderFaults_PropagatesSameExceptionAndRunEndsFaulted(bool generic)
+    {
+        using var f = new RegistryFixture();
+        var boom = new InvalidOperationException("provider failed");
+        var provider = new TaskCompletionSource<int>();
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, _ => provider.Task);
+        provider.SetException(boom);
+
+        (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<InvalidOperationException>())
+            .Which.Should().BeSameAs(boom);
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Faulted);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_ProviderThrowsBeforeReturningTask_PropagatesSameExceptionAndRunEndsFaulted(bool generic)
+    {
+        using var f = new RegistryFixture();
+        var boom = new InvalidOperationException("provider threw synchronously");
+
+        // Assigned without awaiting: RunAsync itself must not throw, the failure travels through its task.
+        Task call = f.Registry.InvokeRunAsync(generic, Session, _ => throw boom);
+
+        (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<InvalidOperationException>())
+            .Which.Should().BeSameAs(boom);
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Faulted);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_ProviderReturnsNullTask_ThrowsInvalidOperationAndRunEndsFaulted(bool generic)
+    {
+        using var f = new RegistryFixture();
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, _ => null!);
+
+        await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<InvalidOperationException>();
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Faulted);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_NullProvider_ThrowsArgumentNullAndStartsNoRun(bool generic)
+    {
+        using var f = new RegistryFixture();
+
+        await FluentActions.Awaiting(() => f.Registry.InvokeRunAsync(generic, Session, null!))
+            .Should().ThrowExactlyAsync<ArgumentNullException>().WithParameterName("provider");
+
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Registry.ActiveCount.Should().Be(0);
+        f.Ended.Should().BeEmpty();
+        f.LogsWithEvent("RunStarted").Should().BeEmpty("no run may be started for an invalid call");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_ProviderHonoursTokenAtDeadline_ThrowsRunTimedOutAndRunEndsTimedOut(bool generic)
+    {
+        using var f = new RegistryFixture();
+
+        // A per-run timeout different from the registry's, so the exception's Timeout must come from the run.
+        TimeSpan timeout = TimeSpan.FromMinutes(2);
+        Task call = f.Registry.InvokeRunAsync(generic, Session, HonourTokenAsync, new RunStartOptions { Timeout = timeout });
+        f.Registry.TryGetRun(Session, out RunInfo? run).Should().BeTrue();
+
+        f.Time.Advance(timeout - Tick);
+        call.IsCompleted.Should().BeFalse();
+        f.Time.Advance(Tick);
+
+        RunTimedOutException ex = (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<RunTimedOutException>()).Which;
+        ex.SessionId.Should().Be(Session);
+        ex.RunId.Should().Be(run!.RunId);
+        ex.Timeout.Should().Be(timeout);
+        ex.InnerException.Should().BeAssignableTo<OperationCanceledException>("the provider's cancellation is kept as the cause");
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Registry.AbandonedCount.Should().Be(0, "the provider settled, nothing is left pending");
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.TimedOut);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_ProviderIgnoresToken_ThrowsRunEvictedAtDeadlinePlusGraceAndProviderIsAbandoned(bool generic)
+    {
+        using var f = new RegistryFixture();
+        var hang = new TaskCompletionSource<int>();
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, _ => hang.Task);
+        f.Registry.TryGetRun(Session, out RunInfo? run).Should().BeTrue();
+
+        f.Time.Advance(RegistryFixture.Timeout);
+        f.Time.Advance(RegistryFixture.Grace - Tick);
+
+        // One tick before the eviction instant the run is still registered and has not ended. RunAsync completes
+        // only from the run's end, so it cannot have completed (checking the run's state avoids a racy "not yet").
+        f.Registry.IsActive(Session).Should().BeTrue();
+        f.Ended.Should().BeEmpty();
+        call.IsCompleted.Should().BeFalse();
+
+        f.Time.Advance(Tick);
+
+        RunEvictedException ex = (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<RunEvictedException>()).Which;
+        ex.SessionId.Should().Be(Session);
+        ex.RunId.Should().Be(run!.RunId);
+        ex.Age.Should().Be(RegistryFixture.Timeout + RegistryFixture.Grace);
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.ForceEvicted);
+
+        // Evicted is not finished: the still-pending provider task is in the abandoned ledger...
+        f.Registry.GetAbandonedRuns().Should().ContainSingle().Which.Should().Be(
+            new AbandonedRunInfo(Session, run.RunId, run.StartedAt, run.StartedAt + RegistryFixture.Timeout + RegistryFixture.Grace));
+
+        // ...until it settles (the TaskCompletionSource runs the registry's continuation synchronously).
+        hang.SetResult(1);
+        f.Registry.AbandonedCount.Should().Be(0);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_ProviderIgnoresAbortButCompletesWithinGrace_ReturnsResultAndRunEndsTimedOut(bool generic)
+    {
+        using var f = new RegistryFixture();
+        var late = new TaskCompletionSource<int>();
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, _ => late.Task);
+        f.Time.Advance(RegistryFixture.Timeout);
+        f.Time.Advance(RegistryFixture.Grace - Tick);
+
+        // Like Polly's optimistic timeout: a result that arrives after the abort but within the grace period is
+        // still the caller's result; only the run's end reason records the timeout.
+        late.SetResult(42);
+        await call.Guard();
+
+        if (generic)
+        {
+            (await ((Task<int>)call).Guard()).Should().Be(42);
+        }
+
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Registry.AbandonedCount.Should().Be(0);
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.TimedOut);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_CallerTokenCancelledMidRun_AbortsRunAndThrowsOperationCanceledWithCallerToken(bool generic)
+    {
+        using var f = new RegistryFixture();
+        using var cts = new CancellationTokenSource();
+        CancellationToken received = default;
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, ct =>
+        {
+            received = ct;
+            return HonourTokenAsync(ct);
+        }, cancellationToken: cts.Token);
+        f.Registry.IsActive(Session).Should().BeTrue();
+
+        cts.Cancel();
+
+        received.IsCancellationRequested.Should().BeTrue("the caller's cancellation aborts the run");
+        OperationCanceledException ex = (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowAsync<OperationCanceledException>()).Which;
+        ex.CancellationToken.Should().Be(cts.Token);
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Aborted);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_CallerTokenAlreadyCancelled_ReturnsCanceledTaskAndStartsNoRun(bool generic)
+    {
+        using var f = new RegistryFixture();
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        bool invoked = false;
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, _ =>
+        {
+            invoked = true;
+            return Task.FromResult(1);
+        }, cancellationToken: cts.Token);
+
+        call.IsCanceled.Should().BeTrue();
+        (await FluentActions.Awaiting(() => call).Should().ThrowAsync<OperationCanceledException>())
+            .Which.CancellationToken.Should().Be(cts.Token);
+        invoked.Should().BeFalse();
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Ended.Should().BeEmpty();
+        f.LogsWithEvent("RunStarted").Should().BeEmpty();
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_SupersededWhilePending_ThrowsOperationCanceledAndNewRunStaysCurrent(bool generic)
+    {
+        using var f = new RegistryFixture();
+        CancellationToken received = default;
+        var hang = new TaskCompletionSource<int>();
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, ct =>
+        {
+            received = ct;
+            return hang.Task;
+        });
+        f.Registry.TryGetRun(Session, out RunInfo? old).Should().BeTrue();
+
+        using RunHandle replacement = f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+
+        // The exception names the run's abort token, which is the token the provider was given.
+        OperationCanceledException ex = (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowAsync<OperationCanceledException>()).Which;
+        ex.CancellationToken.Should().Be(received);
+        received.IsCancellationRequested.Should().BeTrue();
+        replacement.IsCurrent.Should().BeTrue();
+        f.Registry.TryGetRun(Session, out RunInfo? current).Should().BeTrue();
+        current!.RunId.Should().Be(replacement.RunId);
+        f.Ended.Should().ContainSingle().Which.Args.Should().Match<RunEndedEventArgs>(
+            e => e.RunId == old!.RunId && e.Reason == RunEndReason.Superseded);
+    }
+
+    [Theory]
+    [InlineData(true, true)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(false, false)]
+    public async Task RunAsync_RegistryDisposedWhilePending_ThrowsOperationCanceled(bool generic, bool providerHonoursToken)
+    {
+        using var f = new RegistryFixture();
+        var hang = new TaskCompletionSource<int>();
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, ct => providerHonoursToken ? HonourTokenAsync(ct) : hang.Task);
+
+        f.Registry.Dispose();
+
+        await FluentActions.Awaiting(() => call.Guard()).Should().ThrowAsync<OperationCanceledException>();
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Aborted);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_SessionBusy_ThrowsSessionBusyAndLeavesExistingRunUntouched(bool generic)
+    {
+        using var f = new RegistryFixture();
+        using RunHandle existing = f.Registry.Start(Session);
+        bool invoked = false;
+
+        SessionBusyException ex = (await FluentActions.Awaiting(() => f.Registry.InvokeRunAsync(generic, Session, _ =>
+            {
+                invoked = true;
+                return Task.FromResult(1);
+            }))
+            .Should().ThrowExactlyAsync<SessionBusyException>()).Which;
+
+        ex.SessionId.Should().Be(Session);
+        ex.RunId.Should().Be(existing.RunId);
+        invoked.Should().BeFalse("the provider must not be called for a run that never started");
+        existing.IsCurrent.Should().BeTrue();
+        existing.Status.Should().Be(RunStatus.Running);
+        existing.AbortToken.IsCancellationRequested.Should().BeFalse();
+        existing.Completion.IsCompleted.Should().BeFalse();
+        f.Registry.ActiveCount.Should().Be(1);
+        f.Ended.Should().BeEmpty();
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_TryAbortWhileProviderHonoursToken_PropagatesProviderCancellationAndRunEndsAborted(bool generic)
+    {
+        using var f = new RegistryFixture();
+        CancellationToken received = default;
+        OperationCanceledException? thrownByProvider = null;
+
+        Task call = f.Registry.InvokeRunAsync(generic, Session, async ct =>
+        {
+            received = ct;
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+            catch (OperationCanceledException inner)
+            {
+                // The provider surfaces its own cancellation exception; RunAsync must pass this very instance on.
+                thrownByProvider = new OperationCanceledException("provider observed the abort", inner, ct);
+                throw thrownByProvider;
+            }
+
+            return 0;
+        });
+        received.IsCancellationRequested.Should().BeFalse();
+
+        f.Registry.TryAbort(Session).Should().BeTrue();
+
+        received.IsCancellationRequested.Should().BeTrue("TryAbort cancels the token the provider was given");
+        OperationCanceledException ex = (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<OperationCanceledException>()).Which;
+        ex.Should().BeSameAs(thrownByProvider);
+        f.Registry.IsActive(Session).Should().BeFalse();
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Aborted);
+    }
+}
