@@ -54,6 +54,9 @@ internal sealed class RunSupervisorMetrics : IDisposable
 
     public void Dispose() => _meter.Dispose();
 
+    /// <summary>The snake_case value of the <see cref="EndReasonTag"/> tag; the run activity uses the same values.</summary>
+    public static string GetEndReasonName(RunEndReason reason) => EndReasonNames.Get(reason);
+
     /// <summary>OpenTelemetry-style tag values (snake_case), constant so recording does not allocate.</summary>
     private static class EndReasonNames
     {

@@ -94,6 +94,20 @@ public sealed class HeartbeatQueuePolicy : IDisposable
         }
     }
 
+    /// <summary>
+    /// Gets a snapshot of every session's current heartbeat-drop streak: the sessions that dropped at least one
+    /// heartbeat since they were last idle, with the count <see cref="GetDroppedHeartbeats(string)"/> would return.
+    /// </summary>
+    /// <returns>A new dictionary (ordinal keys) that later drops and owed heartbeats do not change; empty when no session is dropping.</returns>
+    /// <remarks>Takes the policy's lock for a copy; meant for health checks and diagnostics, not for the hot path.</remarks>
+    public IReadOnlyDictionary<string, int> GetDroppedHeartbeats()
+    {
+        lock (_gate)
+        {
+            return new Dictionary<string, int>(_dropped, StringComparer.Ordinal);
+        }
+    }
+
     /// <summary>Unsubscribes from the registry. Idempotent.</summary>
     public void Dispose()
     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -114,6 +115,13 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
             return Volatile.Read(ref _abandonedCount);
         }
     }
+
+    /// <summary>
+    /// Gets the abandoned ledger's cap, <see cref="RunSupervisorOptions.MaxAbandonedRuns"/> as the registry was created
+    /// with: when <see cref="AbandonedCount"/> reaches it, each new abandoned run makes the ledger forget its oldest one.
+    /// </summary>
+    /// <remarks>Fixed for the registry's lifetime; readable after disposal. Health checks compare <see cref="AbandonedCount"/> with it.</remarks>
+    public int MaxAbandonedRuns => _maxAbandonedRuns;
 
     internal RunSupervisorMetrics Metrics { get; }
 
@@ -502,6 +510,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
             _queue.Add(run, run.DeadlineTicks);
         }
 
+        StartActivity(run);
         Metrics.RunsStarted.Add(1);
         Metrics.ActiveRuns.Add(1);
         _logger.RunStarted(sessionId, run.RunId, run.Deadline);
@@ -596,6 +605,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
 
         _logger.RunEnded(run.SessionId, run.RunId, run.EndReason, duration);
         Metrics.RecordEnded(run.EndReason, duration);
+        StopActivity(run);
         if (run.Abandoned && forgotten is null)
         {
             // A full ledger swapped its oldest entry for this one: the count did not change.
@@ -622,6 +632,55 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         }
 
         run.Complete();
+    }
+
+    /// <summary>Starts the run's activity, outside the lock (listeners are foreign code); no-op when nobody listens.</summary>
+    private void StartActivity(RunHandle run)
+    {
+        Activity? activity;
+        try
+        {
+            activity = RunSupervisorActivitySource.StartRun(run.SessionId, run.RunId, run.StartedAt);
+        }
+#pragma warning disable CA1031 // An activity listener's failure must not fail Start: the run is already registered (rule 8).
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.CallbackFailed("activity listener", run.SessionId, ex);
+            return;
+        }
+
+        if (activity is not null)
+        {
+            run.SetActivity(activity);
+
+            // The run may have ended (superseded, disposed) on another thread before the activity was handed over;
+            // its Publish then found none to stop. TakeActivity makes sure exactly one side stops it.
+            if (run.Status >= RunStatus.Ended)
+            {
+                StopActivity(run);
+            }
+        }
+    }
+
+    /// <summary>Stops the run's activity, if it has one not yet stopped; outside the lock.</summary>
+    private void StopActivity(RunHandle run)
+    {
+        if (run.TakeActivity() is not { } activity)
+        {
+            return;
+        }
+
+        try
+        {
+            RunSupervisorActivitySource.StopRun(activity, run.EndReason, run.ToWallClock(run.EndedAtTicks));
+        }
+#pragma warning disable CA1031 // An activity listener's failure must not stop the run's end from being published (rule 8).
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.CallbackFailed("activity listener", run.SessionId, ex);
+        }
     }
 
     private void CancelAbortToken(RunHandle run)

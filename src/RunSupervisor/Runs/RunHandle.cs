@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace RunSupervisor;
 
 /// <summary>
@@ -18,6 +20,7 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     private readonly TaskCompletionSource<RunEndReason> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile RunStatus _status;
     private long _deadlineTicks;
+    private Activity? _activity;
 
     internal RunHandle(ActiveRunRegistry registry, string sessionId, long runId, DateTimeOffset startedAt, long startedAtTicks, TimeSpan timeout, TimeSpan gracePeriod, TimeSpan maxRunDuration)
     {
@@ -192,4 +195,11 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     internal bool IsAbortRequested => _abort.IsCancellationRequested;
 
     internal void Complete() => _completion.TrySetResult(EndReason);
+
+    /// <summary>Hands over the run's activity (only when a listener sampled it); see <see cref="TakeActivity"/>.</summary>
+    /// <remarks>A full fence (not a volatile write): the caller reads <see cref="Status"/> next, and that read must not move before this write.</remarks>
+    internal void SetActivity(Activity activity) => Interlocked.Exchange(ref _activity, activity);
+
+    /// <summary>Takes the run's activity, at most once across threads: whoever gets it stops it.</summary>
+    internal Activity? TakeActivity() => Interlocked.Exchange(ref _activity, null);
 }
