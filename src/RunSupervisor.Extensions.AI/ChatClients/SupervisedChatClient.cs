@@ -1,0 +1,181 @@
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace RunSupervisor.Extensions.AI;
+
+/// <summary>
+/// A chat client that runs every call of a session as a supervised run of an <see cref="ActiveRunRegistry"/>, so a
+/// hung model provider, a stalled stream or a hung tool can never wedge the session: at the run's deadline the inner
+/// call is cancelled, and if it still has not settled after the grace period the run is force-evicted and the caller
+/// gets <see cref="RunEvictedException"/> instead of waiting forever.
+/// </summary>
+/// <remarks>
+/// <para>Put it outermost in the pipeline (<c>builder.UseRunSupervisor(registry)</c> first), so that one run spans
+/// everything inside it, tool calls included.</para>
+/// <para><b>Session id.</b> <see cref="ChatOptions.ConversationId"/>, unless
+/// <see cref="SupervisedChatClientOptions.SessionIdSelector"/> is set. A call without a session id passes through
+/// unsupervised; it is counted on the metric <c>runsupervisor.chat.unsupervised_calls</c> (meter
+/// <c>RunSupervisor</c>) and logged at Debug (event 101, <c>UnsupervisedChatCall</c>).</para>
+/// <para><b>Cancellation.</b> The inner call receives the run's <see cref="RunHandle.AbortToken"/>. The caller's
+/// token is linked to it: cancelling the caller's token aborts the run, which cancels the abort token and starts the
+/// grace period.</para>
+/// <para>The registry is not owned: disposing this client disposes the inner client, not the registry.</para>
+/// </remarks>
+public sealed class SupervisedChatClient : DelegatingChatClient
+{
+    private readonly ActiveRunRegistry _registry;
+    private readonly Func<IEnumerable<ChatMessage>, ChatOptions?, string?>? _sessionIdSelector;
+    private readonly RunStartOptions? _runStartOptions;
+    private readonly ILogger _logger;
+    private readonly SupervisedChatClientMetrics _metrics = new();
+
+    /// <summary>Initializes a new instance of the <see cref="SupervisedChatClient"/> class.</summary>
+    /// <param name="innerClient">The client whose calls are supervised.</param>
+    /// <param name="registry">The registry that owns the sessions' runs. Not disposed with this client.</param>
+    /// <param name="options">The options; <see langword="null"/> for the defaults. Read once, here.</param>
+    /// <param name="loggerFactory">Creates the logger for unsupervised calls; <see langword="null"/> for no logging.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="innerClient"/> or <paramref name="registry"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="SupervisedChatClientOptions.BusyBehavior"/> is not a defined value.</exception>
+    /// <exception cref="ArgumentException"><see cref="SupervisedChatClientOptions.RunStartOptions"/> sets <see cref="RunStartOptions.Supersede"/>.</exception>
+    public SupervisedChatClient(IChatClient innerClient, ActiveRunRegistry registry, SupervisedChatClientOptions? options = null, ILoggerFactory? loggerFactory = null)
+        : base(innerClient)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        options ??= new SupervisedChatClientOptions();
+        if (!Enum.IsDefined(options.BusyBehavior))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.BusyBehavior, "SupervisedChatClientOptions.BusyBehavior must be Throw or Supersede.");
+        }
+
+        if (options.RunStartOptions?.Supersede == true)
+        {
+            throw new ArgumentException("SupervisedChatClientOptions.RunStartOptions.Supersede must not be set: set SupervisedChatClientOptions.BusyBehavior to Supersede instead.", nameof(options));
+        }
+
+        _registry = registry;
+        _sessionIdSelector = options.SessionIdSelector;
+
+        // Copied into one object up front: per call it is only read, and later changes to the options do not leak in.
+        RunStartOptions? perRun = options.RunStartOptions;
+        bool supersede = options.BusyBehavior == SessionBusyBehavior.Supersede;
+        _runStartOptions = perRun is null && !supersede
+            ? null
+            : new RunStartOptions { Timeout = perRun?.Timeout, GracePeriod = perRun?.GracePeriod, Supersede = supersede };
+        _logger = loggerFactory?.CreateLogger<SupervisedChatClient>() ?? NullLogger<SupervisedChatClient>.Instance;
+    }
+
+    internal SupervisedChatClientMetrics Metrics => _metrics;
+
+    /// <summary>
+    /// Sends the messages as one supervised run of the call's session and returns the response. Outcomes are those of
+    /// <see cref="ActiveRunRegistry.RunAsync{T}(string, Func{CancellationToken, Task{T}}, RunStartOptions?, CancellationToken)"/>.
+    /// </summary>
+    /// <param name="messages">The chat messages.</param>
+    /// <param name="options">The chat options; <see cref="ChatOptions.ConversationId"/> is the session id by default.</param>
+    /// <param name="cancellationToken">Aborts the run when cancelled.</param>
+    /// <returns>The inner client's response.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="messages"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException">The session id is empty, white space or too long.</exception>
+    /// <exception cref="SessionBusyException">The session has an active run and <see cref="SupervisedChatClientOptions.BusyBehavior"/> is <see cref="SessionBusyBehavior.Throw"/>.</exception>
+    /// <exception cref="RunTimedOutException">The run passed its deadline and the inner call honoured the cancellation.</exception>
+    /// <exception cref="RunEvictedException">The inner call did not settle within the grace period after the deadline (a hung provider or tool); the session is free again and the call is in the abandoned ledger.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled, or a newer run superseded this one.</exception>
+    public override Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        string? sessionId = SelectSessionId(messages, options, streaming: false);
+        return sessionId is null
+            ? base.GetResponseAsync(messages, options, cancellationToken)
+            : GetSupervisedResponseAsync(sessionId, messages, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// Streams the response as one supervised run of the call's session. The run starts with the first
+    /// <c>MoveNextAsync</c> and spans the whole enumeration; updates do not renew its deadline.
+    /// </summary>
+    /// <param name="messages">The chat messages.</param>
+    /// <param name="options">The chat options; <see cref="ChatOptions.ConversationId"/> is the session id by default.</param>
+    /// <param name="cancellationToken">Aborts the run when cancelled.</param>
+    /// <returns>
+    /// The inner client's updates. <c>MoveNextAsync</c> throws <see cref="RunTimedOutException"/> when the inner stream
+    /// honoured the cancellation at the deadline, and <see cref="RunEvictedException"/> at deadline + grace when it did
+    /// not (the consumer never hangs); an exception from the inner stream propagates and the run ends
+    /// <see cref="RunEndReason.Faulted"/>. Stopping early (<c>break</c>, disposing the enumerator) disposes the inner
+    /// stream and releases the run. <see cref="SessionBusyException"/> is thrown by the first <c>MoveNextAsync</c>.
+    /// </returns>
+    /// <exception cref="ArgumentNullException"><paramref name="messages"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException">The session id is empty, white space or too long.</exception>
+    public override IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        string? sessionId = SelectSessionId(messages, options, streaming: true);
+        return sessionId is null
+            ? base.GetStreamingResponseAsync(messages, options, cancellationToken)
+            : new SupervisedChatStream(InnerClient, _registry, sessionId, messages, options, _runStartOptions, cancellationToken);
+    }
+
+    /// <summary>Returns the registry for <see cref="ActiveRunRegistry"/>; otherwise as <see cref="DelegatingChatClient.GetService(Type, object?)"/>.</summary>
+    /// <param name="serviceType">The type of service requested.</param>
+    /// <param name="serviceKey">An optional key.</param>
+    /// <returns>The service, or <see langword="null"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="serviceType"/> is <see langword="null"/>.</exception>
+    public override object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        return serviceKey is null && serviceType == typeof(ActiveRunRegistry)
+            ? _registry
+            : base.GetService(serviceType, serviceKey);
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _metrics.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private static void ValidateSessionId(string sessionId, bool fromSelector)
+    {
+        if (string.IsNullOrWhiteSpace(sessionId) || sessionId.Length > ActiveRunRegistry.MaxSessionIdLength)
+        {
+            // Named after where the id came from: a host rarely thinks of ConversationId as a "sessionId".
+            string source = fromSelector ? "SupervisedChatClientOptions.SessionIdSelector" : "ChatOptions.ConversationId";
+            throw new ArgumentException(
+                $"The chat call's session id (from {source}) must be null (unsupervised) or 1 to {ActiveRunRegistry.MaxSessionIdLength} characters and not only white space.",
+                fromSelector ? "messages" : "options");
+        }
+    }
+
+    private string? SelectSessionId(IEnumerable<ChatMessage> messages, ChatOptions? options, bool streaming)
+    {
+        bool fromSelector = _sessionIdSelector is not null;
+        string? sessionId = fromSelector ? _sessionIdSelector!(messages, options) : options?.ConversationId;
+        if (sessionId is null)
+        {
+            _metrics.RecordUnsupervised(streaming);
+            _logger.UnsupervisedChatCall(
+                streaming ? nameof(GetStreamingResponseAsync) : nameof(GetResponseAsync),
+                fromSelector ? "SupervisedChatClientOptions.SessionIdSelector" : "ChatOptions.ConversationId");
+            return null;
+        }
+
+        ValidateSessionId(sessionId, fromSelector);
+        return sessionId;
+    }
+
+    private async Task<ChatResponse> GetSupervisedResponseAsync(string sessionId, IEnumerable<ChatMessage> messages, ChatOptions? options, CancellationToken cancellationToken)
+    {
+        // Awaited here so that SessionBusyException and the run's outcomes all surface through the returned task.
+        IChatClient inner = InnerClient;
+        return await _registry.RunAsync(
+            sessionId,
+            abortToken => inner.GetResponseAsync(messages, options, abortToken),
+            _runStartOptions,
+            cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,95 @@
+using System.Globalization;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace RunSupervisor.HealthChecks;
+
+/// <summary>
+/// Reports the registry's health: Unhealthy (the registration's failure status) when the abandoned-run ledger is full,
+/// Degraded when runs are abandoned or a session keeps dropping heartbeats, Healthy otherwise. Reads snapshots only:
+/// it never blocks a run and never changes anything.
+/// </summary>
+internal sealed class RunSupervisorHealthCheck : IHealthCheck
+{
+    public const string ActiveRunsKey = "active_runs";
+    public const string AbandonedRunsKey = "abandoned_runs";
+    public const string MaxAbandonedRunsKey = "max_abandoned_runs";
+    public const string OldestActiveRunAgeKey = "oldest_active_run_age_seconds";
+    public const string OldestAbandonedRunAgeKey = "oldest_abandoned_run_age_seconds";
+    public const string SessionsDroppingHeartbeatsKey = "sessions_dropping_heartbeats";
+    public const string LongestHeartbeatDropStreakKey = "longest_heartbeat_drop_streak";
+
+    private static readonly IReadOnlyDictionary<string, int> NoDrops = new Dictionary<string, int>();
+
+    private readonly ActiveRunRegistry _registry;
+    private readonly HeartbeatQueuePolicy? _policy;
+    private readonly TimeProvider _timeProvider;
+    private readonly RunSupervisorHealthCheckOptions _options;
+
+    public RunSupervisorHealthCheck(ActiveRunRegistry registry, HeartbeatQueuePolicy? policy, TimeProvider timeProvider, RunSupervisorHealthCheckOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        ArgumentNullException.ThrowIfNull(options);
+        _registry = registry;
+        _policy = policy;
+        _timeProvider = timeProvider;
+        _options = options;
+    }
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        DateTimeOffset now = _timeProvider.GetUtcNow();
+        IReadOnlyList<RunInfo> active = _registry.GetActiveRuns();
+        IReadOnlyList<AbandonedRunInfo> abandoned = _registry.GetAbandonedRuns();
+        IReadOnlyDictionary<string, int> drops = _policy?.GetDroppedHeartbeats() ?? NoDrops;
+
+        // Active runs are ordered by run id (start order); the ledger by eviction, oldest first.
+        double oldestActive = active.Count == 0 ? 0 : Seconds(now - active.Min(static r => r.StartedAt));
+        double oldestAbandoned = abandoned.Count == 0 ? 0 : Seconds(now - abandoned[0].EvictedAt);
+        int longestStreak = drops.Count == 0 ? 0 : drops.Values.Max();
+        int unhealthyAt = _options.UnhealthyAbandonedRuns ?? _registry.MaxAbandonedRuns;
+
+        var data = new Dictionary<string, object>(StringComparer.Ordinal)
+        {
+            [ActiveRunsKey] = active.Count,
+            [AbandonedRunsKey] = abandoned.Count,
+            [MaxAbandonedRunsKey] = _registry.MaxAbandonedRuns,
+            [OldestActiveRunAgeKey] = oldestActive,
+            [OldestAbandonedRunAgeKey] = oldestAbandoned,
+            [SessionsDroppingHeartbeatsKey] = drops.Count,
+            [LongestHeartbeatDropStreakKey] = longestStreak,
+        };
+
+        HealthCheckResult result;
+        if (abandoned.Count >= unhealthyAt)
+        {
+            result = new HealthCheckResult(
+                context.Registration.FailureStatus,
+                Format("{0} abandoned run(s) reached the limit of {1}: the ledger forgets the oldest; providers are leaking (oldest evicted {2:0.#} s ago).", abandoned.Count, unhealthyAt, oldestAbandoned),
+                data: data);
+        }
+        else if (abandoned.Count >= _options.DegradedAbandonedRuns)
+        {
+            result = HealthCheckResult.Degraded(
+                Format("{0} abandoned run(s): force-evicted or superseded while their provider was still pending (oldest evicted {1:0.#} s ago).", abandoned.Count, oldestAbandoned),
+                data: data);
+        }
+        else if (longestStreak > _options.MaxHeartbeatDropStreak)
+        {
+            result = HealthCheckResult.Degraded(
+                Format("A session dropped {0} heartbeats in a row (more than {1}): its run is holding it busy.", longestStreak, _options.MaxHeartbeatDropStreak),
+                data: data);
+        }
+        else
+        {
+            result = HealthCheckResult.Healthy(Format("{0} active run(s), no abandoned runs.", active.Count), data);
+        }
+
+        return Task.FromResult(result);
+    }
+
+    private static double Seconds(TimeSpan age) => Math.Max(0, age.TotalSeconds);
+
+    private static string Format(string format, params object[] args) => string.Format(CultureInfo.InvariantCulture, format, args);
+}

@@ -1,0 +1,108 @@
+using System.Globalization;
+using RunSupervisor.Benchmarks.Implementations;
+
+namespace RunSupervisor.Benchmarks.Harness;
+
+/// <summary>
+/// <c>alloc</c>: bytes allocated per operation for every benchmark case and implementation, counted exactly
+/// (<see cref="GC.GetAllocatedBytesForCurrentThread"/>, and <see cref="GC.GetTotalAllocatedBytes(bool)"/> for all
+/// threads), and with <c>--types</c> attributed to types by sampling. Allocation counts do not depend on how busy the
+/// machine is, so this mode gives stable figures where timings cannot.
+/// </summary>
+public static class AllocationProfile
+{
+    /// <summary>Runs the mode.</summary>
+    /// <param name="args">Options: <c>--ops 200000</c>, <c>--active-runs 1000</c>, <c>--types</c>, <c>--filter text</c>.</param>
+    /// <returns>The exit code.</returns>
+    public static int Run(HarnessArguments args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        int ops = args.GetInt("ops", 200_000);
+        int activeRuns = args.GetInt("active-runs", 1_000);
+        bool types = args.HasFlag("types");
+        string? filter = args.GetString("filter");
+        args.ThrowIfUnknown();
+
+        const string busy = "warm-00000000";
+        const string idle = "idle-session";
+        Func<CancellationToken, Task<int>> provider = static _ => CompletedResult;
+        using FloorSupervisor floor = WarmRegistries.Floor(activeRuns);
+        using PollyPeer peer = WarmRegistries.Peer(activeRuns);
+        using ActiveRunRegistry registry = WarmRegistries.Registry(activeRuns);
+        using ActiveRunRegistry registryWithPolicy = WarmRegistries.Registry(activeRuns);
+        using var policy = new HeartbeatQueuePolicy(registryWithPolicy);
+
+        (string Case, string Impl, Action Op)[] cases =
+        [
+            ("a start+release", "Floor", () => floor.StartAndRelease("s-a")),
+            ("a start+release", "Peer (Polly)", () => peer.StartAndRelease("s-a")),
+            ("a start+release", "RunSupervisor", () => registry.Start("s-a").Dispose()),
+            ("a start+release", "RunSupervisor + policy", () => registryWithPolicy.Start("s-a").Dispose()),
+            ("b RunAsync completed", "Floor", () => floor.RunAsync("s-b", provider).GetAwaiter().GetResult()),
+            ("b RunAsync completed", "Peer (Polly)", () => peer.RunAsync("s-b", provider).GetAwaiter().GetResult()),
+            ("b RunAsync completed", "RunSupervisor", () => registry.RunAsync("s-b", provider).GetAwaiter().GetResult()),
+            ("c IsActive idle", "Floor", () => floor.IsActive(idle)),
+            ("c IsActive idle", "RunSupervisor", () => registry.IsActive(idle)),
+            ("c IsActive busy", "Floor", () => floor.IsActive(busy)),
+            ("c IsActive busy", "RunSupervisor", () => registry.IsActive(busy)),
+            ("c TryGetRun idle", "RunSupervisor", () => registry.TryGetRun(idle, out _)),
+            ("c TryGetRun busy", "RunSupervisor", () => registry.TryGetRun(busy, out _)),
+            ("c Resolve idle heartbeat", "Floor", () => floor.Resolve(new QueueRequest(idle, IsHeartbeat: true))),
+            ("c Resolve idle heartbeat", "RunSupervisor", () => policy.Resolve(new QueueRequest(idle, IsHeartbeat: true))),
+            ("c Resolve busy message", "Floor", () => floor.Resolve(new QueueRequest(busy, IsHeartbeat: false))),
+            ("c Resolve busy message", "RunSupervisor", () => policy.Resolve(new QueueRequest(busy, IsHeartbeat: false))),
+            ("c Resolve busy heartbeat", "Floor", () => floor.Resolve(new QueueRequest(busy, IsHeartbeat: true))),
+            ("c Resolve busy heartbeat", "RunSupervisor", () => policy.Resolve(new QueueRequest(busy, IsHeartbeat: true))),
+        ];
+
+        Console.WriteLine($"# alloc: {ops:N0} operations per case, {activeRuns:N0} active runs; .NET {Environment.Version}");
+        Console.WriteLine();
+        Console.WriteLine("| case | implementation | B/op (this thread) | B/op (all threads) |");
+        Console.WriteLine("|---|---|---:|---:|");
+        using AllocationSampler? sampler = types ? new AllocationSampler() : null;
+        List<(string Title, IReadOnlyList<KeyValuePair<string, long>> Types)> breakdowns = [];
+        foreach ((string name, string impl, Action op) in cases)
+        {
+            if (filter is not null && !$"{name} {impl}".Contains(filter, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            for (int i = 0; i < 20_000; i++)
+            {
+                op();
+            }
+
+            sampler?.Start();
+            long thread0 = GC.GetAllocatedBytesForCurrentThread();
+            long total0 = GC.GetTotalAllocatedBytes(precise: true);
+            for (int i = 0; i < ops; i++)
+            {
+                op();
+            }
+
+            double threadPerOp = (double)(GC.GetAllocatedBytesForCurrentThread() - thread0) / ops;
+            double totalPerOp = (double)(GC.GetTotalAllocatedBytes(precise: true) - total0) / ops;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {impl} | {threadPerOp:F1} | {totalPerOp:F1} |"));
+            if (sampler is not null)
+            {
+                sampler.Stop();
+                breakdowns.Add(($"{name} — {impl}", [.. sampler.BytesByType.OrderByDescending(static t => t.Value).Take(10)]));
+            }
+        }
+
+        foreach ((string title, IReadOnlyList<KeyValuePair<string, long>> byType) in breakdowns)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"### {title} (sampled, ≈ B/op by type)");
+            foreach (KeyValuePair<string, long> entry in byType)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"- {entry.Key}: {(double)entry.Value / ops:F1}"));
+            }
+        }
+
+        return 0;
+    }
+
+    private static readonly Task<int> CompletedResult = Task.FromResult(1);
+}

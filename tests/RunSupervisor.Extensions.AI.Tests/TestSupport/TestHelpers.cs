@@ -1,0 +1,82 @@
+namespace RunSupervisor.Extensions.AI.Tests.TestSupport;
+
+internal static class TestHelpers
+{
+    /// <summary>
+    /// A real-time bound on awaiting a task the test expects to complete (now, or on a thread-pool continuation). It
+    /// only turns a hang into a failure; it is never the behaviour under test.
+    /// </summary>
+    public static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(10);
+
+    /// <summary>One tick of fake time: the smallest step before or past an instant.</summary>
+    public static readonly TimeSpan Tick = TimeSpan.FromTicks(1);
+
+    public static Task Guard(this Task task) => task.WaitAsync(HangGuard);
+
+    public static Task<T> Guard<T>(this Task<T> task) => task.WaitAsync(HangGuard);
+
+    public static ChatMessage[] Prompt { get; } = [new(ChatRole.User, "hello")];
+
+    public static ChatOptions Conversation(string id) => new() { ConversationId = id };
+
+    /// <summary>Enumerates the stream to the end (or its exception), calling <paramref name="onUpdate"/> after each update.</summary>
+    public static async Task<List<string>> ConsumeAsync(IAsyncEnumerable<ChatResponseUpdate> stream, Action<int>? onUpdate = null, CancellationToken cancellationToken = default)
+    {
+        var texts = new List<string>();
+        await foreach (ChatResponseUpdate update in stream.WithCancellation(cancellationToken))
+        {
+            texts.Add(update.Text);
+            onUpdate?.Invoke(texts.Count);
+        }
+
+        return texts;
+    }
+}
+
+/// <summary>A registry on fake time, with a 10 s timeout and a 5 s grace period, and the run-end events it raised.</summary>
+internal sealed class RegistryFixture : IDisposable
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan Grace = TimeSpan.FromSeconds(5);
+
+    private readonly List<RunEndedEventArgs> _ended = [];
+
+    public RegistryFixture()
+    {
+        Registry = new ActiveRunRegistry(new RunSupervisorOptions { RunTimeout = Timeout, GracePeriod = Grace }, Time, Logs);
+        Registry.RunEnded += (_, e) =>
+        {
+            lock (_ended)
+            {
+                _ended.Add(e);
+            }
+        };
+    }
+
+    public FakeTimeProvider Time { get; } = new();
+
+    /// <summary>Gets the registry's log lines.</summary>
+    public RecordingLoggerFactory Logs { get; } = new();
+
+    public ActiveRunRegistry Registry { get; }
+
+    public IReadOnlyList<RunEndedEventArgs> Ended
+    {
+        get
+        {
+            lock (_ended)
+            {
+                return [.. _ended];
+            }
+        }
+    }
+
+    public SupervisedChatClient Client(IChatClient inner, Action<SupervisedChatClientOptions>? configure = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
+    {
+        var options = new SupervisedChatClientOptions();
+        configure?.Invoke(options);
+        return new SupervisedChatClient(inner, Registry, options, loggerFactory);
+    }
+
+    public void Dispose() => Registry.Dispose();
+}
