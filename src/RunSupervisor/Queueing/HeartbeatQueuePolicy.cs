@@ -165,7 +165,7 @@ public sealed class HeartbeatQueuePolicy : IDisposable
         }
 
         var args = new HeartbeatOwedEventArgs(e.SessionId, dropped);
-        foreach (EventHandler<HeartbeatOwedEventArgs> handler in handlers.GetInvocationList().Cast<EventHandler<HeartbeatOwedEventArgs>>())
+        foreach (EventHandler<HeartbeatOwedEventArgs> handler in Delegate.EnumerateInvocationList(handlers))
         {
             try
             {

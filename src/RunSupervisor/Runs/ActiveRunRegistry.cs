@@ -473,29 +473,28 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
             }
         }
 
-        RunHandle run;
+        // A busy session is refused without allocating; the answer is confirmed under the lock.
+        if (!supersede && _runs.TryGetValue(sessionId, out RunHandle? busy))
+        {
+            return Refuse(sessionId, busy, throwIfBusy, out handle);
+        }
+
+        // Built before the lock so the lock is held only for the transition; the run id is assigned under it.
         RunHandle? superseded = null;
         AbandonedRunInfo? forgotten = null;
         DateTimeOffset startedAt = _timeProvider.GetUtcNow();
         long now = NowTicks();
+        var run = new RunHandle(this, sessionId, startedAt, now, timeout, grace, _maxRunDuration);
         lock (_gate)
         {
             ThrowIfDisposed();
-            if (_runs.TryGetValue(sessionId, out RunHandle? current))
+            if (_runs.TryGetValue(sessionId, out RunHandle? current) && !supersede)
             {
-                if (!supersede)
-                {
-                    if (throwIfBusy)
-                    {
-                        throw new SessionBusyException(sessionId, current.RunId);
-                    }
-
-                    handle = null;
-                    return false;
-                }
+                return Refuse(sessionId, current, throwIfBusy, out handle);
             }
 
-            run = new RunHandle(this, sessionId, ++_lastRunId, startedAt, now, timeout, grace, _maxRunDuration);
+            // Ids increase in the order runs enter the registry, so a session's newer run always has the larger id.
+            run.RunId = ++_lastRunId;
             if (current is not null)
             {
                 TryEndLocked(current, RunEndReason.Superseded, now, out forgotten, replacement: run);
@@ -513,7 +512,10 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         StartActivity(run);
         Metrics.RunsStarted.Add(1);
         Metrics.ActiveRuns.Add(1);
-        _logger.RunStarted(sessionId, run.RunId, run.Deadline);
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            _logger.RunStarted(sessionId, run.RunId, run.Deadline);
+        }
         if (superseded is not null)
         {
             _logger.RunSuperseded(sessionId, superseded.RunId, run.RunId);
@@ -523,6 +525,17 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         _watchdog.ScheduleNoLaterThan(run.DeadlineTicks);
         handle = run;
         return true;
+    }
+
+    private static bool Refuse(string sessionId, RunHandle current, bool throwIfBusy, out RunHandle? handle)
+    {
+        if (throwIfBusy)
+        {
+            throw new SessionBusyException(sessionId, current.RunId);
+        }
+
+        handle = null;
+        return false;
     }
 
     private void BeginAbortLocked(RunHandle run, long now, bool timedOut)
@@ -616,7 +629,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         if (handlers is not null)
         {
             var args = new RunEndedEventArgs(run.SessionId, run.RunId, run.EndReason, duration);
-            foreach (EventHandler<RunEndedEventArgs> handler in handlers.GetInvocationList().Cast<EventHandler<RunEndedEventArgs>>())
+            foreach (EventHandler<RunEndedEventArgs> handler in Delegate.EnumerateInvocationList(handlers))
             {
                 try
                 {

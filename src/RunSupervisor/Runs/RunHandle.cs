@@ -17,16 +17,20 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
 {
     private readonly ActiveRunRegistry _registry;
     private readonly CancellationTokenSource _abort = new();
-    private readonly TaskCompletionSource<RunEndReason> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // One completed task per reason, shared by every run that ended before anyone asked for its Completion.
+    private static readonly Task<RunEndReason>[] CompletedTasks = [.. Enum.GetValues<RunEndReason>().Select(Task.FromResult)];
+
+    // Created only when someone asks for Completion before the run has ended: most runs never need one.
+    private TaskCompletionSource<RunEndReason>? _completion;
+    private int _completed;
     private volatile RunStatus _status;
     private long _deadlineTicks;
     private Activity? _activity;
 
-    internal RunHandle(ActiveRunRegistry registry, string sessionId, long runId, DateTimeOffset startedAt, long startedAtTicks, TimeSpan timeout, TimeSpan gracePeriod, TimeSpan maxRunDuration)
+    internal RunHandle(ActiveRunRegistry registry, string sessionId, DateTimeOffset startedAt, long startedAtTicks, TimeSpan timeout, TimeSpan gracePeriod, TimeSpan maxRunDuration)
     {
         _registry = registry;
         SessionId = sessionId;
-        RunId = runId;
         StartedAt = startedAt;
         StartedAtTicks = startedAtTicks;
         GracePeriod = gracePeriod;
@@ -43,7 +47,7 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     /// session always has a larger id. Use it as a fencing token (for example with
     /// <see cref="ActiveRunRegistry.TryAbort(string, long?, string?)"/>).
     /// </summary>
-    public long RunId { get; }
+    public long RunId { get; internal set; }
 
     /// <summary>Gets when the run started, from the registry's <see cref="TimeProvider"/>.</summary>
     public DateTimeOffset StartedAt { get; }
@@ -70,7 +74,19 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     /// Gets a task that completes, once, with the reason the run left the registry. It never faults or is
     /// cancelled, and its continuations run asynchronously.
     /// </summary>
-    public Task<RunEndReason> Completion => _completion.Task;
+    public Task<RunEndReason> Completion
+    {
+        get
+        {
+            if (Volatile.Read(ref _completed) != 0)
+            {
+                return CompletedTasks[(int)EndReason];
+            }
+
+            TaskCompletionSource<RunEndReason> completion = Volatile.Read(ref _completion) ?? CreateCompletion();
+            return completion.Task;
+        }
+    }
 
     // Watchdog state below is guarded by the registry's gate. Instants are ticks of the registry's monotonic
     // clock (TimeProvider.GetTimestamp), so a wall-clock step never delays or hastens an abort or an eviction.
@@ -194,7 +210,25 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
 
     internal bool IsAbortRequested => _abort.IsCancellationRequested;
 
-    internal void Complete() => _completion.TrySetResult(EndReason);
+    internal void Complete()
+    {
+        // A full fence between marking the run completed and reading the source pairs with CreateCompletion, which
+        // installs the source and then reads the mark: at least one side sees the other and completes it.
+        Interlocked.Exchange(ref _completed, 1);
+        Volatile.Read(ref _completion)?.TrySetResult(EndReason);
+    }
+
+    private TaskCompletionSource<RunEndReason> CreateCompletion()
+    {
+        var created = new TaskCompletionSource<RunEndReason>(TaskCreationOptions.RunContinuationsAsynchronously);
+        TaskCompletionSource<RunEndReason> completion = Interlocked.CompareExchange(ref _completion, created, null) ?? created;
+        if (Volatile.Read(ref _completed) != 0)
+        {
+            completion.TrySetResult(EndReason);
+        }
+
+        return completion;
+    }
 
     /// <summary>Hands over the run's activity (only when a listener sampled it); see <see cref="TakeActivity"/>.</summary>
     /// <remarks>A full fence (not a volatile write): the caller reads <see cref="Status"/> next, and that read must not move before this write.</remarks>
