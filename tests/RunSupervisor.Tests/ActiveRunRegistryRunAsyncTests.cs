@@ -18,19 +18,17 @@ public sealed class ActiveRunRegistryRunAsyncTests
     public async Task RunAsync_ProviderInvoked_ReceivesAbortTokenCancelledExactlyAtDeadline(bool generic)
     {
         using var f = new RegistryFixture();
-        CancellationToken received = default;
-        bool invoked = false;
+        var invoked = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
         var provider = new TaskCompletionSource<int>();
 
         Task call = f.Registry.InvokeRunAsync(generic, Session, ct =>
         {
-            invoked = true;
-            received = ct;
+            invoked.SetResult(ct);
             return provider.Task;
         });
 
-        // The provider runs synchronously on the calling thread, with a real (cancellable) token.
-        invoked.Should().BeTrue();
+        // The provider is invoked on the thread pool, with a real (cancellable) token.
+        CancellationToken received = await invoked.Task.Guard();
         received.CanBeCanceled.Should().BeTrue();
         received.IsCancellationRequested.Should().BeFalse();
 
@@ -45,6 +43,51 @@ public sealed class ActiveRunRegistryRunAsyncTests
         // Settle it so the call finishes inside the test.
         provider.SetCanceled(received);
         await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<RunTimedOutException>();
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_ProviderBlocksItsThread_ReturnsAtOnceAndInvokesProviderOnThreadPoolWithCallerExecutionContext(bool generic)
+    {
+        using var f = new RegistryFixture();
+        using var release = new ManualResetEventSlim(false);
+        var flowing = new AsyncLocal<string> { Value = "caller's context" };
+        var invoked = new TaskCompletionSource<(int ThreadId, bool PoolThread, string? Flowed)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        int callerThread = Environment.CurrentManagedThreadId;
+        Task call;
+        try
+        {
+            call = f.Registry.InvokeRunAsync(generic, Session, _ =>
+            {
+                invoked.SetResult((Environment.CurrentManagedThreadId, Thread.CurrentThread.IsThreadPoolThread, flowing.Value));
+
+                // A broken SDK that blocks its calling thread before returning a task.
+                release.Wait(HangGuard);
+                return Task.FromResult(5);
+            });
+
+            // RunAsync returned while the provider is (or is about to be) blocked: it did not wait for the delegate.
+            call.IsCompleted.Should().BeFalse();
+            (int threadId, bool poolThread, string? flowed) = await invoked.Task.Guard();
+            threadId.Should().NotBe(callerThread, "the provider is not invoked on the calling thread");
+            poolThread.Should().BeTrue("the provider is invoked on the thread pool");
+            flowed.Should().Be("caller's context", "the caller's ExecutionContext flows to the provider");
+            f.Registry.IsActive(Session).Should().BeTrue("the run is registered before the provider is invoked");
+            call.IsCompleted.Should().BeFalse("the provider has not returned yet");
+        }
+        finally
+        {
+            release.Set();
+        }
+
+        await call.Guard();
+        if (generic)
+        {
+            (await ((Task<int>)call).Guard()).Should().Be(5);
+        }
+
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed);
     }
 
     [Theory]
@@ -186,9 +229,17 @@ public sealed class ActiveRunRegistryRunAsyncTests
     {
         using var f = new RegistryFixture();
         var hang = new TaskCompletionSource<int>();
+        var invoked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        Task call = f.Registry.InvokeRunAsync(generic, Session, _ => hang.Task);
+        Task call = f.Registry.InvokeRunAsync(generic, Session, _ =>
+        {
+            invoked.SetResult();
+            return hang.Task;
+        });
         f.Registry.TryGetRun(Session, out RunInfo? run).Should().BeTrue();
+
+        // The provider runs on the thread pool; once it has returned its task, settling that task settles the run.
+        await invoked.Task.Guard();
 
         f.Time.Advance(RegistryFixture.Timeout);
         f.Time.Advance(RegistryFixture.Grace - Tick);
@@ -224,8 +275,14 @@ public sealed class ActiveRunRegistryRunAsyncTests
     {
         using var f = new RegistryFixture();
         var late = new TaskCompletionSource<int>();
+        var invoked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        Task call = f.Registry.InvokeRunAsync(generic, Session, _ => late.Task);
+        Task call = f.Registry.InvokeRunAsync(generic, Session, _ =>
+        {
+            invoked.SetResult();
+            return late.Task;
+        });
+        await invoked.Task.Guard();
         f.Time.Advance(RegistryFixture.Timeout);
         f.Time.Advance(RegistryFixture.Grace - Tick);
 
@@ -251,14 +308,15 @@ public sealed class ActiveRunRegistryRunAsyncTests
     {
         using var f = new RegistryFixture();
         using var cts = new CancellationTokenSource();
-        CancellationToken received = default;
+        var invoked = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
 
         Task call = f.Registry.InvokeRunAsync(generic, Session, ct =>
         {
-            received = ct;
+            invoked.SetResult(ct);
             return HonourTokenAsync(ct);
         }, cancellationToken: cts.Token);
         f.Registry.IsActive(Session).Should().BeTrue();
+        CancellationToken received = await invoked.Task.Guard();
 
         cts.Cancel();
 
@@ -300,15 +358,16 @@ public sealed class ActiveRunRegistryRunAsyncTests
     public async Task RunAsync_SupersededWhilePending_ThrowsOperationCanceledAndNewRunStaysCurrent(bool generic)
     {
         using var f = new RegistryFixture();
-        CancellationToken received = default;
+        var invoked = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
         var hang = new TaskCompletionSource<int>();
 
         Task call = f.Registry.InvokeRunAsync(generic, Session, ct =>
         {
-            received = ct;
+            invoked.SetResult(ct);
             return hang.Task;
         });
         f.Registry.TryGetRun(Session, out RunInfo? old).Should().BeTrue();
+        CancellationToken received = await invoked.Task.Guard();
 
         using RunHandle replacement = f.Registry.Start(Session, new RunStartOptions { Supersede = true });
 
@@ -374,12 +433,12 @@ public sealed class ActiveRunRegistryRunAsyncTests
     public async Task RunAsync_TryAbortWhileProviderHonoursToken_PropagatesProviderCancellationAndRunEndsAborted(bool generic)
     {
         using var f = new RegistryFixture();
-        CancellationToken received = default;
+        var invoked = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
         OperationCanceledException? thrownByProvider = null;
 
         Task call = f.Registry.InvokeRunAsync(generic, Session, async ct =>
         {
-            received = ct;
+            invoked.SetResult(ct);
             try
             {
                 await Task.Delay(Timeout.Infinite, ct);
@@ -393,6 +452,7 @@ public sealed class ActiveRunRegistryRunAsyncTests
 
             return 0;
         });
+        CancellationToken received = await invoked.Task.Guard();
         received.IsCancellationRequested.Should().BeFalse();
 
         f.Registry.TryAbort(Session).Should().BeTrue();

@@ -197,15 +197,19 @@ public sealed class EndToEndTests
         var provider = new TaskCompletionSource<string>();
         if (useRunAsync)
         {
-            CancellationToken seen = default;
+            var invoked = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
             Task<string> call = p.Registry.RunAsync(Session, ct =>
             {
-                seen = ct;
+                invoked.SetResult(ct);
                 return provider.Task;
             });
 
             // RunAsync keeps its handle to itself; the run is observed through the registry instead.
             p.Registry.TryGetRun(Session, out RunInfo? info).Should().BeTrue();
+
+            // The provider is invoked on the thread pool: wait until it has been called (and returned its task).
+            invoked.Task.Wait(AsyncTestHelpers.HangGuard).Should().BeTrue("RunAsync invokes the provider");
+            CancellationToken seen = invoked.Task.Result;
             seen.CanBeCanceled.Should().BeTrue("RunAsync passes the run's abort token to the provider");
             return new Hung(info!.RunId, Handle: null, provider, seen, call);
         }
@@ -221,6 +225,10 @@ public sealed class EndToEndTests
         {
             // Let the zombie settle so nothing lingers past the test.
             Provider.TrySetResult("late");
+
+            // A test that does not await the RunAsync call still observes its outcome (RunEvictedException): the
+            // suite-wide UnobservedTaskExceptionGuard fails the run on any unobserved task exception.
+            Call?.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 }

@@ -10,8 +10,12 @@ public sealed partial class ActiveRunRegistry
     /// <typeparam name="T">The provider's result type.</typeparam>
     /// <param name="sessionId">The session; 1 to <see cref="MaxSessionIdLength"/> characters, not only white space.</param>
     /// <param name="provider">
-    /// The provider call. It is invoked on the calling thread (like any async method, it runs synchronously until
-    /// its first await) and receives the run's <see cref="RunHandle.AbortToken"/>.
+    /// The provider call. It is invoked on the thread pool (not on the calling thread, and without the caller's
+    /// <see cref="SynchronizationContext"/>; the caller's <see cref="ExecutionContext"/> flows) once the run is
+    /// registered, and receives the run's <see cref="RunHandle.AbortToken"/>. So a provider that blocks its thread
+    /// synchronously delays neither this method's return nor the watchdog. A provider that throws, or returns a
+    /// <see langword="null"/> task (<see cref="InvalidOperationException"/>), makes the run end
+    /// <see cref="RunEndReason.Faulted"/> and the returned task fail with that exception.
     /// </param>
     /// <param name="options">Per-run overrides; <see langword="null"/> for the registry's options.</param>
     /// <param name="cancellationToken">Aborts the run when cancelled; the method then completes once the run has ended.</param>
@@ -34,8 +38,15 @@ public sealed partial class ActiveRunRegistry
             return Task.FromCanceled<T>(cancellationToken);
         }
 
-        (RunHandle run, Task providerTask) = StartSupervised(sessionId, provider, static (p, token) => ((Func<CancellationToken, Task<T>>)p)(token), options);
-        return AwaitResultAsync<T>(run, providerTask, cancellationToken);
+        RunHandle run = Start(sessionId, options);
+        CancellationToken abortToken = run.AbortToken;
+
+        // On the thread pool: a provider that blocks before its first await must not block this caller (rule 2:
+        // the watchdog never waits for the provider, and neither does RunAsync). Task.Run turns a synchronous
+        // throw into a faulted task carrying the same exception instance.
+        Task<T> providerTask = Task.Run(() => provider(abortToken) ?? throw NullProviderTask(), CancellationToken.None);
+        run.Attach(providerTask);
+        return AwaitResultAsync(run, providerTask, cancellationToken);
     }
 
     /// <summary>
@@ -44,8 +55,12 @@ public sealed partial class ActiveRunRegistry
     /// </summary>
     /// <param name="sessionId">The session; 1 to <see cref="MaxSessionIdLength"/> characters, not only white space.</param>
     /// <param name="provider">
-    /// The provider call. It is invoked on the calling thread (like any async method, it runs synchronously until
-    /// its first await) and receives the run's <see cref="RunHandle.AbortToken"/>.
+    /// The provider call. It is invoked on the thread pool (not on the calling thread, and without the caller's
+    /// <see cref="SynchronizationContext"/>; the caller's <see cref="ExecutionContext"/> flows) once the run is
+    /// registered, and receives the run's <see cref="RunHandle.AbortToken"/>. So a provider that blocks its thread
+    /// synchronously delays neither this method's return nor the watchdog. A provider that throws, or returns a
+    /// <see langword="null"/> task (<see cref="InvalidOperationException"/>), makes the run end
+    /// <see cref="RunEndReason.Faulted"/> and the returned task fail with that exception.
     /// </param>
     /// <param name="options">Per-run overrides; <see langword="null"/> for the registry's options.</param>
     /// <param name="cancellationToken">Aborts the run when cancelled; the method then completes once the run has ended.</param>
@@ -68,33 +83,21 @@ public sealed partial class ActiveRunRegistry
             return Task.FromCanceled(cancellationToken);
         }
 
-        (RunHandle run, Task providerTask) = StartSupervised(sessionId, provider, static (p, token) => ((Func<CancellationToken, Task>)p)(token), options);
+        RunHandle run = Start(sessionId, options);
+        CancellationToken abortToken = run.AbortToken;
+
+        // On the thread pool, like the generic overload: see there.
+        Task providerTask = Task.Run(() => provider(abortToken) ?? throw NullProviderTask(), CancellationToken.None);
+        run.Attach(providerTask);
         return AwaitOutcomeAsync(run, providerTask, cancellationToken);
     }
 
-    private (RunHandle Run, Task ProviderTask) StartSupervised(string sessionId, object provider, Func<object, CancellationToken, Task?> invoke, RunStartOptions? options)
-    {
-        RunHandle run = Start(sessionId, options);
-        Task providerTask;
-        try
-        {
-            providerTask = invoke(provider, run.AbortToken) ?? Task.FromException(new InvalidOperationException("The provider returned a null Task."));
-        }
-#pragma warning disable CA1031 // A provider that throws before returning its task is a faulted run, reported through the returned task.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            providerTask = Task.FromException(ex);
-        }
+    private static InvalidOperationException NullProviderTask() => new("The provider returned a null Task.");
 
-        run.Attach(providerTask);
-        return (run, providerTask);
-    }
-
-    private static async Task<T> AwaitResultAsync<T>(RunHandle run, Task providerTask, CancellationToken cancellationToken)
+    private static async Task<T> AwaitResultAsync<T>(RunHandle run, Task<T> providerTask, CancellationToken cancellationToken)
     {
         await AwaitOutcomeAsync(run, providerTask, cancellationToken).ConfigureAwait(false);
-        return ((Task<T>)providerTask).Result;
+        return providerTask.Result;
     }
 
     /// <summary>Waits for the run to leave the registry and turns how it left into the caller's outcome.</summary>
