@@ -278,6 +278,10 @@ public sealed class RunHandleTests
         second.SetException(new InvalidOperationException("the rejected task"));
         run.IsCurrent.Should().BeTrue("the rejected task is not watched");
 
+        // Nobody watches the rejected task, so observe its fault here: the suite-wide UnobservedTaskExceptionGuard
+        // fails the run on any unobserved task exception.
+        second.Task.Exception.Should().NotBeNull();
+
         first.SetResult();
         f.Registry.IsActive(Session).Should().BeFalse();
         (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
