@@ -12,6 +12,7 @@ using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using OpenAI;
 using RunSupervisor;
+using RunSupervisor.Samples;
 
 const string SessionId = "session-1";
 TimeSpan heartbeatInterval = TimeSpan.FromSeconds(1);

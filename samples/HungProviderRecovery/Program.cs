@@ -5,6 +5,7 @@ using System.Text;
 using HungProviderRecovery;
 using Microsoft.Extensions.Logging;
 using RunSupervisor;
+using RunSupervisor.Samples;
 
 const string SessionId = "session-1";
 TimeSpan heartbeatInterval = TimeSpan.FromSeconds(1);

@@ -109,7 +109,7 @@ public sealed class MetricsTests
         using var evicted = new MetricCollector<long>(f.Registry.Metrics.Evictions);
         RunHandle run = f.Registry.Start("s1");
 
-        EndRun(f, run, reason);
+        f.EndRun(run, reason);
 
         (await run.Completion.WaitAsync(TimeSpan.FromSeconds(10))).Should().Be(reason);
         CollectedMeasurement<long> end = ended.GetMeasurementSnapshot().Should().ContainSingle().Subject;
@@ -241,34 +241,5 @@ public sealed class MetricsTests
     {
         RunSupervisorMetrics m = registry.Metrics;
         return [m.ActiveRuns, m.RunsStarted, m.RunsEnded, m.Evictions, m.AbandonedRuns, m.HeartbeatsDropped, m.RunDuration];
-    }
-
-    private static void EndRun(RegistryFixture f, RunHandle run, RunEndReason reason)
-    {
-        switch (reason)
-        {
-            case RunEndReason.Completed:
-                run.Dispose();
-                break;
-            case RunEndReason.Faulted:
-                run.Attach(Task.FromException(new InvalidOperationException("provider failed")));
-                break;
-            case RunEndReason.Aborted:
-                run.Abort("test");
-                run.Dispose();
-                break;
-            case RunEndReason.TimedOut:
-                f.Time.Advance(RegistryFixture.Timeout);
-                run.Dispose();
-                break;
-            case RunEndReason.Superseded:
-                f.Registry.Start(run.SessionId, new RunStartOptions { Supersede = true });
-                break;
-            case RunEndReason.ForceEvicted:
-                f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(reason), reason, null);
-        }
     }
 }

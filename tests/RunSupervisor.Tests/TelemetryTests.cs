@@ -74,7 +74,7 @@ public sealed class TelemetryTests
         RunHandle run = f.Registry.Start(session);
         f.Time.Advance(TimeSpan.FromSeconds(1)); // a zero-length activity would report one tick, not zero
 
-        EndRun(f, run, reason);
+        f.EndRun(run, reason);
 
         (await run.Completion.WaitAsync(AsyncTestHelpers.HangGuard)).Should().Be(reason);
         Activity activity = listener.Stopped(session).Single(a => (long)a.GetTagItem(RunIdTag)! == run.RunId);
@@ -188,35 +188,6 @@ public sealed class TelemetryTests
     }
 
     private static string Session() => "telemetry-" + Guid.NewGuid().ToString("N");
-
-    private static void EndRun(RegistryFixture f, RunHandle run, RunEndReason reason)
-    {
-        switch (reason)
-        {
-            case RunEndReason.Completed:
-                run.Dispose();
-                break;
-            case RunEndReason.Faulted:
-                run.Attach(Task.FromException(new InvalidOperationException("provider failed")));
-                break;
-            case RunEndReason.Aborted:
-                run.Abort("test");
-                run.Dispose();
-                break;
-            case RunEndReason.TimedOut:
-                f.Time.Advance(RegistryFixture.Timeout);
-                run.Dispose();
-                break;
-            case RunEndReason.Superseded:
-                f.Registry.Start(run.SessionId, new RunStartOptions { Supersede = true });
-                break;
-            case RunEndReason.ForceEvicted:
-                f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(reason), reason, null);
-        }
-    }
 
     /// <summary>Listens to the "RunSupervisor" source and records every started and stopped activity.</summary>
     private sealed class RunActivityRecorder : IDisposable

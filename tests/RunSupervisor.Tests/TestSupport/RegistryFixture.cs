@@ -45,6 +45,36 @@ internal sealed class RegistryFixture : IDisposable
 
     public IEnumerable<FakeLogRecord> LogsWithEvent(string eventName) => Logs.Where(r => r.Id.Name == eventName);
 
+    /// <summary>Makes <paramref name="run"/> leave the registry with <paramref name="reason"/>, the way a host would.</summary>
+    public void EndRun(RunHandle run, RunEndReason reason)
+    {
+        switch (reason)
+        {
+            case RunEndReason.Completed:
+                run.Dispose();
+                break;
+            case RunEndReason.Faulted:
+                run.Attach(Task.FromException(new InvalidOperationException("provider failed")));
+                break;
+            case RunEndReason.Aborted:
+                run.Abort("test");
+                run.Dispose();
+                break;
+            case RunEndReason.TimedOut:
+                Time.Advance(RegistryFixture.Timeout);
+                run.Dispose();
+                break;
+            case RunEndReason.Superseded:
+                Registry.Start(run.SessionId, new RunStartOptions { Supersede = true });
+                break;
+            case RunEndReason.ForceEvicted:
+                Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(reason), reason, null);
+        }
+    }
+
     public void Dispose()
     {
         Registry.Dispose();

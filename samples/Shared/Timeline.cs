@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 
-namespace HungProviderRecovery;
+namespace RunSupervisor.Samples;
 
 /// <summary>
 /// The sample's output: one line per event, stamped with the time since the sample started. It is also the

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace HungProviderRecovery;
+namespace RunSupervisor.Samples;
 
 /// <summary>
 /// Writes RunSupervisor's log lines into the <see cref="Timeline"/> as <c>warn RunTimedOut: …</c>: the event
