@@ -13,7 +13,7 @@ namespace RunSupervisor.Benchmarks.Benchmarks;
 /// few microseconds, spread over <see cref="OperationsPerThread"/> operations (under 1 %) and the same for all three.
 /// </remarks>
 [MemoryDiagnoser]
-public class ConcurrentStartReleaseBenchmarks
+public class ConcurrentStartReleaseBenchmarks : ThreeWayBenchmark
 {
     /// <summary>Start + release operations per thread per invocation.</summary>
     public const int OperationsPerThread = 2_000;
@@ -24,46 +24,17 @@ public class ConcurrentStartReleaseBenchmarks
     private const string SessionA = "bench-session-d0";
     private const string SessionB = "bench-session-d1";
 
-    private FloorSupervisor _floor = null!;
-    private PollyPeer _peer = null!;
-    private ActiveRunRegistry _registry = null!;
-
-    /// <summary>Gets or sets how many runs are active.</summary>
-    [Params(1_000, 100_000)]
-    public int ActiveRuns { get; set; }
-
-    /// <summary>Fills the floor.</summary>
-    [GlobalSetup(Target = nameof(Floor))]
-    public void SetupFloor() => _floor = WarmRegistries.Floor(ActiveRuns);
-
-    /// <summary>Fills the peer.</summary>
-    [GlobalSetup(Target = nameof(Peer))]
-    public void SetupPeer() => _peer = WarmRegistries.Peer(ActiveRuns);
-
-    /// <summary>Fills the registry.</summary>
-    [GlobalSetup(Target = nameof(Registry))]
-    public void SetupRegistry() => _registry = WarmRegistries.Registry(ActiveRuns);
-
-    /// <summary>Disposes whichever implementation was set up.</summary>
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _floor?.Dispose();
-        _peer?.Dispose();
-        _registry?.Dispose();
-    }
-
     /// <summary>Floor, two threads.</summary>
     [Benchmark(Baseline = true, Description = "Floor", OperationsPerInvoke = OperationsPerInvoke)]
-    public void Floor() => OnTwoThreads(static (self, session) => self._floor.StartAndRelease(session));
+    public void Floor() => OnTwoThreads(static (self, session) => self.FloorSupervisor.StartAndRelease(session));
 
     /// <summary>Peer, two threads.</summary>
     [Benchmark(Description = "Peer (Polly)", OperationsPerInvoke = OperationsPerInvoke)]
-    public void Peer() => OnTwoThreads(static (self, session) => self._peer.StartAndRelease(session));
+    public void Peer() => OnTwoThreads(static (self, session) => self.PollyPeer.StartAndRelease(session));
 
     /// <summary>RunSupervisor, two threads.</summary>
     [Benchmark(Description = "RunSupervisor", OperationsPerInvoke = OperationsPerInvoke)]
-    public void Registry() => OnTwoThreads(static (self, session) => self._registry.Start(session).Dispose());
+    public void Registry() => OnTwoThreads(static (self, session) => self.ActiveRegistry.Start(session).Dispose());
 
     private static void Loop(ConcurrentStartReleaseBenchmarks self, Action<ConcurrentStartReleaseBenchmarks, string> operation, string session)
     {

@@ -8,7 +8,7 @@ namespace RunSupervisor.Benchmarks.Benchmarks;
 /// <see cref="ActiveRuns"/> other runs active. The provider returns a cached task, so only the supervision is measured.
 /// </summary>
 [MemoryDiagnoser]
-public class RunAsyncBenchmarks
+public class RunAsyncBenchmarks : ThreeWayBenchmark
 {
     private const string SessionId = "bench-session-b";
 
@@ -16,47 +16,18 @@ public class RunAsyncBenchmarks
     private static readonly Task<int> CompletedResult = Task.FromResult(1);
     private static readonly Func<CancellationToken, Task<int>> Provider = static _ => CompletedResult;
 
-    private FloorSupervisor _floor = null!;
-    private PollyPeer _peer = null!;
-    private ActiveRunRegistry _registry = null!;
-
-    /// <summary>Gets or sets how many runs are active while the measured run executes.</summary>
-    [Params(1_000, 100_000)]
-    public int ActiveRuns { get; set; }
-
-    /// <summary>Fills the floor.</summary>
-    [GlobalSetup(Target = nameof(Floor))]
-    public void SetupFloor() => _floor = WarmRegistries.Floor(ActiveRuns);
-
-    /// <summary>Fills the peer.</summary>
-    [GlobalSetup(Target = nameof(Peer))]
-    public void SetupPeer() => _peer = WarmRegistries.Peer(ActiveRuns);
-
-    /// <summary>Fills the registry.</summary>
-    [GlobalSetup(Target = nameof(Registry))]
-    public void SetupRegistry() => _registry = WarmRegistries.Registry(ActiveRuns);
-
-    /// <summary>Disposes whichever implementation was set up.</summary>
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _floor?.Dispose();
-        _peer?.Dispose();
-        _registry?.Dispose();
-    }
-
     /// <summary>Floor: entry + CTS + grace timer around <c>await provider(token)</c>.</summary>
     /// <returns>The provider's result.</returns>
     [Benchmark(Baseline = true, Description = "Floor")]
-    public Task<int> Floor() => _floor.RunAsync(SessionId, Provider);
+    public Task<int> Floor() => FloorSupervisor.RunAsync(SessionId, Provider);
 
     /// <summary>Peer: entry + CTS + Polly timeout pipeline around the provider.</summary>
     /// <returns>The provider's result.</returns>
     [Benchmark(Description = "Peer (Polly)")]
-    public Task<int> Peer() => _peer.RunAsync(SessionId, Provider);
+    public Task<int> Peer() => PollyPeer.RunAsync(SessionId, Provider);
 
     /// <summary><see cref="ActiveRunRegistry.RunAsync{T}(string, Func{CancellationToken, Task{T}}, RunStartOptions?, CancellationToken)"/>.</summary>
     /// <returns>The provider's result.</returns>
     [Benchmark(Description = "RunSupervisor")]
-    public Task<int> Registry() => _registry.RunAsync(SessionId, Provider);
+    public Task<int> Registry() => ActiveRegistry.RunAsync(SessionId, Provider);
 }
