@@ -54,6 +54,9 @@ public sealed class RunSupervisorShutdownDrainTests
 
         Task stop = host.Host.StopAsync();
         await aborted.WaitAsync(TestHost.HangGuard);
+
+        // The polite provider settles on a thread-pool continuation: let it, before fake time reaches the eviction.
+        (await polite.Completion.WaitAsync(TestHost.HangGuard)).Should().Be(RunEndReason.Aborted);
         host.Time.Advance(TestHost.Grace - TimeSpan.FromTicks(1));
         zombie.Status.Should().Be(RunStatus.Aborting, "the grace period has not elapsed yet");
         stop.IsCompleted.Should().BeFalse();
