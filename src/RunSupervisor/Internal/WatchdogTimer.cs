@@ -18,20 +18,17 @@ internal sealed class WatchdogTimer : IDisposable
     private static readonly TimeSpan MinDelay = TimeSpan.FromMilliseconds(1);
 
     private readonly Lock _lock = new();
-    private readonly TimeProvider _timeProvider;
+    private readonly RegistryClock _clock;
     private readonly ITimer _timer;
-    private readonly long _originTimestamp;
     private long _scheduledTicks = long.MaxValue;
     private bool _disposed;
 
-    /// <param name="timeProvider">The source of time.</param>
-    /// <param name="originTimestamp">The <see cref="TimeProvider.GetTimestamp"/> that due instants are measured from.</param>
+    /// <param name="clock">The registry's clock, whose ticks due instants are in.</param>
     /// <param name="callback">The tick.</param>
     /// <param name="state">The tick's state.</param>
-    public WatchdogTimer(TimeProvider timeProvider, long originTimestamp, TimerCallback callback, object state)
+    public WatchdogTimer(RegistryClock clock, TimerCallback callback, object state)
     {
-        _timeProvider = timeProvider;
-        _originTimestamp = originTimestamp;
+        _clock = clock;
 
         // The timer must not capture the ExecutionContext of whichever run happened to create it.
         bool restoreFlow = !ExecutionContext.IsFlowSuppressed();
@@ -42,7 +39,7 @@ internal sealed class WatchdogTimer : IDisposable
 
         try
         {
-            _timer = timeProvider.CreateTimer(callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _timer = clock.TimeProvider.CreateTimer(callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
         finally
         {
@@ -65,7 +62,7 @@ internal sealed class WatchdogTimer : IDisposable
         }
     }
 
-    /// <summary>Makes sure the timer fires at or before <paramref name="dueTicks"/> (ticks since the origin timestamp).</summary>
+    /// <summary>Makes sure the timer fires at or before <paramref name="dueTicks"/> (ticks of the registry's clock).</summary>
     /// <param name="dueTicks">The instant.</param>
     /// <param name="minimumDelay">Whether to wait at least a millisecond: after a timer that fired before the instant it was armed for.</param>
     public void ScheduleNoLaterThan(long dueTicks, bool minimumDelay = false)
@@ -76,7 +73,7 @@ internal sealed class WatchdogTimer : IDisposable
         }
 
         // Read outside the lock: a TimeProvider may run due callbacks (this timer's tick among them) inside its methods.
-        long nowTicks = _timeProvider.GetElapsedTime(_originTimestamp).Ticks;
+        long nowTicks = _clock.NowTicks();
         TimeSpan delay = TimeSpan.FromTicks(Math.Max(0, dueTicks - nowTicks));
         if (minimumDelay && delay < MinDelay)
         {

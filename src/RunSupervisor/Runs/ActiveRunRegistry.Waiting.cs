@@ -25,7 +25,7 @@ public sealed partial class ActiveRunRegistry
             return Task.FromCanceled<bool>(cancellationToken);
         }
 
-        return _runs.TryGetValue(sessionId, out RunHandle? run)
+        return _runs.Find(sessionId) is { } run
             ? WaitAsync(run.Completion, timeout, cancellationToken)
             : TrueTask;
     }
@@ -52,9 +52,9 @@ public sealed partial class ActiveRunRegistry
         }
 
         List<RunHandle> runs = [];
-        foreach (KeyValuePair<string, RunHandle> entry in _runs)
+        foreach (RunHandle run in _runs)
         {
-            runs.Add(entry.Value);
+            runs.Add(run);
         }
 
         return DrainCoreAsync(runs, timeout, options, cancellationToken);
@@ -72,7 +72,7 @@ public sealed partial class ActiveRunRegistry
     {
         try
         {
-            await completion.WaitAsync(timeout, _timeProvider, cancellationToken).ConfigureAwait(false);
+            await completion.WaitAsync(timeout, _clock.TimeProvider, cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (TimeoutException)

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
@@ -30,17 +29,16 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     // listener or any other foreign code: a TimeProvider may run due timer callbacks inside any of its methods
     // (FakeTimeProvider does), on this thread, and callbacks must never see a half-made transition.
     private readonly Lock _gate = new();
-    private readonly ConcurrentDictionary<string, RunHandle> _runs = new(StringComparer.Ordinal);
+    private readonly SessionTable _runs = new();
     private readonly DeadlineQueue _queue = new();
     private readonly AbandonedRunLedger _ledger;
     private readonly WatchdogTimer _watchdog;
-    private readonly TimeProvider _timeProvider;
+    private readonly RegistryClock _clock;
     private readonly ILogger _logger;
     private readonly TimeSpan _runTimeout;
     private readonly TimeSpan _gracePeriod;
     private readonly TimeSpan _maxRunDuration;
     private readonly int _maxAbandonedRuns;
-    private readonly long _originTimestamp;
     private long _lastRunId;
     private int _activeCount;
     private int _abandonedCount;
@@ -66,12 +64,11 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         _gracePeriod = value.GracePeriod;
         _maxRunDuration = value.MaxRunDuration;
         _maxAbandonedRuns = value.MaxAbandonedRuns;
-        _timeProvider = timeProvider;
+        _clock = new RegistryClock(timeProvider);
         _logger = logger;
         _ledger = new AbandonedRunLedger(_maxAbandonedRuns);
         Metrics = new RunSupervisorMetrics();
-        _originTimestamp = timeProvider.GetTimestamp();
-        _watchdog = new WatchdogTimer(timeProvider, _originTimestamp, static state => ((ActiveRunRegistry)state!).OnWatchdogTick(), this);
+        _watchdog = new WatchdogTimer(_clock, static state => ((ActiveRunRegistry)state!).OnWatchdogTick(), this);
     }
 
     /// <summary>Initializes a new instance of the <see cref="ActiveRunRegistry"/> class without dependency injection.</summary>
@@ -125,7 +122,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
 
     internal RunSupervisorMetrics Metrics { get; }
 
-    internal TimeProvider TimeProvider => _timeProvider;
+    internal TimeProvider TimeProvider => _clock.TimeProvider;
 
     internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
@@ -166,7 +163,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     {
         SessionIds.Validate(sessionId);
         ThrowIfDisposed();
-        return _runs.ContainsKey(sessionId);
+        return _runs.Find(sessionId) is not null;
     }
 
     /// <summary>Gets a snapshot of the session's active run, if any.</summary>
@@ -180,7 +177,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     {
         SessionIds.Validate(sessionId);
         ThrowIfDisposed();
-        if (_runs.TryGetValue(sessionId, out RunHandle? handle))
+        if (_runs.Find(sessionId) is { } handle)
         {
             run = ToInfo(handle);
             return true;
@@ -197,9 +194,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     {
         ThrowIfDisposed();
         List<RunInfo> runs = new(Volatile.Read(ref _activeCount));
-        foreach (KeyValuePair<string, RunHandle> entry in _runs)
+        foreach (RunHandle run in _runs)
         {
-            runs.Add(ToInfo(entry.Value));
+            runs.Add(ToInfo(run));
         }
 
         runs.Sort(static (a, b) => a.RunId.CompareTo(b.RunId));
@@ -235,7 +232,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     {
         SessionIds.Validate(sessionId);
         ThrowIfDisposed();
-        if (!_runs.TryGetValue(sessionId, out RunHandle? run) || (expectedRunId is long expected && run.RunId != expected))
+        if (_runs.Find(sessionId) is not { } run || (expectedRunId is long expected && run.RunId != expected))
         {
             return false;
         }
@@ -256,11 +253,11 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         long now = NowTicks();
         lock (_gate)
         {
-            foreach (KeyValuePair<string, RunHandle> entry in _runs)
+            foreach (RunHandle run in _runs)
             {
-                if (TryEndLocked(entry.Value, RunEndReason.Aborted, now))
+                if (TryEndLocked(run, RunEndReason.Aborted, now))
                 {
-                    ended.Add(entry.Value);
+                    ended.Add(run);
                 }
             }
         }
@@ -282,12 +279,12 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     }
 
     /// <summary>Like <see cref="IsActive(string)"/> without validation or the disposed check, for internal observers.</summary>
-    internal bool IsBusy(string sessionId) => _runs.ContainsKey(sessionId);
+    internal bool IsBusy(string sessionId) => _runs.Find(sessionId) is not null;
 
     /// <summary>Whether the run with <paramref name="runId"/> is the session's entry; for tests and internal checks.</summary>
-    internal bool IsRegistered(string sessionId, long runId) => _runs.TryGetValue(sessionId, out RunHandle? current) && current.RunId == runId;
+    internal bool IsRegistered(string sessionId, long runId) => _runs.Find(sessionId)?.RunId == runId;
 
-    internal bool IsCurrent(RunHandle run) => _runs.TryGetValue(run.SessionId, out RunHandle? current) && ReferenceEquals(current, run);
+    internal bool IsCurrent(RunHandle run) => ReferenceEquals(_runs.Find(run.SessionId, run.SessionHash), run);
 
     internal void Attach(RunHandle run, Task providerTask)
     {
@@ -442,7 +439,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     private void LogAbandonedRunSettled(AbandonedRunInfo abandoned, string outcome, Exception? fault)
     {
         Metrics.AbandonedRuns.Add(-1);
-        TimeSpan lateness = _timeProvider.GetUtcNow() - abandoned.EvictedAt;
+        TimeSpan lateness = _clock.TimeProvider.GetUtcNow() - abandoned.EvictedAt;
         _logger.AbandonedRunSettled(abandoned.SessionId, abandoned.RunId, outcome, lateness, fault);
     }
 
@@ -474,7 +471,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         }
 
         // A busy session is refused without allocating; the answer is confirmed under the lock.
-        if (!supersede && _runs.TryGetValue(sessionId, out RunHandle? busy))
+        int sessionHash = SessionTable.Hash(sessionId);
+        if (!supersede && _runs.Find(sessionId, sessionHash) is { } busy)
         {
             return Refuse(sessionId, busy, throwIfBusy, out handle);
         }
@@ -482,27 +480,25 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         // Built before the lock so the lock is held only for the transition; the run id is assigned under it.
         RunHandle? superseded = null;
         AbandonedRunInfo? forgotten = null;
-        DateTimeOffset startedAt = _timeProvider.GetUtcNow();
         long now = NowTicks();
-        var run = new RunHandle(this, sessionId, startedAt, now, timeout, grace, _maxRunDuration);
+        var run = new RunHandle(this, sessionId, sessionHash, _clock.ToWallClock(now), now, timeout, grace, _maxRunDuration);
         lock (_gate)
         {
             ThrowIfDisposed();
-            if (_runs.TryGetValue(sessionId, out RunHandle? current) && !supersede)
-            {
-                return Refuse(sessionId, current, throwIfBusy, out handle);
-            }
 
             // Ids increase in the order runs enter the registry, so a session's newer run always has the larger id.
+            // Assigned before the entry is published (lock-free readers may see it at once) and handed back on refusal.
             run.RunId = ++_lastRunId;
-            if (current is not null)
+            if (!_runs.TryAdd(run, out RunHandle? current))
             {
+                if (!supersede)
+                {
+                    _lastRunId--;
+                    return Refuse(sessionId, current, throwIfBusy, out handle);
+                }
+
                 TryEndLocked(current, RunEndReason.Superseded, now, out forgotten, replacement: run);
                 superseded = current;
-            }
-            else
-            {
-                _runs[sessionId] = run;
             }
 
             _activeCount++;
@@ -561,8 +557,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     {
         forgotten = null;
         bool left = replacement is null
-            ? _runs.TryRemove(new KeyValuePair<string, RunHandle>(run.SessionId, run))
-            : _runs.TryUpdate(run.SessionId, replacement, run);
+            ? _runs.TryRemove(run)
+            : _runs.TryReplace(run, replacement);
         if (!left)
         {
             return false;
@@ -773,7 +769,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     }
 
     /// <summary>The registry's monotonic clock, in <see cref="TimeSpan"/> ticks since the registry was created.</summary>
-    private long NowTicks() => _timeProvider.GetElapsedTime(_originTimestamp).Ticks;
+    private long NowTicks() => _clock.NowTicks();
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

@@ -27,10 +27,11 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     private long _deadlineTicks;
     private Activity? _activity;
 
-    internal RunHandle(ActiveRunRegistry registry, string sessionId, DateTimeOffset startedAt, long startedAtTicks, TimeSpan timeout, TimeSpan gracePeriod, TimeSpan maxRunDuration)
+    internal RunHandle(ActiveRunRegistry registry, string sessionId, int sessionHash, DateTimeOffset startedAt, long startedAtTicks, TimeSpan timeout, TimeSpan gracePeriod, TimeSpan maxRunDuration)
     {
         _registry = registry;
         SessionId = sessionId;
+        SessionHash = sessionHash;
         StartedAt = startedAt;
         StartedAtTicks = startedAtTicks;
         GracePeriod = gracePeriod;
@@ -91,6 +92,9 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     // Watchdog state below is guarded by the registry's gate. Instants are ticks of the registry's monotonic
     // clock (TimeProvider.GetTimestamp), so a wall-clock step never delays or hastens an abort or an eviction.
     internal long StartedAtTicks { get; }
+
+    /// <summary>Gets <see cref="SessionTable.Hash(string)"/> of <see cref="SessionId"/>, computed once at start.</summary>
+    internal int SessionHash { get; }
 
     internal long MaxDeadlineTicks { get; }
 

@@ -1,0 +1,60 @@
+namespace RunSupervisor;
+
+/// <summary>
+/// The registry's clock: a monotonic tick count from the injected <see cref="TimeProvider"/>, and wall-clock instants
+/// derived from it. Every deadline, eviction instant and duration is a difference of these ticks, so a wall-clock
+/// step never delays or hastens an abort or an eviction.
+/// </summary>
+/// <remarks>
+/// <para>One clock read per run start is the budget: reading the wall clock as well would double the cost of a start
+/// on a virtual machine, where each read goes through the hypervisor's clock page. So a start's wall-clock instant is
+/// the monotonic reading plus an offset, and the offset is re-read from <see cref="TimeProvider.GetUtcNow"/> at most
+/// once per <see cref="WallClockRefresh"/> of monotonic time: after a wall-clock step (NTP, a resumed laptop), start
+/// times follow the new wall clock within that interval.</para>
+/// <para>Thread-safe without a lock. Call <see cref="ToWallClock(long)"/> only outside the registry's lock: it may call
+/// the <see cref="TimeProvider"/>, which may run due timer callbacks on this thread.</para>
+/// </remarks>
+internal sealed class RegistryClock
+{
+    /// <summary>How much monotonic time may pass before the wall-clock offset is read again.</summary>
+    public static readonly TimeSpan WallClockRefresh = TimeSpan.FromSeconds(1);
+
+    private readonly TimeProvider _timeProvider;
+    private readonly long _originTimestamp;
+
+    // Wall-clock UTC ticks minus monotonic ticks, and the monotonic instant at which to read it again. Written together
+    // by whichever start sees the refresh due; a reader that pairs a new offset with an old due instant at worst
+    // refreshes once more.
+    private long _wallOffsetTicks;
+    private long _refreshAtTicks;
+
+    public RegistryClock(TimeProvider timeProvider)
+    {
+        _timeProvider = timeProvider;
+        _originTimestamp = timeProvider.GetTimestamp();
+        RefreshWallOffset(0);
+    }
+
+    public TimeProvider TimeProvider => _timeProvider;
+
+    /// <summary>Gets the monotonic clock: <see cref="TimeSpan"/> ticks since the clock was created.</summary>
+    /// <returns>The ticks.</returns>
+    public long NowTicks() => _timeProvider.GetElapsedTime(_originTimestamp).Ticks;
+
+    /// <summary>Converts a monotonic instant taken just now to wall-clock time (UTC); outside the registry's lock.</summary>
+    /// <param name="nowTicks">A recent <see cref="NowTicks"/> reading.</param>
+    /// <returns>The wall-clock instant.</returns>
+    public DateTimeOffset ToWallClock(long nowTicks)
+    {
+        long offset = nowTicks >= Volatile.Read(ref _refreshAtTicks) ? RefreshWallOffset(nowTicks) : Volatile.Read(ref _wallOffsetTicks);
+        return new DateTimeOffset(nowTicks + offset, TimeSpan.Zero);
+    }
+
+    private long RefreshWallOffset(long nowTicks)
+    {
+        long offset = _timeProvider.GetUtcNow().UtcTicks - nowTicks;
+        Volatile.Write(ref _wallOffsetTicks, offset);
+        Volatile.Write(ref _refreshAtTicks, nowTicks + WallClockRefresh.Ticks);
+        return offset;
+    }
+}

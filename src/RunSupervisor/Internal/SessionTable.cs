@@ -1,0 +1,261 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Numerics;
+
+namespace RunSupervisor;
+
+/// <summary>
+/// The registry's map from session id to its active run: an open-addressing hash table (linear probing) that stores
+/// the handles themselves. Reads take no lock; writes happen only under the registry's gate.
+/// </summary>
+/// <remarks>
+/// <para>Why not <c>ConcurrentDictionary</c>: every write already happens under the registry's gate, so its own
+/// per-bucket locks and per-entry nodes were paid for nothing, on every start and every release.</para>
+/// <para>How lock-free reads stay correct:</para>
+/// <list type="bullet">
+/// <item>A slot holds <see langword="null"/> (never used), <see cref="Tombstone"/> (a removed run) or a handle, and
+/// is written with a volatile write after the handle is complete; a supersede replaces the handle in place, so a
+/// reader sees the old run or the new one, never neither.</item>
+/// <item>At most half the slots are ever non-null, so every probe reaches a <see langword="null"/> and stops.</item>
+/// <item>A removal writes <see langword="null"/> instead of a tombstone only when the next slot is null: no probe
+/// continues past that slot, and a later insert takes the first free slot of its probe, so chains stay unbroken.</item>
+/// <item>A resize builds a new array and publishes it; the old one is never written again, so a reader still
+/// holding it sees the table as it was at the resize.</item>
+/// </list>
+/// <para>The hash is <see cref="string.GetHashCode()"/>, randomized per process: session ids may come from clients,
+/// and a predictable hash would let them pile every session into one chain.</para>
+/// </remarks>
+internal sealed class SessionTable
+{
+    private const int MinCapacity = 16;
+    private static readonly object Tombstone = new();
+
+    private object?[] _slots = new object?[MinCapacity];
+    private int _count;
+    private int _used;
+
+    /// <summary>Gets the number of runs in the table.</summary>
+    public int Count => _count;
+
+    /// <summary>Gets the number of slots; for tests of the resize policy.</summary>
+    internal int Capacity => _slots.Length;
+
+    public static int Hash(string sessionId) => sessionId.GetHashCode();
+
+    /// <summary>Finds the session's run; lock-free.</summary>
+    public RunHandle? Find(string sessionId) => Find(sessionId, Hash(sessionId));
+
+    /// <summary>Finds the session's run, given <see cref="Hash(string)"/> of its id; lock-free.</summary>
+    public RunHandle? Find(string sessionId, int hash)
+    {
+        object?[] slots = Volatile.Read(ref _slots);
+        int mask = slots.Length - 1;
+        for (int i = hash & mask; ; i = (i + 1) & mask)
+        {
+            object? entry = Volatile.Read(ref slots[i]);
+            if (entry is null)
+            {
+                return null;
+            }
+
+            if (entry != Tombstone)
+            {
+                var run = (RunHandle)entry;
+                if (run.SessionHash == hash && string.Equals(run.SessionId, sessionId, StringComparison.Ordinal))
+                {
+                    return run;
+                }
+            }
+        }
+    }
+
+    /// <summary>Adds <paramref name="run"/> unless its session has a run; under the registry's gate.</summary>
+    /// <param name="run">The new run.</param>
+    /// <param name="current">The session's run when the method returns <see langword="false"/>.</param>
+    /// <returns><see langword="true"/> if the run was added.</returns>
+    public bool TryAdd(RunHandle run, [NotNullWhen(false)] out RunHandle? current)
+    {
+        object?[] slots = _slots;
+        int mask = slots.Length - 1;
+        int free = -1;
+        for (int i = run.SessionHash & mask; ; i = (i + 1) & mask)
+        {
+            object? entry = slots[i];
+            if (entry is null)
+            {
+                if (free < 0)
+                {
+                    free = i;
+                }
+
+                break;
+            }
+
+            if (entry == Tombstone)
+            {
+                if (free < 0)
+                {
+                    free = i;
+                }
+            }
+            else if (IsSameSession((RunHandle)entry, run))
+            {
+                current = (RunHandle)entry;
+                return false;
+            }
+        }
+
+        current = null;
+        if (slots[free] is null)
+        {
+            if (_used + 1 > slots.Length / 2)
+            {
+                // Grow (or just sweep out tombstones), then insert into the fresh table.
+                Resize(TargetCapacity(_count + 1));
+                Insert(_slots, run);
+                _used++;
+                _count++;
+                return true;
+            }
+
+            _used++;
+        }
+
+        Volatile.Write(ref slots[free], run);
+        _count++;
+        return true;
+    }
+
+    /// <summary>Puts <paramref name="replacement"/> in <paramref name="run"/>'s slot if <paramref name="run"/> is there; under the registry's gate.</summary>
+    /// <returns><see langword="true"/> if <paramref name="run"/> was replaced.</returns>
+    public bool TryReplace(RunHandle run, RunHandle replacement)
+    {
+        Debug.Assert(IsSameSession(run, replacement), "A run is only replaced by a run of the same session.");
+        int index = IndexOf(run);
+        if (index < 0)
+        {
+            return false;
+        }
+
+        Volatile.Write(ref _slots[index], replacement);
+        return true;
+    }
+
+    /// <summary>Removes <paramref name="run"/> if it is this very handle's slot; under the registry's gate.</summary>
+    /// <returns><see langword="true"/> if <paramref name="run"/> was removed.</returns>
+    public bool TryRemove(RunHandle run)
+    {
+        int index = IndexOf(run);
+        if (index < 0)
+        {
+            return false;
+        }
+
+        object?[] slots = _slots;
+        if (slots[(index + 1) & (slots.Length - 1)] is null)
+        {
+            Volatile.Write(ref slots[index], null);
+            _used--;
+        }
+        else
+        {
+            Volatile.Write(ref slots[index], Tombstone);
+        }
+
+        _count--;
+
+        // Give memory back after a burst (a million runs drained to a few), but not on every small dip.
+        if (slots.Length > MinCapacity && _count < slots.Length / 16)
+        {
+            Resize(TargetCapacity(_count));
+        }
+
+        return true;
+    }
+
+    /// <summary>Gets an enumerator over the runs in the table at the moment of the call's array read; lock-free.</summary>
+    public Enumerator GetEnumerator() => new(Volatile.Read(ref _slots));
+
+    private static bool IsSameSession(RunHandle a, RunHandle b)
+        => a.SessionHash == b.SessionHash && string.Equals(a.SessionId, b.SessionId, StringComparison.Ordinal);
+
+    /// <summary>A power of two that holds <paramref name="count"/> runs at a quarter load: room to grow before the next resize.</summary>
+    private static int TargetCapacity(int count) => Math.Max(MinCapacity, (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, count) * 4));
+
+    private static void Insert(object?[] slots, RunHandle run)
+    {
+        int mask = slots.Length - 1;
+        int i = run.SessionHash & mask;
+        while (slots[i] is not null)
+        {
+            i = (i + 1) & mask;
+        }
+
+        Volatile.Write(ref slots[i], run);
+    }
+
+    private int IndexOf(RunHandle run)
+    {
+        object?[] slots = _slots;
+        int mask = slots.Length - 1;
+        for (int i = run.SessionHash & mask; ; i = (i + 1) & mask)
+        {
+            object? entry = slots[i];
+            if (entry is null)
+            {
+                return -1;
+            }
+
+            if (entry == run)
+            {
+                return i;
+            }
+        }
+    }
+
+    private void Resize(int capacity)
+    {
+        var slots = new object?[capacity];
+        foreach (object? entry in _slots)
+        {
+            if (entry is not null && entry != Tombstone)
+            {
+                Insert(slots, (RunHandle)entry);
+            }
+        }
+
+        _used = _count;
+        Volatile.Write(ref _slots, slots);
+    }
+
+    /// <summary>Enumerates one array's runs, skipping empty and removed slots.</summary>
+    public struct Enumerator
+    {
+        private readonly object?[] _slots;
+        private int _index;
+
+        internal Enumerator(object?[] slots)
+        {
+            _slots = slots;
+            _index = -1;
+            Current = null!;
+        }
+
+        public RunHandle Current { get; private set; }
+
+        public bool MoveNext()
+        {
+            while (++_index < _slots.Length)
+            {
+                object? entry = Volatile.Read(ref _slots[_index]);
+                if (entry is not null && entry != Tombstone)
+                {
+                    Current = (RunHandle)entry;
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+}

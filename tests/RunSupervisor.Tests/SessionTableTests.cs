@@ -1,0 +1,234 @@
+using FluentAssertions;
+using Xunit;
+
+namespace RunSupervisor.Tests;
+
+/// <summary>
+/// The registry's session map (internal): identity-checked removal and replacement, resizing both ways, and
+/// lock-free reads that never miss a run while writers add, remove and resize around it.
+/// </summary>
+public sealed class SessionTableTests : IDisposable
+{
+    private readonly ActiveRunRegistry _registry = new();
+
+    public void Dispose() => _registry.Dispose();
+
+    [Fact]
+    public void Find_EmptyTable_ReturnsNull()
+    {
+        var table = new SessionTable();
+
+        table.Find("s").Should().BeNull();
+        table.Count.Should().Be(0);
+    }
+
+    [Fact]
+    public void TryAdd_NewSession_IsFoundByIdAndHash()
+    {
+        var table = new SessionTable();
+        RunHandle run = NewRun("s");
+
+        table.TryAdd(run, out RunHandle? current).Should().BeTrue();
+
+        current.Should().BeNull();
+        table.Find("s").Should().BeSameAs(run);
+        table.Find("s", SessionTable.Hash("s")).Should().BeSameAs(run);
+        table.Find("S").Should().BeNull("session ids are compared ordinally");
+        table.Count.Should().Be(1);
+    }
+
+    [Fact]
+    public void TryAdd_SessionAlreadyPresent_ReturnsFalseAndTheCurrentRun()
+    {
+        var table = new SessionTable();
+        RunHandle first = NewRun("s");
+        table.TryAdd(first, out _);
+
+        table.TryAdd(NewRun("s"), out RunHandle? current).Should().BeFalse();
+
+        current.Should().BeSameAs(first);
+        table.Count.Should().Be(1);
+    }
+
+    [Fact]
+    public void TryRemove_AnotherHandleOfTheSameSession_ChangesNothing()
+    {
+        var table = new SessionTable();
+        RunHandle run = NewRun("s");
+        table.TryAdd(run, out _);
+
+        table.TryRemove(NewRun("s")).Should().BeFalse();
+
+        table.Find("s").Should().BeSameAs(run);
+        table.TryRemove(run).Should().BeTrue();
+        table.TryRemove(run).Should().BeFalse();
+        table.Find("s").Should().BeNull();
+        table.Count.Should().Be(0);
+    }
+
+    [Fact]
+    public void TryReplace_CurrentRun_PutsTheReplacementInItsPlace()
+    {
+        var table = new SessionTable();
+        RunHandle run = NewRun("s");
+        RunHandle replacement = NewRun("s");
+        table.TryAdd(run, out _);
+
+        table.TryReplace(run, replacement).Should().BeTrue();
+        table.TryReplace(run, NewRun("s")).Should().BeFalse("the run is no longer in the table");
+
+        table.Find("s").Should().BeSameAs(replacement);
+        table.Count.Should().Be(1);
+    }
+
+    [Fact]
+    public void TryAddAndTryRemove_ManySessions_GrowsKeepsEveryRunFindableAndShrinksBack()
+    {
+        var table = new SessionTable();
+        int initialCapacity = table.Capacity;
+        RunHandle[] runs = Enumerable.Range(0, 20_000).Select(i => NewRun($"session-{i}")).ToArray();
+
+        foreach (RunHandle run in runs)
+        {
+            table.TryAdd(run, out _).Should().BeTrue();
+        }
+
+        table.Count.Should().Be(runs.Length);
+        table.Capacity.Should().BeGreaterThanOrEqualTo(2 * runs.Length, "at most half the slots are used");
+        runs.Should().OnlyContain(run => table.Find(run.SessionId) == run);
+
+        // Remove every other run: the chains through the removed slots must still reach the runs behind them.
+        for (int i = 0; i < runs.Length; i += 2)
+        {
+            table.TryRemove(runs[i]).Should().BeTrue();
+        }
+
+        for (int i = 0; i < runs.Length; i++)
+        {
+            table.Find(runs[i].SessionId).Should().Be(i % 2 == 0 ? null : runs[i]);
+        }
+
+        for (int i = 1; i < runs.Length; i += 2)
+        {
+            table.TryRemove(runs[i]).Should().BeTrue();
+        }
+
+        table.Count.Should().Be(0);
+        table.Capacity.Should().Be(initialCapacity, "an emptied table gives its memory back");
+    }
+
+    [Fact]
+    public void TryAdd_RepeatedAddAndRemoveOfOneSession_DoesNotGrowTheTable()
+    {
+        var table = new SessionTable();
+        RunHandle[] neighbours = Enumerable.Range(0, 5).Select(i => NewRun($"n{i}")).ToArray();
+        foreach (RunHandle neighbour in neighbours)
+        {
+            table.TryAdd(neighbour, out _);
+        }
+
+        int capacity = table.Capacity;
+        for (int i = 0; i < 10_000; i++)
+        {
+            RunHandle run = NewRun("busy");
+            table.TryAdd(run, out _).Should().BeTrue();
+            table.TryRemove(run).Should().BeTrue();
+        }
+
+        table.Capacity.Should().Be(capacity, "removed slots are reused, so churn on one session never forces a resize");
+        neighbours.Should().OnlyContain(run => table.Find(run.SessionId) == run);
+    }
+
+    [Fact]
+    public void GetEnumerator_SkipsRemovedRuns()
+    {
+        var table = new SessionTable();
+        RunHandle[] runs = Enumerable.Range(0, 50).Select(i => NewRun($"s{i}")).ToArray();
+        foreach (RunHandle run in runs)
+        {
+            table.TryAdd(run, out _);
+        }
+
+        foreach (RunHandle run in runs.Where((_, i) => i % 3 == 0))
+        {
+            table.TryRemove(run);
+        }
+
+        List<RunHandle> seen = [];
+        foreach (RunHandle run in table)
+        {
+            seen.Add(run);
+        }
+
+        // By reference: a structural comparison would read RunHandle.Completion's result and wait for ever.
+        RunHandle[] kept = runs.Where((_, i) => i % 3 != 0).ToArray();
+        seen.Should().HaveCount(kept.Length).And.OnlyContain(run => kept.Contains(run));
+    }
+
+    [Fact]
+    public async Task Find_WhileAWriterAddsRemovesAndResizes_NeverMissesARunThatStaysInTheTable()
+    {
+        var table = new SessionTable();
+        var gate = new Lock();
+        RunHandle[] stable = Enumerable.Range(0, 64).Select(i => NewRun($"stable-{i}")).ToArray();
+        foreach (RunHandle run in stable)
+        {
+            table.TryAdd(run, out _);
+        }
+
+        RunHandle[] churn = Enumerable.Range(0, 4096).Select(i => NewRun($"churn-{i}")).ToArray();
+        int writerDone = 0;
+
+        // The writer grows the table to thousands of runs and empties it again, many times: every resize, tombstone
+        // and cleared slot happens while the readers probe.
+        Task writer = Task.Run(() =>
+        {
+            for (int round = 0; round < 20; round++)
+            {
+                foreach (RunHandle run in churn)
+                {
+                    lock (gate)
+                    {
+                        table.TryAdd(run, out _);
+                    }
+                }
+
+                foreach (RunHandle run in churn)
+                {
+                    lock (gate)
+                    {
+                        table.TryRemove(run);
+                    }
+                }
+            }
+
+            Volatile.Write(ref writerDone, 1);
+        });
+
+        Task<int>[] readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+        {
+            int misses = 0;
+            while (Volatile.Read(ref writerDone) == 0)
+            {
+                foreach (RunHandle run in stable)
+                {
+                    if (table.Find(run.SessionId) != run)
+                    {
+                        misses++;
+                    }
+                }
+            }
+
+            return misses;
+        })).ToArray();
+
+        await writer;
+        int[] misses = await Task.WhenAll(readers);
+
+        misses.Should().AllSatisfy(m => m.Should().Be(0));
+        table.Count.Should().Be(stable.Length);
+    }
+
+    private RunHandle NewRun(string sessionId)
+        => new(_registry, sessionId, SessionTable.Hash(sessionId), DateTimeOffset.UnixEpoch, 0, TimeSpan.FromMinutes(1), TimeSpan.Zero, TimeSpan.FromDays(1));
+}
