@@ -38,6 +38,24 @@ public sealed class TelemetryTests
     }
 
     [Fact]
+    public void Activity_ListenerAddedWhileARunIsActive_TracesOnlyTheRunsStartedAfterIt()
+    {
+        using var f = new RegistryFixture();
+        string before = Session();
+        string after = Session();
+        RunHandle early = f.Registry.Start(before);
+
+        using var listener = new RunActivityRecorder();
+        RunHandle late = f.Registry.Start(after);
+        early.Dispose();
+        late.Dispose();
+
+        listener.Started(before).Should().BeEmpty("whether a run is traced is decided when it starts");
+        listener.Stopped(before).Should().BeEmpty();
+        listener.Stopped(after).Should().ContainSingle();
+    }
+
+    [Fact]
     public void Activity_RunReleased_HasNameTagsAndFakeClockTimes()
     {
         using var listener = new RunActivityRecorder();

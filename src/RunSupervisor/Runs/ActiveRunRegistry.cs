@@ -481,7 +481,11 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
         RunHandle? superseded = null;
         AbandonedRunInfo? forgotten = null;
         long now = NowTicks();
-        var run = new RunHandle(this, sessionId, sessionHash, _clock.ToWallClock(now), now, timeout, grace, _maxRunDuration);
+        var run = new RunHandle(this, sessionId, sessionHash, _clock.ToWallClock(now), now, timeout, grace, _maxRunDuration)
+        {
+            // Decided before the run is published, so whichever thread ends it knows without a fence whether to look for an activity.
+            Traced = RunSupervisorActivitySource.Source.HasListeners(),
+        };
         lock (_gate)
         {
             ThrowIfDisposed();
@@ -646,6 +650,11 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     /// <summary>Starts the run's activity, outside the lock (listeners are foreign code); no-op when nobody listens.</summary>
     private void StartActivity(RunHandle run)
     {
+        if (!run.Traced)
+        {
+            return;
+        }
+
         Activity? activity;
         try
         {
@@ -675,7 +684,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable
     /// <summary>Stops the run's activity, if it has one not yet stopped; outside the lock.</summary>
     private void StopActivity(RunHandle run)
     {
-        if (run.TakeActivity() is not { } activity)
+        if (!run.Traced || run.TakeActivity() is not { } activity)
         {
             return;
         }

@@ -124,6 +124,9 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     /// <summary>Gets or sets a value indicating whether the run went to the abandoned ledger when it ended.</summary>
     internal bool Abandoned { get; set; }
 
+    /// <summary>Gets a value indicating whether an activity listener was present when the run started: only then may it have an activity.</summary>
+    internal bool Traced { get; init; }
+
     internal RunEndReason EndReason { get; private set; }
 
     internal long EndedAtTicks { get; private set; }
