@@ -12,6 +12,7 @@ Func<HarnessArguments, int>? harness = mode switch
     "evict" => EvictionHarness.Run,
     "chart" => ScaleChart.Run,
     "alloc" => AllocationProfile.Run,
+    "profile" => ProfileLoop.Run,
     _ => null,
 };
 
@@ -24,7 +25,7 @@ if (harness is not null)
     catch (ArgumentException ex)
     {
         Console.Error.WriteLine(ex.Message);
-        Console.Error.WriteLine("Modes: scale | evict | chart | alloc, or BenchmarkDotNet arguments (--filter '*', --list flat, --job Dry). See README.md.");
+        Console.Error.WriteLine("Modes: scale | evict | chart | alloc | profile, or BenchmarkDotNet arguments (--filter '*', --list flat, --job Dry). See README.md.");
         return 64;
     }
 }

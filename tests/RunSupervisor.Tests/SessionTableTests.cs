@@ -140,6 +140,49 @@ public sealed class SessionTableTests : IDisposable
     }
 
     [Fact]
+    public void TryAdd_SessionIdsCraftedToCollide_SwitchesToTheRandomizedHashAndKeepsEveryRunFindable()
+    {
+        // Ids whose cheap hash agrees in its low 12 bits share one probe chain in any table of up to 4,096 slots.
+        const int Mask = 4095;
+        string[] colliding = Enumerable.Range(0, int.MaxValue)
+            .Select(i => $"flood-{i}")
+            .Where(id => (SessionTable.Hash(id) & Mask) == (SessionTable.Hash("flood-0") & Mask))
+            .Take(SessionTable.MaxProbeBeforeRandomizing + 50)
+            .ToArray();
+        var table = new SessionTable();
+        RunHandle[] runs = colliding.Select(NewRun).ToArray();
+
+        foreach (RunHandle run in runs)
+        {
+            table.TryAdd(run, out _).Should().BeTrue();
+        }
+
+        table.IsRandomized.Should().BeTrue("a probe past the limit means the cheap hash is being attacked");
+        runs.Should().OnlyContain(run => table.Find(run.SessionId) == run);
+        table.Find("flood-not-there").Should().BeNull();
+        foreach (RunHandle run in runs)
+        {
+            table.TryRemove(run).Should().BeTrue();
+        }
+
+        table.Count.Should().Be(0);
+        table.IsRandomized.Should().BeTrue("the switch is for the table's lifetime");
+    }
+
+    [Fact]
+    public void TryAdd_OrdinarySessionIds_KeepTheCheapHash()
+    {
+        var table = new SessionTable();
+
+        foreach (int i in Enumerable.Range(0, 100_000))
+        {
+            table.TryAdd(NewRun($"session-{i}"), out _);
+        }
+
+        table.IsRandomized.Should().BeFalse();
+    }
+
+    [Fact]
     public void GetEnumerator_SkipsRemovedRuns()
     {
         var table = new SessionTable();

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
+using System.Runtime.InteropServices;
 
 namespace RunSupervisor;
 
@@ -22,15 +23,25 @@ namespace RunSupervisor;
 /// <item>A resize builds a new array and publishes it; the old one is never written again, so a reader still
 /// holding it sees the table as it was at the resize.</item>
 /// </list>
-/// <para>The hash is <see cref="string.GetHashCode()"/>, randomized per process: session ids may come from clients,
-/// and a predictable hash would let them pile every session into one chain.</para>
+/// <para>Hashing: the slot index comes from <see cref="Hash(string)"/>, a cheap hash that is not randomized (a lookup
+/// is a handful of nanoseconds, and every query and start does one). Session ids may come from clients, and a
+/// predictable hash would let them pile sessions into one chain, so an insert that has to probe further than
+/// <see cref="MaxProbeBeforeRandomizing"/> slots switches the table, once, to <see cref="string.GetHashCode()"/>
+/// (randomized per process) for slot indexes. Each run keeps its cheap hash either way, as a filter before comparing
+/// ids. The hash mode travels with the slot array, so a reader always probes with the hash its array was built with.</para>
 /// </remarks>
 internal sealed class SessionTable
 {
+    /// <summary>
+    /// The longest probe an insert accepts before the table stops trusting <see cref="Hash(string)"/>. With at most half
+    /// the slots in use, chance alone essentially never makes a probe this long; crafted session ids do.
+    /// </summary>
+    internal const int MaxProbeBeforeRandomizing = 100;
+
     private const int MinCapacity = 16;
     private static readonly object Tombstone = new();
 
-    private object?[] _slots = new object?[MinCapacity];
+    private Slots _table = new(new object?[MinCapacity], randomized: false);
     private int _count;
     private int _used;
 
@@ -38,9 +49,42 @@ internal sealed class SessionTable
     public int Count => _count;
 
     /// <summary>Gets the number of slots; for tests of the resize policy.</summary>
-    internal int Capacity => _slots.Length;
+    internal int Capacity => _table.Items.Length;
 
-    public static int Hash(string sessionId) => sessionId.GetHashCode();
+    /// <summary>Gets a value indicating whether slot indexes come from the randomized hash; for tests.</summary>
+    internal bool IsRandomized => _table.Randomized;
+
+    /// <summary>The cheap, not randomized hash of a session id (two interleaved chains over pairs of chars, then a finalizer for the low bits the index uses).</summary>
+    /// <param name="sessionId">The session id.</param>
+    /// <returns>The hash.</returns>
+    public static int Hash(string sessionId)
+    {
+        ReadOnlySpan<uint> pairs = MemoryMarshal.Cast<char, uint>(sessionId.AsSpan());
+        uint a = 0x9E3779B9u ^ (uint)sessionId.Length;
+        uint b = 0x85EBCA6Bu;
+        int i = 0;
+        for (; i + 1 < pairs.Length; i += 2)
+        {
+            a = (BitOperations.RotateLeft(a, 5) + a) ^ pairs[i];
+            b = (BitOperations.RotateLeft(b, 5) + b) ^ pairs[i + 1];
+        }
+
+        if (i < pairs.Length)
+        {
+            a = (BitOperations.RotateLeft(a, 5) + a) ^ pairs[i];
+        }
+
+        if ((sessionId.Length & 1) != 0)
+        {
+            b = (BitOperations.RotateLeft(b, 5) + b) ^ sessionId[^1];
+        }
+
+        uint h = a + (b * 0x2545F491u);
+        h ^= h >> 15;
+        h *= 0x2C1B3C6Du;
+        h ^= h >> 12;
+        return (int)h;
+    }
 
     /// <summary>Finds the session's run; lock-free.</summary>
     public RunHandle? Find(string sessionId) => Find(sessionId, Hash(sessionId));
@@ -48,9 +92,10 @@ internal sealed class SessionTable
     /// <summary>Finds the session's run, given <see cref="Hash(string)"/> of its id; lock-free.</summary>
     public RunHandle? Find(string sessionId, int hash)
     {
-        object?[] slots = Volatile.Read(ref _slots);
+        Slots table = Volatile.Read(ref _table);
+        object?[] slots = table.Items;
         int mask = slots.Length - 1;
-        for (int i = hash & mask; ; i = (i + 1) & mask)
+        for (int i = table.IndexHash(sessionId, hash) & mask; ; i = (i + 1) & mask)
         {
             object? entry = Volatile.Read(ref slots[i]);
             if (entry is null)
@@ -75,10 +120,12 @@ internal sealed class SessionTable
     /// <returns><see langword="true"/> if the run was added.</returns>
     public bool TryAdd(RunHandle run, [NotNullWhen(false)] out RunHandle? current)
     {
-        object?[] slots = _slots;
+        Slots table = _table;
+        object?[] slots = table.Items;
         int mask = slots.Length - 1;
         int free = -1;
-        for (int i = run.SessionHash & mask; ; i = (i + 1) & mask)
+        int probed = 0;
+        for (int i = table.IndexHash(run) & mask; ; i = (i + 1) & mask, probed++)
         {
             object? entry = slots[i];
             if (entry is null)
@@ -106,17 +153,19 @@ internal sealed class SessionTable
         }
 
         current = null;
+        bool randomize = probed > MaxProbeBeforeRandomizing && !table.Randomized;
+        if (randomize || (slots[free] is null && _used + 1 > slots.Length / 2))
+        {
+            // Grow (or sweep out tombstones, or change hash), then insert into the fresh table.
+            Resize(TargetCapacity(_count + 1), randomize || table.Randomized);
+            Insert(_table, run);
+            _used++;
+            _count++;
+            return true;
+        }
+
         if (slots[free] is null)
         {
-            if (_used + 1 > slots.Length / 2)
-            {
-                // Grow (or just sweep out tombstones), then insert into the fresh table.
-                Resize(TargetCapacity(_count + 1));
-                Insert(_slots, run);
-                _used++;
-                _count++;
-                return true;
-            }
 
             _used++;
         }
@@ -137,7 +186,7 @@ internal sealed class SessionTable
             return false;
         }
 
-        Volatile.Write(ref _slots[index], replacement);
+        Volatile.Write(ref _table.Items[index], replacement);
         return true;
     }
 
@@ -151,7 +200,7 @@ internal sealed class SessionTable
             return false;
         }
 
-        object?[] slots = _slots;
+        object?[] slots = _table.Items;
         if (slots[(index + 1) & (slots.Length - 1)] is null)
         {
             Volatile.Write(ref slots[index], null);
@@ -167,14 +216,14 @@ internal sealed class SessionTable
         // Give memory back after a burst (a million runs drained to a few), but not on every small dip.
         if (slots.Length > MinCapacity && _count < slots.Length / 16)
         {
-            Resize(TargetCapacity(_count));
+            Resize(TargetCapacity(_count), _table.Randomized);
         }
 
         return true;
     }
 
     /// <summary>Gets an enumerator over the runs in the table at the moment of the call's array read; lock-free.</summary>
-    public Enumerator GetEnumerator() => new(Volatile.Read(ref _slots));
+    public Enumerator GetEnumerator() => new(Volatile.Read(ref _table).Items);
 
     private static bool IsSameSession(RunHandle a, RunHandle b)
         => a.SessionHash == b.SessionHash && string.Equals(a.SessionId, b.SessionId, StringComparison.Ordinal);
@@ -182,10 +231,11 @@ internal sealed class SessionTable
     /// <summary>A power of two that holds <paramref name="count"/> runs at a quarter load: room to grow before the next resize.</summary>
     private static int TargetCapacity(int count) => Math.Max(MinCapacity, (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, count) * 4));
 
-    private static void Insert(object?[] slots, RunHandle run)
+    private static void Insert(Slots table, RunHandle run)
     {
+        object?[] slots = table.Items;
         int mask = slots.Length - 1;
-        int i = run.SessionHash & mask;
+        int i = table.IndexHash(run) & mask;
         while (slots[i] is not null)
         {
             i = (i + 1) & mask;
@@ -196,9 +246,10 @@ internal sealed class SessionTable
 
     private int IndexOf(RunHandle run)
     {
-        object?[] slots = _slots;
+        Slots table = _table;
+        object?[] slots = table.Items;
         int mask = slots.Length - 1;
-        for (int i = run.SessionHash & mask; ; i = (i + 1) & mask)
+        for (int i = table.IndexHash(run) & mask; ; i = (i + 1) & mask)
         {
             object? entry = slots[i];
             if (entry is null)
@@ -213,19 +264,31 @@ internal sealed class SessionTable
         }
     }
 
-    private void Resize(int capacity)
+    private void Resize(int capacity, bool randomized)
     {
-        var slots = new object?[capacity];
-        foreach (object? entry in _slots)
+        var table = new Slots(new object?[capacity], randomized);
+        foreach (object? entry in _table.Items)
         {
             if (entry is not null && entry != Tombstone)
             {
-                Insert(slots, (RunHandle)entry);
+                Insert(table, (RunHandle)entry);
             }
         }
 
         _used = _count;
-        Volatile.Write(ref _slots, slots);
+        Volatile.Write(ref _table, table);
+    }
+
+    /// <summary>A slot array and the hash its indexes come from: published together, so readers never mix them.</summary>
+    private sealed class Slots(object?[] items, bool randomized)
+    {
+        public object?[] Items { get; } = items;
+
+        public bool Randomized { get; } = randomized;
+
+        public int IndexHash(string sessionId, int hash) => Randomized ? sessionId.GetHashCode() : hash;
+
+        public int IndexHash(RunHandle run) => Randomized ? run.SessionId.GetHashCode() : run.SessionHash;
     }
 
     /// <summary>Enumerates one array's runs, skipping empty and removed slots.</summary>
