@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark and harness mode of RunSupervisor.Benchmarks on this machine and collects the outputs in
 # tests/RunSupervisor.Benchmarks/results/. Run it on a quiet machine: timings are only meaningful without
-# concurrent builds or tests. About 10 minutes on 2 cores; needs about 1.5 GB of free RAM for the 1M scale step.
+# concurrent builds or tests. About 13 minutes on 2 cores; needs about 1.5 GB of free RAM for the 1M scale step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,6 +18,22 @@ run scale --out "$results/scale.csv" | tee "$results/scale.md"
 run chart --in "$results/scale.csv" --out "$results/scale.svg"
 run evict --out "$results/evict-handle.csv" | tee "$results/evict-handle.md"
 run evict --api runasync --out "$results/evict-runasync.csv" | tee "$results/evict-runasync.md"
+run profile | tee "$results/profile-1k.txt"
+run profile --active-runs 100000 --rounds 9 | tee "$results/profile-100k.txt"
 run --filter '*' --artifacts "$results/BenchmarkDotNet" | tee "$results/benchmarks.log"
+
+# The tables, under short names (the BenchmarkDotNet folder itself is not committed).
+for report in "$results"/BenchmarkDotNet/results/*-report-github.md; do
+  name=$(basename "$report" -report-github.md)
+  cp "$report" "$results/${name##*.}.md"
+done
+
+# A sampling profile of case (a), when Linux perf is installed.
+if command -v perf >/dev/null; then
+  DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 perf record -F 2999 -g -o "$results/perf.data" \
+    dotnet "$project/bin/Release/net10.0/RunSupervisor.Benchmarks.dll" profile --impl runsupervisor --ops 3000000
+  perf report -i "$results/perf.data" --no-children --sort dso,symbol --stdio -g none | grep '%' | head -30 > "$results/perf-start-release.txt"
+  rm -f "$results/perf.data"
+fi
 
 echo "Results are in $results (benchmark tables: $results/BenchmarkDotNet/results/*.md)."
