@@ -4,7 +4,7 @@ using static RunSupervisor.Tests.TestSupport.AsyncTestHelpers;
 namespace RunSupervisor.Tests;
 
 /// <summary>
-/// Issue item 11: <see cref="ActiveRunRegistry.RunAsync{T}(string, Func{CancellationToken, Task{T}}, RunStartOptions?, CancellationToken)"/>
+/// <see cref="ActiveRunRegistry.RunAsync{T}(string, Func{CancellationToken, Task{T}}, RunStartOptions?, CancellationToken)"/>
 /// and its non-generic overload. Theories with <c>generic</c> run the same scenario through both overloads
 /// (see <see cref="AsyncTestHelpers.InvokeRunAsync"/>).
 /// </summary>

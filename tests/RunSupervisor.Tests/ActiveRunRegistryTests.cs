@@ -22,7 +22,7 @@ public sealed class ActiveRunRegistryTests
     private static bool _insideDispose;
 
     // ---------------------------------------------------------------------------------------------------------
-    // Item 1: Start / TryStart / IsActive / snapshots
+    // Start / TryStart / IsActive / snapshots
     // ---------------------------------------------------------------------------------------------------------
 
     [Fact]
@@ -224,7 +224,7 @@ public sealed class ActiveRunRegistryTests
     }
 
     // ---------------------------------------------------------------------------------------------------------
-    // Item 9: TryAbort(sessionId, expectedRunId)
+    // TryAbort(sessionId, expectedRunId)
     // ---------------------------------------------------------------------------------------------------------
 
     [Fact]
@@ -342,7 +342,7 @@ public sealed class ActiveRunRegistryTests
     }
 
     // ---------------------------------------------------------------------------------------------------------
-    // Item 10: supersede
+    // Supersede
     // ---------------------------------------------------------------------------------------------------------
 
     [Fact]
@@ -519,7 +519,7 @@ public sealed class ActiveRunRegistryTests
     }
 
     // ---------------------------------------------------------------------------------------------------------
-    // Item 17: bad input, per-run overrides, constructor arguments
+    // Bad input, per-run overrides, constructor arguments
     // ---------------------------------------------------------------------------------------------------------
 
     // Every public member that takes a session id.
@@ -747,7 +747,7 @@ public sealed class ActiveRunRegistryTests
     }
 
     // ---------------------------------------------------------------------------------------------------------
-    // Item 17: disposal of the registry
+    // Disposal of the registry
     // ---------------------------------------------------------------------------------------------------------
 
     public static TheoryData<string> PublicMembers =>
@@ -880,7 +880,7 @@ public sealed class ActiveRunRegistryTests
     }
 
     // ---------------------------------------------------------------------------------------------------------
-    // Item 18 (RunEnded half): subscribers, ordering
+    // RunEnded: subscribers, ordering
     // ---------------------------------------------------------------------------------------------------------
 
     [Fact]

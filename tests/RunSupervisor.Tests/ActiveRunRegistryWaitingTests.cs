@@ -5,8 +5,8 @@ using static RunSupervisor.Tests.TestSupport.AsyncTestHelpers;
 namespace RunSupervisor.Tests;
 
 /// <summary>
-/// Issue item 12 (<see cref="ActiveRunRegistry.WaitForRunEndAsync(string, TimeSpan, CancellationToken)"/>) and
-/// item 13 (<see cref="ActiveRunRegistry.DrainAsync(TimeSpan, DrainOptions?, CancellationToken)"/>).
+/// <see cref="ActiveRunRegistry.WaitForRunEndAsync(string, TimeSpan, CancellationToken)"/> and
+/// <see cref="ActiveRunRegistry.DrainAsync(TimeSpan, DrainOptions?, CancellationToken)"/>.
 /// </summary>
 public sealed class ActiveRunRegistryWaitingTests
 {

@@ -5,7 +5,7 @@ using RunSupervisor.Tests.TestSupport;
 namespace RunSupervisor.Tests;
 
 /// <summary>
-/// Issue item 15, the seed scenario: a provider that hangs and ignores cancellation, a heartbeat ticker whose
+/// The seed scenario: a provider that hangs and ignores cancellation, a heartbeat ticker whose
 /// ticks are dropped while the zombie owns the session, the watchdog's eviction at timeout + grace, the owed
 /// heartbeat, and the next tick running again. All time is the FakeTimeProvider's.
 /// </summary>

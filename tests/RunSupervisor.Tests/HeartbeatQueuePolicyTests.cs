@@ -5,7 +5,7 @@ using RunSupervisor.Tests.TestSupport;
 namespace RunSupervisor.Tests;
 
 /// <summary>
-/// Issue items 14 and 18 (HeartbeatOwed half): the DESIGN.md queue-policy table for every row and mode, drop
+/// The DESIGN.md queue-policy table for every row and mode, drop
 /// logging and per-session counting, and the "heartbeat owed" signal for every way a session becomes idle.
 /// </summary>
 public sealed class HeartbeatQueuePolicyTests
@@ -19,7 +19,7 @@ public sealed class HeartbeatQueuePolicyTests
     /// <summary>The three ways a session is "not idle-and-empty": busy, idle with queued follow-ups, or both.</summary>
     private static readonly (bool Busy, bool Queued)[] NotIdleStates = [(true, false), (false, true), (true, true)];
 
-    // ---- Item 14: the decision table, row by row, over every mode and every flag that must not matter ----
+    // ---- The decision table, row by row, over every mode and every flag that must not matter ----
 
     public static TheoryData<QueueMode, bool, bool, bool> IdleRows()
     {
@@ -184,7 +184,7 @@ public sealed class HeartbeatQueuePolicyTests
         reasons.Should().OnlyHaveUniqueItems().And.NotContain(r => string.IsNullOrWhiteSpace(r));
     }
 
-    // ---- Item 14: every drop logged and counted per session ----
+    // ---- Every drop logged and counted per session ----
 
     [Fact]
     public void Resolve_DropsOnTwoSessions_EachLoggedWithEventId10AndCountedPerSession()
@@ -224,7 +224,7 @@ public sealed class HeartbeatQueuePolicyTests
         p.Policy.GetDroppedHeartbeats("b").Should().Be(5, "b is still busy; a's end must not touch its count");
     }
 
-    // ---- Item 14: HeartbeatOwed once, with the count, for every way a session becomes idle ----
+    // ---- HeartbeatOwed once, with the count, for every way a session becomes idle ----
 
     [Theory]
     [MemberData(nameof(IdleTransitions.AllThatOweAHeartbeat), MemberType = typeof(IdleTransitions))]
@@ -392,7 +392,7 @@ public sealed class HeartbeatQueuePolicyTests
         p.Owed.Should().ContainSingle().Which.DroppedHeartbeats.Should().Be(2);
     }
 
-    // ---- Item 18 (HeartbeatOwed half): a throwing subscriber ----
+    // ---- HeartbeatOwed: a throwing subscriber ----
 
     [Fact]
     public async Task HeartbeatOwed_SubscriberThrows_LoggedOtherSubscribersRunRegistryConsistent()

@@ -7,7 +7,7 @@ using RunSupervisor.Tests.TestSupport;
 namespace RunSupervisor.Tests;
 
 /// <summary>
-/// Issue item 19: the eviction warning and the heartbeat-drop line asserted with FakeLogger, and the EventId
+/// The eviction warning and the heartbeat-drop line asserted with FakeLogger, and the EventId
 /// table of the internal <c>Log</c> class pinned (ids are a public contract: hosts filter and alert on them).
 /// </summary>
 public sealed class LoggingTests

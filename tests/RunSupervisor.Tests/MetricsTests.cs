@@ -5,7 +5,7 @@ using RunSupervisor.Tests.TestSupport;
 namespace RunSupervisor.Tests;
 
 /// <summary>
-/// Issue item 20: the instruments of the meter "RunSupervisor", read with <see cref="MetricCollector{T}"/> built
+/// The instruments of the meter "RunSupervisor", read with <see cref="MetricCollector{T}"/> built
 /// on the registry's own instrument objects (each registry owns its meter, so parallel tests never cross-talk).
 /// </summary>
 public sealed class MetricsTests

@@ -7,13 +7,13 @@ namespace RunSupervisor.Tests;
 /// <summary>
 /// The run handle on its own: release (sync and async, idempotent, stale), abort, attaching a provider task,
 /// deadline extension, identity (<see cref="RunHandle.IsCurrent"/>), status, abort token and completion.
-/// Issue items 2, 3 and 8. The fixture's registry runs with a 10 min timeout, 30 s grace and 1 h cap.
+/// The fixture's registry runs with a 10 min timeout, 30 s grace and 1 h cap.
 /// </summary>
 public sealed class RunHandleTests
 {
     private const string Session = "s1";
 
-    // ---- Issue item 2: releasing ------------------------------------------------------------------------
+    // ---- Releasing ------------------------------------------------------------------------
 
     [Fact]
     public async Task Dispose_ActiveRun_ReleasesSessionAndCompletesWithCompleted()
@@ -89,7 +89,7 @@ public sealed class RunHandleTests
         f.Logs.Should().NotContain(r => r.Level >= LogLevel.Warning);
     }
 
-    // ---- Issue item 3: stale handle ---------------------------------------------------------------------
+    // ---- Stale handle ---------------------------------------------------------------------
 
     [Theory]
     [InlineData(false)]
@@ -400,7 +400,7 @@ public sealed class RunHandleTests
         f.LogsWithEvent("AbandonedRunSettled").Should().BeEmpty("a released run was never abandoned");
     }
 
-    // ---- Issue item 8: TryExtendDeadline ----------------------------------------------------------------
+    // ---- TryExtendDeadline ----------------------------------------------------------------
 
     [Fact]
     public void TryExtendDeadline_WithinCap_MovesDeadline()

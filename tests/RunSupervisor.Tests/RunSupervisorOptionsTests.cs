@@ -6,7 +6,7 @@ using RunSupervisor.Tests.TestSupport;
 namespace RunSupervisor.Tests;
 
 /// <summary>
-/// Issue item 16: option defaults, validation (through the registry's constructors and through dependency
+/// Option defaults, validation (through the registry's constructors and through dependency
 /// injection), boundary values, and per-run overrides.
 /// </summary>
 public sealed class RunSupervisorOptionsTests

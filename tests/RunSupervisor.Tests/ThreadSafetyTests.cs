@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace RunSupervisor.Tests;
 
 /// <summary>
-/// Item 21: several threads starting, superseding, aborting and releasing runs on a handful of sessions while
+/// Several threads starting, superseding, aborting and releasing runs on a handful of sessions while
 /// another thread drives the fake clock through deadlines and grace periods. At the end nothing may be left and
 /// every run must have ended exactly once.
 /// </summary>

@@ -19,12 +19,12 @@ public sealed class WatchdogTests
 
     private static TimeSpan Grace => RegistryFixture.Grace;
 
-    // Item 6 uses short runs: timeout 60 s, grace 30 s.
+    // The isolation tests (run A's grace timer never touches run B) use short runs: timeout 60 s, grace 30 s.
     private static TimeSpan ShortTimeout => TimeSpan.FromSeconds(60);
 
     private static TimeSpan ShortGrace => TimeSpan.FromSeconds(30);
 
-    // ---- Issue item 4: the deadline ---------------------------------------------------------------------
+    // ---- The deadline ---------------------------------------------------------------------
 
     [Fact]
     public void Deadline_Reached_CancelsAbortTokenSetsAbortingAndLogsTimedOut()
@@ -131,7 +131,7 @@ public sealed class WatchdogTests
         f.LogsWithEvent("RunTimedOut").Should().BeEmpty();
     }
 
-    // ---- Issue item 5: the zombie -----------------------------------------------------------------------
+    // ---- The zombie -----------------------------------------------------------------------
 
     [Theory]
     [InlineData(false)]
@@ -417,7 +417,7 @@ public sealed class WatchdogTests
         slow.Status.Should().Be(RunStatus.Evicted);
     }
 
-    // ---- Issue item 6: run A's grace timer never touches run B ------------------------------------------
+    // ---- Run A's grace timer never touches run B ------------------------------------------
     // Short runs here: timeout 60 s, grace 30 s, so A's deadline is at 60 s and its eviction instant at 90 s
     // after the start. Times are offsets from A's start; step null = one jump (timers fire late), otherwise
     // the clock moves in steps of at most that size.
@@ -560,7 +560,7 @@ public sealed class WatchdogTests
         b.Status.Should().Be(RunStatus.Evicted);
     }
 
-    // ---- Issue item 7: the abandoned ledger -------------------------------------------------------------
+    // ---- The abandoned ledger -------------------------------------------------------------
 
     [Fact]
     public void GetAbandonedRuns_EvictedRunWithPendingTask_ListsIt()

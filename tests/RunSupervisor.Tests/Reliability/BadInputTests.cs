@@ -5,7 +5,7 @@ using RunSupervisor.Tests.TestSupport;
 namespace RunSupervisor.Tests.Reliability;
 
 /// <summary>
-/// Issue 3, part 4: bad input, beyond what <c>ActiveRunRegistryTests</c> and <c>RunSupervisorOptionsTests</c> already
+/// Bad input, beyond what <c>ActiveRunRegistryTests</c> and <c>RunSupervisorOptionsTests</c> already
 /// cover (null, empty, white-space and 257-character ids; one invalid option at a time). Session ids are opaque
 /// ordinal strings: control characters, unpaired surrogates and any Unicode are accepted as long as the id has 1 to
 /// 256 UTF-16 code units and is not only white space. Every rejected call leaves the registry exactly as it was.

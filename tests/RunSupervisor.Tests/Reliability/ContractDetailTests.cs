@@ -8,7 +8,7 @@ using static RunSupervisor.Tests.TestSupport.AsyncTestHelpers;
 namespace RunSupervisor.Tests.Reliability;
 
 /// <summary>
-/// Issue 3, part 5: the details the mutation run showed no test pinned down — messages, default abort reasons,
+/// The details the mutation run showed no test pinned down — messages, default abort reasons,
 /// validation order, exact boundaries, disposal of the timer and the meter, the deadline heap under load, and the
 /// paths a synchronously-firing fake clock hides (a time provider whose timers never fire on their own).
 /// </summary>

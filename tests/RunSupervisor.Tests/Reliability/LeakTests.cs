@@ -4,7 +4,7 @@ using RunSupervisor.Tests.TestSupport;
 namespace RunSupervisor.Tests.Reliability;
 
 /// <summary>
-/// Issue 3, part 3: zombies do not leak. The registry's ledger keeps small records, never handles, token sources or
+/// Zombies do not leak. The registry's ledger keeps small records, never handles, token sources or
 /// closures, so once the host (and the hung provider) let go of a zombie, a full GC collects it; the memory the
 /// registry keeps is bounded by <see cref="RunSupervisorOptions.MaxAbandonedRuns"/>.
 /// </summary>

@@ -4,7 +4,7 @@ using static RunSupervisor.Tests.TestSupport.AsyncTestHelpers;
 namespace RunSupervisor.Tests.Reliability;
 
 /// <summary>
-/// Issue 3, part 2: the provider fault matrix. Every way a provider can behave, run through
+/// The provider fault matrix. Every way a provider can behave, run through
 /// <see cref="ActiveRunRegistry.RunAsync{T}(string, Func{CancellationToken, Task{T}}, RunStartOptions?, CancellationToken)"/>
 /// and through <see cref="ActiveRunRegistry.Start(string, RunStartOptions?)"/> + <see cref="RunHandle.Attach(Task)"/>,
 /// against the expected end reason, exception and abandoned-ledger state written in <see cref="Table"/>.
@@ -96,7 +96,7 @@ public sealed class ProviderFaultMatrixTests
     }
 
     [Fact]
-    public void Table_CoversEveryRowOfTheIssueOnBothPathsWhereApplicable()
+    public void Table_CoversEveryProviderBehaviourOnBothPathsWhereApplicable()
     {
         Table.Keys.Select(k => k.Row).Distinct().Should().HaveCount(15);
         Table.Keys.Count(k => k.Path == Path.RunAsync).Should().Be(15);

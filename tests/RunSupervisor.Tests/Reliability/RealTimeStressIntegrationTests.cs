@@ -3,7 +3,7 @@ using Xunit.Abstractions;
 namespace RunSupervisor.Tests.Reliability;
 
 /// <summary>
-/// Issue 3, part 1, the bounded real-time variant: the same random workout on <see cref="TimeProvider.System"/>
+/// The bounded real-time variant: the same random workout on <see cref="TimeProvider.System"/>
 /// with millisecond timeouts (20 ms, grace 10 ms), for a few seconds. Timers fire whenever the operating system
 /// runs them, so only the interleaving-proof invariants are checked during the run (in the event handlers) and
 /// the full model at the end.

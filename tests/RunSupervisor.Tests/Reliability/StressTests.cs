@@ -3,7 +3,7 @@ using Xunit.Abstractions;
 namespace RunSupervisor.Tests.Reliability;
 
 /// <summary>
-/// Issue 3, part 1: the seeded randomized stress on a <see cref="FakeTimeProvider"/>. Four workers perform random
+/// The seeded randomized stress on a <see cref="FakeTimeProvider"/>. Four workers perform random
 /// Start / TryStart / Supersede / Dispose / DisposeAsync / TryAbort (right and wrong run id) / TryExtendDeadline /
 /// Attach (complete, fault, honour the token, never) / WaitForRunEndAsync / DrainAsync / policy Resolve / RunAsync
 /// calls over four session ids, while a clock thread advances the fake clock through deadlines and grace periods.

@@ -4,7 +4,7 @@ using RunSupervisor.Tests.TestSupport;
 namespace RunSupervisor.Tests.Reliability;
 
 /// <summary>
-/// Issue 3, part 3: the suite-wide guard (<see cref="UnobservedTaskExceptionGuard"/>) is installed, sees unobserved
+/// The suite-wide guard (<see cref="UnobservedTaskExceptionGuard"/>) is installed, sees unobserved
 /// task exceptions, tells deliberate control faults from real ones, and turns real ones into a run failure.
 /// </summary>
 public sealed class UnobservedTaskExceptionGuardTests
