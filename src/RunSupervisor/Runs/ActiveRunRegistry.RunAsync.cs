@@ -94,21 +94,38 @@ public sealed partial class ActiveRunRegistry
 
     private static InvalidOperationException NullProviderTask() => new("The provider returned a null Task.");
 
+    // One async method per overload (not one awaiting the other): each state machine box costs about 200 B per call.
     private static async Task<T> AwaitResultAsync<T>(RunHandle run, Task<T> providerTask, CancellationToken cancellationToken)
     {
-        await AwaitOutcomeAsync(run, providerTask, cancellationToken).ConfigureAwait(false);
-        return providerTask.Result;
-    }
-
-    /// <summary>Waits for the run to leave the registry and turns how it left into the caller's outcome.</summary>
-    private static async Task AwaitOutcomeAsync(RunHandle run, Task providerTask, CancellationToken cancellationToken)
-    {
         RunEndReason reason;
-        using (cancellationToken.UnsafeRegister(static state => ((RunHandle)state!).Abort("the caller's cancellation token was cancelled"), run))
+        using (cancellationToken.UnsafeRegister(AbortOnCallerCancellation, run))
         {
             reason = await run.Completion.ConfigureAwait(false);
         }
 
+        ThrowUnlessSettledNormally(run, providerTask, reason, cancellationToken);
+
+        // Success returns; any other outcome rethrows the provider's own exception with its stack trace.
+        return await providerTask.ConfigureAwait(false);
+    }
+
+    private static async Task AwaitOutcomeAsync(RunHandle run, Task providerTask, CancellationToken cancellationToken)
+    {
+        RunEndReason reason;
+        using (cancellationToken.UnsafeRegister(AbortOnCallerCancellation, run))
+        {
+            reason = await run.Completion.ConfigureAwait(false);
+        }
+
+        ThrowUnlessSettledNormally(run, providerTask, reason, cancellationToken);
+        await providerTask.ConfigureAwait(false);
+    }
+
+    private static void AbortOnCallerCancellation(object? state) => ((RunHandle)state!).Abort("the caller's cancellation token was cancelled");
+
+    /// <summary>Turns how the run left the registry into the caller's exception; returns when the provider's own outcome stands.</summary>
+    private static void ThrowUnlessSettledNormally(RunHandle run, Task providerTask, RunEndReason reason, CancellationToken cancellationToken)
+    {
         switch (reason)
         {
             case RunEndReason.ForceEvicted:
@@ -132,9 +149,6 @@ public sealed partial class ActiveRunRegistry
 
             cancellationToken.ThrowIfCancellationRequested();
         }
-
-        // Success returns; any other outcome rethrows the provider's own exception with its stack trace.
-        await providerTask.ConfigureAwait(false);
     }
 
     private static OperationCanceledException? CanceledFrom(Task task)
