@@ -170,6 +170,45 @@ public sealed class SessionTableTests : IDisposable
     }
 
     [Fact]
+    public void Find_MissingIdBehindARunOfNeighbouringSlots_MakesTheNextInsertSwitchToTheRandomizedHash()
+    {
+        // One id per slot 0..110 of a 256-slot table: every insert lands in its own slot (no long insert probe), but
+        // together they form one run that a lookup of a missing id homed at slot 0 must walk to the end.
+        const int Slots = 256;
+        int clusterLength = SessionTable.MaxProbeBeforeRandomizing + 10;
+        Dictionary<int, string> bySlot = [];
+        string? missing = null;
+        for (int i = 0; bySlot.Count < clusterLength || missing is null; i++)
+        {
+            string id = $"near-{i}";
+            int slot = SessionTable.Hash(id) & (Slots - 1);
+            if (slot < clusterLength && !bySlot.ContainsKey(slot))
+            {
+                bySlot[slot] = id;
+            }
+            else if (slot == 0 && missing is null)
+            {
+                missing = id;
+            }
+        }
+
+        var table = new SessionTable();
+        foreach (string id in bySlot.OrderBy(p => p.Key).Select(p => p.Value))
+        {
+            table.TryAdd(NewRun(id), out _);
+        }
+
+        table.Capacity.Should().Be(Slots);
+        table.IsRandomized.Should().BeFalse("no insert probed far");
+
+        table.Find(missing!).Should().BeNull();
+        table.TryAdd(NewRun("after-the-long-lookup"), out _).Should().BeTrue();
+
+        table.IsRandomized.Should().BeTrue();
+        bySlot.Values.Should().OnlyContain(id => table.Find(id) != null);
+    }
+
+    [Fact]
     public void TryAdd_OrdinarySessionIds_KeepTheCheapHash()
     {
         var table = new SessionTable();

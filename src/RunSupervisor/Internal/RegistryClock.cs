@@ -22,17 +22,14 @@ internal sealed class RegistryClock
     private readonly TimeProvider _timeProvider;
     private readonly long _originTimestamp;
 
-    // Wall-clock UTC ticks minus monotonic ticks, and the monotonic instant at which to read it again. Written together
-    // by whichever start sees the refresh due; a reader that pairs a new offset with an old due instant at worst
-    // refreshes once more.
-    private long _wallOffsetTicks;
-    private long _refreshAtTicks;
+    // The offset and when to read it again, swapped as one object so readers never pair an offset with another's instant.
+    private WallAnchor _anchor;
 
     public RegistryClock(TimeProvider timeProvider)
     {
         _timeProvider = timeProvider;
         _originTimestamp = timeProvider.GetTimestamp();
-        RefreshWallOffset(0);
+        _anchor = ReadAnchor();
     }
 
     public TimeProvider TimeProvider => _timeProvider;
@@ -46,15 +43,27 @@ internal sealed class RegistryClock
     /// <returns>The wall-clock instant.</returns>
     public DateTimeOffset ToWallClock(long nowTicks)
     {
-        long offset = nowTicks >= Volatile.Read(ref _refreshAtTicks) ? RefreshWallOffset(nowTicks) : Volatile.Read(ref _wallOffsetTicks);
-        return new DateTimeOffset(nowTicks + offset, TimeSpan.Zero);
+        WallAnchor anchor = Volatile.Read(ref _anchor);
+        if (nowTicks >= anchor.RefreshAtTicks)
+        {
+            WallAnchor fresh = ReadAnchor();
+
+            // A thread that read its anchor earlier but publishes later must not replace a newer one.
+            WallAnchor current = Interlocked.CompareExchange(ref _anchor, fresh, anchor);
+            anchor = ReferenceEquals(current, anchor) ? fresh : current;
+        }
+
+        return new DateTimeOffset(nowTicks + anchor.OffsetTicks, TimeSpan.Zero);
     }
 
-    private long RefreshWallOffset(long nowTicks)
+    /// <summary>Reads both clocks back to back, so that no pause between a caller's reading and this one skews the offset.</summary>
+    private WallAnchor ReadAnchor()
     {
-        long offset = _timeProvider.GetUtcNow().UtcTicks - nowTicks;
-        Volatile.Write(ref _wallOffsetTicks, offset);
-        Volatile.Write(ref _refreshAtTicks, nowTicks + WallClockRefresh.Ticks);
-        return offset;
+        long ticks = NowTicks();
+        long offset = _timeProvider.GetUtcNow().UtcTicks - ticks;
+        return new WallAnchor(offset, ticks + WallClockRefresh.Ticks);
     }
+
+    /// <summary>Wall-clock UTC ticks minus monotonic ticks, and the monotonic instant at which to read it again.</summary>
+    private sealed record WallAnchor(long OffsetTicks, long RefreshAtTicks);
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 
 namespace RunSupervisor;
 
@@ -23,12 +24,13 @@ namespace RunSupervisor;
 /// <item>A resize builds a new array and publishes it; the old one is never written again, so a reader still
 /// holding it sees the table as it was at the resize.</item>
 /// </list>
-/// <para>Hashing: the slot index comes from <see cref="Hash(string)"/>, a cheap hash that is not randomized (a lookup
-/// is a handful of nanoseconds, and every query and start does one). Session ids may come from clients, and a
-/// predictable hash would let them pile sessions into one chain, so an insert that has to probe further than
-/// <see cref="MaxProbeBeforeRandomizing"/> slots switches the table, once, to <see cref="string.GetHashCode()"/>
-/// (randomized per process) for slot indexes. Each run keeps its cheap hash either way, as a filter before comparing
-/// ids. The hash mode travels with the slot array, so a reader always probes with the hash its array was built with.</para>
+/// <para>Hashing: the slot index comes from <see cref="Hash(string)"/>, a cheap hash (a lookup is a handful of
+/// nanoseconds, and every query and start does one) seeded once per process, so its values cannot be worked out
+/// offline. Session ids may come from clients, and colliding ids would pile sessions into one chain, so a probe
+/// longer than <see cref="MaxProbeBeforeRandomizing"/> slots (an insert's, or a lookup's, which flags it for the next
+/// write) switches the table, once, to <see cref="string.GetHashCode()"/> (Marvin, randomized per process) for slot
+/// indexes. Each run keeps its cheap hash either way, as a filter before comparing ids. The hash mode travels with the
+/// slot array, so a reader always probes with the hash its array was built with.</para>
 /// </remarks>
 internal sealed class SessionTable
 {
@@ -40,10 +42,15 @@ internal sealed class SessionTable
 
     private const int MinCapacity = 16;
     private static readonly object Tombstone = new();
+    private static readonly uint SeedA = (uint)RandomNumberGenerator.GetInt32(int.MinValue, int.MaxValue);
+    private static readonly uint SeedB = (uint)RandomNumberGenerator.GetInt32(int.MinValue, int.MaxValue);
 
     private Slots _table = new(new object?[MinCapacity], randomized: false);
     private int _count;
     private int _used;
+
+    // Set by a lookup that probed too far (a lookup cannot resize); the next insert then switches to the randomized hash.
+    private volatile bool _suspicious;
 
     /// <summary>Gets the number of runs in the table.</summary>
     public int Count => _count;
@@ -54,14 +61,14 @@ internal sealed class SessionTable
     /// <summary>Gets a value indicating whether slot indexes come from the randomized hash; for tests.</summary>
     internal bool IsRandomized => _table.Randomized;
 
-    /// <summary>The cheap, not randomized hash of a session id (two interleaved chains over pairs of chars, then a finalizer for the low bits the index uses).</summary>
+    /// <summary>The cheap hash of a session id: two interleaved chains over pairs of chars from per-process seeds, then a finalizer for the low bits the index uses.</summary>
     /// <param name="sessionId">The session id.</param>
     /// <returns>The hash.</returns>
     public static int Hash(string sessionId)
     {
         ReadOnlySpan<uint> pairs = MemoryMarshal.Cast<char, uint>(sessionId.AsSpan());
-        uint a = 0x9E3779B9u ^ (uint)sessionId.Length;
-        uint b = 0x85EBCA6Bu;
+        uint a = SeedA ^ (uint)sessionId.Length;
+        uint b = SeedB;
         int i = 0;
         for (; i + 1 < pairs.Length; i += 2)
         {
@@ -95,11 +102,17 @@ internal sealed class SessionTable
         Slots table = Volatile.Read(ref _table);
         object?[] slots = table.Items;
         int mask = slots.Length - 1;
-        for (int i = table.IndexHash(sessionId, hash) & mask; ; i = (i + 1) & mask)
+        int probed = 0;
+        for (int i = table.IndexHash(sessionId, hash) & mask; ; i = (i + 1) & mask, probed++)
         {
             object? entry = Volatile.Read(ref slots[i]);
             if (entry is null)
             {
+                if (probed > MaxProbeBeforeRandomizing && !table.Randomized)
+                {
+                    _suspicious = true;
+                }
+
                 return null;
             }
 
@@ -153,7 +166,7 @@ internal sealed class SessionTable
         }
 
         current = null;
-        bool randomize = probed > MaxProbeBeforeRandomizing && !table.Randomized;
+        bool randomize = (probed > MaxProbeBeforeRandomizing || _suspicious) && !table.Randomized;
         if (randomize || (slots[free] is null && _used + 1 > slots.Length / 2))
         {
             // Grow (or sweep out tombstones, or change hash), then insert into the fresh table.
