@@ -28,7 +28,7 @@ public sealed class ActiveRunRegistryTests
     [Fact]
     public void Start_AfterAWallClockStep_StartedAtFollowsTheNewWallClockWithinASecond()
     {
-        var clock = new SteppableClock();
+        var clock = new HandDrivenClock();
         using var registry = new ActiveRunRegistry(timeProvider: clock);
         DateTimeOffset before = clock.GetUtcNow();
 
@@ -1063,34 +1063,4 @@ public sealed class ActiveRunRegistryTests
         "GracePeriod above 24 days" => (new RunStartOptions { GracePeriod = TimeSpan.FromDays(24) + TimeSpan.FromTicks(1), Supersede = supersede }, "RunStartOptions.GracePeriod"),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown kind."),
     };
-
-    /// <summary>A hand-driven clock whose wall clock can step without the monotonic clock moving (NTP, a resumed machine); its timers never fire.</summary>
-    private sealed class SteppableClock : TimeProvider
-    {
-        private long _monotonicTicks;
-        private long _wallOffsetTicks = DateTimeOffset.UnixEpoch.UtcTicks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => Interlocked.Read(ref _monotonicTicks);
-
-        public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref _monotonicTicks) + Interlocked.Read(ref _wallOffsetTicks), TimeSpan.Zero);
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) => new SilentTimer();
-
-        public void Elapse(TimeSpan span) => Interlocked.Add(ref _monotonicTicks, span.Ticks);
-
-        public void StepWallClock(TimeSpan step) => Interlocked.Add(ref _wallOffsetTicks, step.Ticks);
-
-        private sealed class SilentTimer : ITimer
-        {
-            public bool Change(TimeSpan dueTime, TimeSpan period) => true;
-
-            public void Dispose()
-            {
-            }
-
-            public ValueTask DisposeAsync() => default;
-        }
-    }
 }

@@ -269,7 +269,7 @@ public sealed class ContractDetailTests
     [Fact]
     public void Abort_ZeroGrace_EvictsWithinTheCallWithoutWaitingForATimer()
     {
-        var time = new ManualClock();
+        var time = new HandDrivenClock();
         using var registry = new ActiveRunRegistry(new RunSupervisorOptions { GracePeriod = TimeSpan.Zero }, time);
         RunHandle run = registry.Start(Session);
 
@@ -282,7 +282,7 @@ public sealed class ContractDetailTests
     [Fact]
     public async Task DrainAsync_ForceEvictOverdueRunTheWatchdogHasNotSeen_CancelsItsAbortToken()
     {
-        var time = new ManualClock();
+        var time = new HandDrivenClock();
         using var registry = new ActiveRunRegistry(new RunSupervisorOptions { RunTimeout = TimeSpan.FromMinutes(1) }, time);
         RunHandle run = registry.Start(Session);
         time.Elapse(TimeSpan.FromMinutes(2));
@@ -443,32 +443,5 @@ public sealed class ContractDetailTests
     private sealed class NullValueOptions : IOptions<RunSupervisorOptions>
     {
         public RunSupervisorOptions Value => null!;
-    }
-
-    /// <summary>A clock moved by hand whose timers never fire: what a fake clock's synchronous firing would hide.</summary>
-    private sealed class ManualClock : TimeProvider
-    {
-        private long _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
-
-        public override DateTimeOffset GetUtcNow() => DateTimeOffset.UnixEpoch + TimeSpan.FromTicks(Interlocked.Read(ref _ticks));
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) => new SilentTimer();
-
-        public void Elapse(TimeSpan span) => Interlocked.Add(ref _ticks, span.Ticks);
-
-        private sealed class SilentTimer : ITimer
-        {
-            public bool Change(TimeSpan dueTime, TimeSpan period) => true;
-
-            public void Dispose()
-            {
-            }
-
-            public ValueTask DisposeAsync() => default;
-        }
     }
 }
