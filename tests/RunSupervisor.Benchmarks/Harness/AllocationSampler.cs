@@ -14,7 +14,14 @@ internal sealed class AllocationSampler : EventListener
     private const int AllocationTickEventId = 10;
     private const EventKeywords GcKeyword = (EventKeywords)0x1;
 
+    // Allocated by Stop: large enough to raise an allocation event at once, of a type nothing else allocates.
+    private const int MarkerLength = 200_000;
+    private const string MarkerTypeName = "DrainMarker[]";
+
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
+
     private readonly ConcurrentDictionary<string, long> _bytesByType = new(StringComparer.Ordinal);
+    private readonly ManualResetEventSlim _drained = new();
     private volatile bool _recording;
 
     /// <summary>Gets the sampled bytes by type name since <see cref="Start"/>.</summary>
@@ -27,11 +34,28 @@ internal sealed class AllocationSampler : EventListener
         _recording = true;
     }
 
-    /// <summary>Stops recording once the events raised so far have been delivered (they arrive asynchronously).</summary>
+    /// <summary>
+    /// Stops recording once the events raised so far have been delivered. They arrive asynchronously but in order, so
+    /// this allocates a marker that raises an event of its own and waits for that event.
+    /// </summary>
+    /// <exception cref="TimeoutException">The marker's event did not arrive within 30 s.</exception>
     public void Stop()
     {
-        Thread.Sleep(1_500);
+        _drained.Reset();
+        GC.KeepAlive(new DrainMarker[MarkerLength]);
+        if (!_drained.Wait(DrainTimeout))
+        {
+            throw new TimeoutException($"The allocation event of the drain marker did not arrive within {DrainTimeout.TotalSeconds} s.");
+        }
+
         _recording = false;
+    }
+
+    /// <inheritdoc/>
+    public override void Dispose()
+    {
+        base.Dispose();
+        _drained.Dispose();
     }
 
     /// <inheritdoc/>
@@ -69,6 +93,14 @@ internal sealed class AllocationSampler : EventListener
             }
         }
 
+        if (type.EndsWith(MarkerTypeName, StringComparison.Ordinal))
+        {
+            _drained.Set();
+            return;
+        }
+
         _bytesByType.AddOrUpdate(type, amount, (_, total) => total + amount);
     }
+
+    private sealed class DrainMarker;
 }
