@@ -21,16 +21,7 @@ public sealed class RealTimeStressIntegrationTests
         var settings = new StressSettings(seed, TotalOperations: 40_000, Workers: 4, OperationsPerRound: 2_500, RealTime: true);
         _output.WriteLine($"real-time stress seed {seed} ({StressSettings.SeedVariable}={seed} replays its operation sequences)");
 
-        StressReport report;
-        try
-        {
-            using var harness = new StressHarness(settings);
-            report = harness.Run();
-        }
-        catch (Exception ex)
-        {
-            throw new StressFailureException(seed, ex);
-        }
+        StressReport report = StressHarness.RunWithSeedOnFailure(settings);
 
         _output.WriteLine(report.ToString());
         report.Operations.Should().Be(settings.TotalOperations);

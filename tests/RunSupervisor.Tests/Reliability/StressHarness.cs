@@ -143,6 +143,20 @@ internal sealed class StressHarness : IDisposable
 
     private static TimeSpan MaxClockStep => TimeSpan.FromMilliseconds(250);
 
+    /// <summary>Runs a harness with <paramref name="settings"/>; any failure comes back as a <see cref="StressFailureException"/> naming the seed.</summary>
+    public static StressReport RunWithSeedOnFailure(StressSettings settings)
+    {
+        try
+        {
+            using var harness = new StressHarness(settings);
+            return harness.Run();
+        }
+        catch (Exception ex)
+        {
+            throw new StressFailureException(settings.Seed, ex);
+        }
+    }
+
     /// <summary>Each worker asks the clock thread for one step every this many operations.</summary>
     private static int OperationsPerClockStep => 4;
 

@@ -30,16 +30,7 @@ public sealed class StressTests
         var settings = new StressSettings(seed, operations, Workers: 4, OperationsPerRound: 2_000, RealTime: false);
         _output.WriteLine($"stress seed {seed} ({StressSettings.SeedVariable}={seed} replays it), {operations:N0} operations");
 
-        StressReport report;
-        try
-        {
-            using var harness = new StressHarness(settings);
-            report = harness.Run();
-        }
-        catch (Exception ex)
-        {
-            throw new StressFailureException(seed, ex);
-        }
+        StressReport report = StressHarness.RunWithSeedOnFailure(settings);
 
         _output.WriteLine(report.ToString());
         report.Operations.Should().Be(operations, "every requested operation was performed");
