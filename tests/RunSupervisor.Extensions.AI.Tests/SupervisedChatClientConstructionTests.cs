@@ -20,7 +20,7 @@ public sealed class SupervisedChatClientConstructionTests
     public void Constructor_RunStartOptionsWithSupersede_ThrowsArgumentExceptionPointingToBusyBehavior()
     {
         using var registry = new ActiveRunRegistry();
-        var options = new SupervisedChatClientOptions { RunStartOptions = new RunStartOptions { Supersede = true } };
+        var options = new SupervisedChatClientOptions { RunStartOptions = new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede } };
 
         FluentActions.Invoking(() => new SupervisedChatClient(new FakeChatClient(), registry, options))
             .Should().Throw<ArgumentException>().WithMessage("*BusyBehavior*").Which.ParamName.Should().Be("options");

@@ -223,7 +223,7 @@ public sealed class SupervisedChatClientStreamingTests
 
         Task<List<string>> consume = ConsumeAsync(client.GetStreamingResponseAsync(Prompt, Conversation(Session)));
         await stalled.Task.Guard();
-        using RunHandle newer = f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+        using RunHandle newer = f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         (await FluentActions.Awaiting(() => consume.Guard()).Should().ThrowAsync<OperationCanceledException>())
             .WithMessage("*superseded*");

@@ -129,7 +129,7 @@ public sealed class RunSupervisorShutdownDrainTests
         // The drain aborts by run id: a run that replaced the one it saw is left alone.
         await using TestHost host = await TestHost.StartAsync();
         RunHandle first = host.Registry.Start("s");
-        first.AbortToken.Register(() => host.Registry.Start("s", new RunStartOptions { Supersede = true }));
+        first.AbortToken.Register(() => host.Registry.Start("s", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede }));
 
         // The drain still waits up to the grace period for the newcomer, then leaves it alone (not overdue).
         Task stop = host.Host.StopAsync();

@@ -369,7 +369,7 @@ public sealed class ActiveRunRegistryRunAsyncTests
         f.Registry.TryGetRun(Session, out RunInfo? old).Should().BeTrue();
         CancellationToken received = await invoked.Task.Guard();
 
-        using RunHandle replacement = f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+        using RunHandle replacement = f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         // The exception names the run's abort token, which is the token the provider was given.
         OperationCanceledException ex = (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowAsync<OperationCanceledException>()).Which;

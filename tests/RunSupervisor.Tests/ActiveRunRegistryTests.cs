@@ -146,7 +146,7 @@ public sealed class ActiveRunRegistryTests
         ids.Add(f.Registry.Start("s2").RunId);
         a.Dispose();
         ids.Add(f.Registry.Start("s1").RunId);                                          // same session, after release
-        ids.Add(f.Registry.Start("s1", new RunStartOptions { Supersede = true }).RunId); // same session, superseding
+        ids.Add(f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede }).RunId); // same session, superseding
         f.Registry.TryStart("s3", out RunHandle? viaTry).Should().BeTrue();
         ids.Add(viaTry!.RunId);
 
@@ -162,7 +162,7 @@ public sealed class ActiveRunRegistryTests
         RunHandle run = f.Registry.Start("s1");
 
         f.Registry.TryGetRun("s1", out RunInfo? before).Should().BeTrue();
-        before.Should().Be(new RunInfo("s1", run.RunId, startedAt, startedAt + RegistryFixture.Timeout, RunStatus.Running));
+        before.Should().Be(new RunInfo("s1", run.RunId, startedAt, startedAt + RegistryFixture.Timeout, RunStatus.Running, run.RunId));
 
         run.Abort();
 
@@ -221,7 +221,7 @@ public sealed class ActiveRunRegistryTests
         f.Registry.ActiveCount.Should().Be(2);
 
         // Superseding replaces a run: the count stays the same.
-        f.Registry.Start("a", new RunStartOptions { Supersede = true });
+        f.Registry.Start("a", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
         f.Registry.ActiveCount.Should().Be(2);
 
         b.Dispose();
@@ -371,7 +371,7 @@ public sealed class ActiveRunRegistryTests
         using var f = new RegistryFixture();
         RunHandle old = f.Registry.Start("s1");
 
-        RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { Supersede = true });
+        RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         old.AbortToken.IsCancellationRequested.Should().BeTrue();
         old.Status.Should().Be(RunStatus.Ended);
@@ -403,7 +403,7 @@ public sealed class ActiveRunRegistryTests
         using var f = new RegistryFixture();
         RunHandle old = f.Registry.Start("s1");
 
-        bool started = f.Registry.TryStart("s1", out RunHandle? replacement, new RunStartOptions { Supersede = true });
+        bool started = f.Registry.TryStart("s1", out RunHandle? replacement, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         started.Should().BeTrue();
         replacement!.IsCurrent.Should().BeTrue();
@@ -415,7 +415,7 @@ public sealed class ActiveRunRegistryTests
     {
         using var f = new RegistryFixture();
 
-        RunHandle run = f.Registry.Start("s1", new RunStartOptions { Supersede = true });
+        RunHandle run = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         run.IsCurrent.Should().BeTrue();
         f.Ended.Should().BeEmpty();
@@ -430,7 +430,7 @@ public sealed class ActiveRunRegistryTests
         Task<bool> waiterOnOld = f.Registry.WaitForRunEndAsync("s1", WaitTimeout);
         waiterOnOld.IsCompleted.Should().BeFalse();
 
-        RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { Supersede = true });
+        RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         (await waiterOnOld.WaitAsync(HangGuard)).Should().BeTrue();
 
@@ -447,7 +447,7 @@ public sealed class ActiveRunRegistryTests
     {
         using var f = new RegistryFixture();
         RunHandle old = f.Registry.Start("s1");
-        RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { Supersede = true });
+        RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         old.Dispose();
         old.Dispose();
@@ -470,7 +470,7 @@ public sealed class ActiveRunRegistryTests
         RunHandle old = f.Registry.Start("s1");
         old.Attach(new TaskCompletionSource().Task); // a provider that never settles
         f.Time.Advance(TimeSpan.FromMinutes(5));
-        RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { Supersede = true });
+        RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         // Past the old run's deadline and grace, but well before the new run's deadline.
         f.Time.Advance(RegistryFixture.Timeout - TimeSpan.FromMinutes(5) + RegistryFixture.Grace + TimeSpan.FromSeconds(1));
@@ -495,7 +495,7 @@ public sealed class ActiveRunRegistryTests
         f.Time.Advance(TimeSpan.FromSeconds(20));
         DateTimeOffset supersededAt = f.Time.GetUtcNow();
 
-        f.Registry.Start("s1", new RunStartOptions { Supersede = true });
+        f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         f.Registry.AbandonedCount.Should().Be(1);
         f.Registry.GetAbandonedRuns().Should().ContainSingle()
@@ -514,7 +514,7 @@ public sealed class ActiveRunRegistryTests
         // Without an attached task the registry cannot see the provider settle; the owner's release is the sign.
         using var f = new RegistryFixture();
         RunHandle old = f.Registry.Start("s1");
-        RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { Supersede = true });
+        RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
         f.Registry.GetAbandonedRuns().Select(a => a.RunId).Should().Equal(old.RunId);
 
         old.Dispose();
@@ -531,7 +531,7 @@ public sealed class ActiveRunRegistryTests
         RunHandle first = f.Registry.Start("s1");
         first.Attach(Task.CompletedTask); // settles at once: the run is released
 
-        f.Registry.Start("s1", new RunStartOptions { Supersede = true });
+        f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         f.Registry.GetAbandonedRuns().Should().BeEmpty();
         f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed);
@@ -1056,11 +1056,11 @@ public sealed class ActiveRunRegistryTests
 
     private static (RunStartOptions Options, string OptionName) InvalidOverride(string kind, RunSupervisorOptions registryOptions, bool supersede) => kind switch
     {
-        "Timeout zero" => (new RunStartOptions { Timeout = TimeSpan.Zero, Supersede = supersede }, "RunStartOptions.Timeout"),
-        "Timeout negative" => (new RunStartOptions { Timeout = TimeSpan.FromSeconds(-1), Supersede = supersede }, "RunStartOptions.Timeout"),
-        "Timeout above MaxRunDuration" => (new RunStartOptions { Timeout = registryOptions.MaxRunDuration + TimeSpan.FromTicks(1), Supersede = supersede }, "RunStartOptions.Timeout"),
-        "GracePeriod negative" => (new RunStartOptions { GracePeriod = TimeSpan.FromTicks(-1), Supersede = supersede }, "RunStartOptions.GracePeriod"),
-        "GracePeriod above 24 days" => (new RunStartOptions { GracePeriod = TimeSpan.FromDays(24) + TimeSpan.FromTicks(1), Supersede = supersede }, "RunStartOptions.GracePeriod"),
+        "Timeout zero" => (new RunStartOptions { Timeout = TimeSpan.Zero, WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject }, "RunStartOptions.Timeout"),
+        "Timeout negative" => (new RunStartOptions { Timeout = TimeSpan.FromSeconds(-1), WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject }, "RunStartOptions.Timeout"),
+        "Timeout above MaxRunDuration" => (new RunStartOptions { Timeout = registryOptions.MaxRunDuration + TimeSpan.FromTicks(1), WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject }, "RunStartOptions.Timeout"),
+        "GracePeriod negative" => (new RunStartOptions { GracePeriod = TimeSpan.FromTicks(-1), WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject }, "RunStartOptions.GracePeriod"),
+        "GracePeriod above 24 days" => (new RunStartOptions { GracePeriod = TimeSpan.FromDays(24) + TimeSpan.FromTicks(1), WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject }, "RunStartOptions.GracePeriod"),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown kind."),
     };
 }

@@ -132,7 +132,7 @@ public sealed class ActiveRunRegistryWaitingTests
         RunHandle first = f.Registry.Start(Session);
         Task<bool> wait = f.Registry.WaitForRunEndAsync(Session, Timeout.InfiniteTimeSpan);
 
-        using RunHandle second = f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+        using RunHandle second = f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         // The wait was for the first run; the session being busy again with another run does not matter.
         (await wait.Guard()).Should().BeTrue();
@@ -267,7 +267,7 @@ public sealed class ActiveRunRegistryWaitingTests
     }
 
     [Fact]
-    public async Task DrainAsync_RunForceEvictedByWatchdogDuringDrain_CompletesWithRunListedAsDrained()
+    public async Task DrainAsync_RunForceEvictedByWatchdogDuringDrain_CompletesAtTheEvictionWithTheRunListedAsEvicted()
     {
         using var f = new RegistryFixture();
         RunHandle zombie = f.Registry.Start(Session);
@@ -281,8 +281,12 @@ public sealed class ActiveRunRegistryWaitingTests
         f.Time.Advance(RegistryFixture.Grace);
         DrainResult result = await drain.Guard();
 
-        result.IsComplete.Should().BeTrue();
-        result.Drained.Should().Equal(Session);
+        // Woken by the eviction, but the drain reports what it saw: the run did not drain, it was evicted.
+        result.IsComplete.Should().BeFalse();
+        result.Drained.Should().BeEmpty();
+        result.Evicted.Should().Equal(Session);
+        result.Runs.Should().ContainSingle().Which.Should().Match<DrainedRun>(r =>
+            r.RunId == zombie.RunId && r.Reason == RunEndReason.ForceEvicted && r.Outcome == DrainOutcome.Evicted && r.Detail!.StartsWith("evicted: ", StringComparison.Ordinal));
     }
 
     [Fact]

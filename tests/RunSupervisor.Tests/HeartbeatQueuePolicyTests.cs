@@ -357,7 +357,7 @@ public sealed class HeartbeatQueuePolicyTests
         RunHandle old = p.Registry.Start(Session);
         p.DropHeartbeats(Session, 2);
 
-        RunHandle replacement = p.Registry.Start(Session, new RunStartOptions { Supersede = true });
+        RunHandle replacement = p.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         // The old run's end leaves the session busy with the replacement: no heartbeat can run yet.
         old.Completion.IsCompleted.Should().BeTrue();

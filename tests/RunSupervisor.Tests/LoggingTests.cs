@@ -29,6 +29,8 @@ public sealed class LoggingTests
         (12, "DrainTimedOut", LogLevel.Warning),
         (13, "DrainCompleted", LogLevel.Information),
         (14, "CallbackFailed", LogLevel.Error),
+        (15, "AbortCallbackFailed", LogLevel.Error),
+        (16, "WatchdogLate", LogLevel.Warning),
     ];
 
     public static TheoryData<int, string, LogLevel> PinnedRows()

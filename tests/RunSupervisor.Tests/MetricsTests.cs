@@ -91,7 +91,7 @@ public sealed class MetricsTests
         using RunHandle first = f.Registry.Start("s1");
         f.Registry.TryStart("s1", out _).Should().BeFalse();
         FluentActions.Invoking(() => f.Registry.Start("s1")).Should().Throw<SessionBusyException>();
-        using RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { Supersede = true });
+        using RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         started.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1, 1);
 
@@ -201,7 +201,7 @@ public sealed class MetricsTests
         var provider = new TaskCompletionSource();
         f.Registry.Start("s1").Attach(provider.Task);
 
-        using RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { Supersede = true });
+        using RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         abandoned.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1);
         provider.SetResult();

@@ -128,7 +128,7 @@ public sealed class RunHandleTests
     {
         using var f = new RegistryFixture();
         RunHandle a = f.Registry.Start(Session);
-        RunHandle b = f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+        RunHandle b = f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         a.Dispose();
 
@@ -229,7 +229,7 @@ public sealed class RunHandleTests
         RunHandle b;
         if (superseded)
         {
-            b = f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+            b = f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
         }
         else
         {
@@ -519,7 +519,7 @@ public sealed class RunHandleTests
                 run.Dispose();
                 break;
             case "superseded":
-                f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+                f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
                 break;
             case "evicted":
                 f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
@@ -609,7 +609,7 @@ public sealed class RunHandleTests
         using var f = new RegistryFixture();
         RunHandle a = f.Registry.Start(Session);
 
-        f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+        f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         a.Status.Should().Be(RunStatus.Ended);
     }
@@ -636,7 +636,7 @@ public sealed class RunHandleTests
         using var f = new RegistryFixture();
         RunHandle a = f.Registry.Start(Session);
 
-        RunHandle b = f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+        RunHandle b = f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         a.AbortToken.IsCancellationRequested.Should().BeTrue();
         b.AbortToken.IsCancellationRequested.Should().BeFalse();
@@ -673,7 +673,7 @@ public sealed class RunHandleTests
         provider.SetException(new InvalidOperationException("late"));
         f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace + TimeSpan.FromMinutes(1));
         f.Registry.Start(Session);
-        f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+        f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         run.Completion.Should().BeSameAs(completion);
         (await completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);

@@ -11,12 +11,25 @@ public sealed class SessionTableTests : IDisposable
 {
     private readonly ActiveRunRegistry _registry = new();
 
-    public void Dispose() => _registry.Dispose();
+    // The table asserts that its writers hold its gate: the synchronous tests hold it throughout, on their one thread.
+    private readonly Lock _gate = new();
+
+    public SessionTableTests() => _gate.Enter();
+
+    public void Dispose()
+    {
+        if (_gate.IsHeldByCurrentThread)
+        {
+            _gate.Exit();
+        }
+
+        _registry.Dispose();
+    }
 
     [Fact]
     public void Find_EmptyTable_ReturnsNull()
     {
-        var table = new SessionTable();
+        var table = new SessionTable(_gate);
 
         table.Find("s").Should().BeNull();
         table.Count.Should().Be(0);
@@ -25,10 +38,10 @@ public sealed class SessionTableTests : IDisposable
     [Fact]
     public void TryAdd_NewSession_IsFoundByIdAndHash()
     {
-        var table = new SessionTable();
-        RunHandle run = NewRun("s");
+        var table = new SessionTable(_gate);
+        RunEntry run = NewRun("s");
 
-        table.TryAdd(run, out RunHandle? current).Should().BeTrue();
+        table.TryAdd(run, out RunEntry? current).Should().BeTrue();
 
         current.Should().BeNull();
         table.Find("s").Should().BeSameAs(run);
@@ -40,11 +53,11 @@ public sealed class SessionTableTests : IDisposable
     [Fact]
     public void TryAdd_SessionAlreadyPresent_ReturnsFalseAndTheCurrentRun()
     {
-        var table = new SessionTable();
-        RunHandle first = NewRun("s");
+        var table = new SessionTable(_gate);
+        RunEntry first = NewRun("s");
         table.TryAdd(first, out _);
 
-        table.TryAdd(NewRun("s"), out RunHandle? current).Should().BeFalse();
+        table.TryAdd(NewRun("s"), out RunEntry? current).Should().BeFalse();
 
         current.Should().BeSameAs(first);
         table.Count.Should().Be(1);
@@ -53,8 +66,8 @@ public sealed class SessionTableTests : IDisposable
     [Fact]
     public void TryRemove_AnotherHandleOfTheSameSession_ChangesNothing()
     {
-        var table = new SessionTable();
-        RunHandle run = NewRun("s");
+        var table = new SessionTable(_gate);
+        RunEntry run = NewRun("s");
         table.TryAdd(run, out _);
 
         table.TryRemove(NewRun("s")).Should().BeFalse();
@@ -69,9 +82,9 @@ public sealed class SessionTableTests : IDisposable
     [Fact]
     public void TryReplace_CurrentRun_PutsTheReplacementInItsPlace()
     {
-        var table = new SessionTable();
-        RunHandle run = NewRun("s");
-        RunHandle replacement = NewRun("s");
+        var table = new SessionTable(_gate);
+        RunEntry run = NewRun("s");
+        RunEntry replacement = NewRun("s");
         table.TryAdd(run, out _);
 
         table.TryReplace(run, replacement).Should().BeTrue();
@@ -84,11 +97,11 @@ public sealed class SessionTableTests : IDisposable
     [Fact]
     public void TryAddAndTryRemove_ManySessions_GrowsKeepsEveryRunFindableAndShrinksBack()
     {
-        var table = new SessionTable();
+        var table = new SessionTable(_gate);
         int initialCapacity = table.Capacity;
-        RunHandle[] runs = Enumerable.Range(0, 20_000).Select(i => NewRun($"session-{i}")).ToArray();
+        RunEntry[] runs = Enumerable.Range(0, 20_000).Select(i => NewRun($"session-{i}")).ToArray();
 
-        foreach (RunHandle run in runs)
+        foreach (RunEntry run in runs)
         {
             table.TryAdd(run, out _).Should().BeTrue();
         }
@@ -120,9 +133,9 @@ public sealed class SessionTableTests : IDisposable
     [Fact]
     public void TryAdd_RepeatedAddAndRemoveOfOneSession_DoesNotGrowTheTable()
     {
-        var table = new SessionTable();
-        RunHandle[] neighbours = Enumerable.Range(0, 5).Select(i => NewRun($"n{i}")).ToArray();
-        foreach (RunHandle neighbour in neighbours)
+        var table = new SessionTable(_gate);
+        RunEntry[] neighbours = Enumerable.Range(0, 5).Select(i => NewRun($"n{i}")).ToArray();
+        foreach (RunEntry neighbour in neighbours)
         {
             table.TryAdd(neighbour, out _);
         }
@@ -130,7 +143,7 @@ public sealed class SessionTableTests : IDisposable
         int capacity = table.Capacity;
         for (int i = 0; i < 10_000; i++)
         {
-            RunHandle run = NewRun("busy");
+            RunEntry run = NewRun("busy");
             table.TryAdd(run, out _).Should().BeTrue();
             table.TryRemove(run).Should().BeTrue();
         }
@@ -149,10 +162,10 @@ public sealed class SessionTableTests : IDisposable
             .Where(id => (SessionTable.Hash(id) & Mask) == (SessionTable.Hash("flood-0") & Mask))
             .Take(SessionTable.MaxProbeBeforeRandomizing + 50)
             .ToArray();
-        var table = new SessionTable();
-        RunHandle[] runs = colliding.Select(NewRun).ToArray();
+        var table = new SessionTable(_gate);
+        RunEntry[] runs = colliding.Select(NewRun).ToArray();
 
-        foreach (RunHandle run in runs)
+        foreach (RunEntry run in runs)
         {
             table.TryAdd(run, out _).Should().BeTrue();
         }
@@ -160,7 +173,7 @@ public sealed class SessionTableTests : IDisposable
         table.IsRandomized.Should().BeTrue("a probe past the limit means the cheap hash is being attacked");
         runs.Should().OnlyContain(run => table.Find(run.SessionId) == run);
         table.Find("flood-not-there").Should().BeNull();
-        foreach (RunHandle run in runs)
+        foreach (RunEntry run in runs)
         {
             table.TryRemove(run).Should().BeTrue();
         }
@@ -192,7 +205,7 @@ public sealed class SessionTableTests : IDisposable
             }
         }
 
-        var table = new SessionTable();
+        var table = new SessionTable(_gate);
         foreach (string id in bySlot.OrderBy(p => p.Key).Select(p => p.Value))
         {
             table.TryAdd(NewRun(id), out _);
@@ -211,7 +224,7 @@ public sealed class SessionTableTests : IDisposable
     [Fact]
     public void TryAdd_OrdinarySessionIds_KeepTheCheapHash()
     {
-        var table = new SessionTable();
+        var table = new SessionTable(_gate);
 
         foreach (int i in Enumerable.Range(0, 100_000))
         {
@@ -224,41 +237,45 @@ public sealed class SessionTableTests : IDisposable
     [Fact]
     public void GetEnumerator_SkipsRemovedRuns()
     {
-        var table = new SessionTable();
-        RunHandle[] runs = Enumerable.Range(0, 50).Select(i => NewRun($"s{i}")).ToArray();
-        foreach (RunHandle run in runs)
+        var table = new SessionTable(_gate);
+        RunEntry[] runs = Enumerable.Range(0, 50).Select(i => NewRun($"s{i}")).ToArray();
+        foreach (RunEntry run in runs)
         {
             table.TryAdd(run, out _);
         }
 
-        foreach (RunHandle run in runs.Where((_, i) => i % 3 == 0))
+        foreach (RunEntry run in runs.Where((_, i) => i % 3 == 0))
         {
             table.TryRemove(run);
         }
 
-        List<RunHandle> seen = [];
-        foreach (RunHandle run in table)
+        List<RunEntry> seen = [];
+        foreach (RunEntry run in table)
         {
             seen.Add(run);
         }
 
-        // By reference: a structural comparison would read RunHandle.Completion's result and wait for ever.
-        RunHandle[] kept = runs.Where((_, i) => i % 3 != 0).ToArray();
+        // By reference: entries are compared as the table holds them.
+        RunEntry[] kept = runs.Where((_, i) => i % 3 != 0).ToArray();
         seen.Should().HaveCount(kept.Length).And.OnlyContain(run => kept.Contains(run));
     }
 
     [Fact]
     public async Task Find_WhileAWriterAddsRemovesAndResizes_NeverMissesARunThatStaysInTheTable()
     {
-        var table = new SessionTable();
+        // A gate of its own, not held by this thread: the writer below runs on another.
         var gate = new Lock();
-        RunHandle[] stable = Enumerable.Range(0, 64).Select(i => NewRun($"stable-{i}")).ToArray();
-        foreach (RunHandle run in stable)
+        var table = new SessionTable(gate);
+        RunEntry[] stable = Enumerable.Range(0, 64).Select(i => NewRun($"stable-{i}")).ToArray();
+        lock (gate)
         {
-            table.TryAdd(run, out _);
+            foreach (RunEntry run in stable)
+            {
+                table.TryAdd(run, out _);
+            }
         }
 
-        RunHandle[] churn = Enumerable.Range(0, 4096).Select(i => NewRun($"churn-{i}")).ToArray();
+        RunEntry[] churn = Enumerable.Range(0, 4096).Select(i => NewRun($"churn-{i}")).ToArray();
         int writerDone = 0;
 
         // The writer grows the table to thousands of runs and empties it again, many times: every resize, tombstone
@@ -267,7 +284,7 @@ public sealed class SessionTableTests : IDisposable
         {
             for (int round = 0; round < 20; round++)
             {
-                foreach (RunHandle run in churn)
+                foreach (RunEntry run in churn)
                 {
                     lock (gate)
                     {
@@ -275,7 +292,7 @@ public sealed class SessionTableTests : IDisposable
                     }
                 }
 
-                foreach (RunHandle run in churn)
+                foreach (RunEntry run in churn)
                 {
                     lock (gate)
                     {
@@ -292,7 +309,7 @@ public sealed class SessionTableTests : IDisposable
             int misses = 0;
             while (Volatile.Read(ref writerDone) == 0)
             {
-                foreach (RunHandle run in stable)
+                foreach (RunEntry run in stable)
                 {
                     if (table.Find(run.SessionId) != run)
                     {
@@ -311,6 +328,6 @@ public sealed class SessionTableTests : IDisposable
         table.Count.Should().Be(stable.Length);
     }
 
-    private RunHandle NewRun(string sessionId)
-        => new(_registry, sessionId, SessionTable.Hash(sessionId), DateTimeOffset.UnixEpoch, 0, TimeSpan.FromMinutes(1), TimeSpan.Zero, TimeSpan.FromDays(1));
+    private RunEntry NewRun(string sessionId)
+        => new(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, TimeSpan.FromMinutes(1).Ticks, graceTicks: 0);
 }

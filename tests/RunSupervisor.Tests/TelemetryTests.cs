@@ -195,7 +195,7 @@ public sealed class TelemetryTests
         using var listener = new RunActivityRecorder();
         using var f = new RegistryFixture();
         string session = Session();
-        var supersede = new RunStartOptions { Supersede = true };
+        var supersede = new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede };
 
         Parallel.For(0, 2_000, new ParallelOptions { MaxDegreeOfParallelism = 4 }, _ => f.Registry.Start(session, supersede));
         f.Registry.TryAbort(session);

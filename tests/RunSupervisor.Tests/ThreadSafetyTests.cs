@@ -69,12 +69,12 @@ public sealed class ThreadSafetyTests
             // Half the starts use the registry's 1 s / 1 s; the others a timeout of one to three clock steps and
             // a grace period of zero (abort evicts at once), half a step or one step.
             RunStartOptions? Overrides(bool supersede) => random.Next(2) == 0
-                ? (supersede ? new RunStartOptions { Supersede = true } : null)
+                ? (supersede ? new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede } : null)
                 : new RunStartOptions
                 {
                     Timeout = ClockStep * random.Next(1, 4),
                     GracePeriod = ClockStep * (random.Next(3) * 0.5),
-                    Supersede = supersede,
+                    WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject,
                 };
 
             void Keep(RunHandle run)
@@ -169,7 +169,7 @@ public sealed class ThreadSafetyTests
 
                 // Leave a run current on every session (workers 0..3 cover s0, s1, s2, s0), so the final clock
                 // advance has something to force-evict.
-                Keep(registry.Start(Sessions[worker % Sessions.Length], new RunStartOptions { Supersede = true }));
+                Keep(registry.Start(Sessions[worker % Sessions.Length], new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede }));
             }
             finally
             {

@@ -87,7 +87,7 @@ public sealed class WatchdogTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task Deadline_ProviderHonoursAbortToken_RunEndsTimedOutWithinTheTick(bool faultInsteadOfCancel)
+    public async Task Deadline_ProviderHonoursAbortToken_RunEndsTimedOutWithoutTheTickWaitingForTheCallback(bool faultInsteadOfCancel)
     {
         using var f = new RegistryFixture();
         RunHandle run = f.Registry.Start(Session);
@@ -107,9 +107,10 @@ public sealed class WatchdogTests
 
         f.Time.Advance(Timeout);
 
-        // The cancellation callback ran inside the watchdog's tick, so the session is free when Advance returns.
-        f.Registry.IsActive(Session).Should().BeFalse();
+        // The token is cancelled at once; its callback runs on the thread pool, never on the watchdog's thread.
+        run.AbortToken.IsCancellationRequested.Should().BeTrue();
         (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.TimedOut);
+        f.Registry.IsActive(Session).Should().BeFalse();
         f.Ended.Should().ContainSingle().Which.Args.Duration.Should().Be(Timeout);
         f.Registry.AbandonedCount.Should().Be(0);
     }
@@ -481,7 +482,7 @@ public sealed class WatchdogTests
         a.Attach(providerA.Task);
 
         f.Time.AdvanceTo(t0 + at, s);
-        RunHandle b = f.Registry.Start(Session, new RunStartOptions { Supersede = true });
+        RunHandle b = f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         (await a.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Superseded);
         a.AbortToken.IsCancellationRequested.Should().BeTrue();
@@ -748,7 +749,7 @@ public sealed class WatchdogTests
                 f.Time.Advance(Timeout + Grace);
                 break;
             case "superseded":
-                f.Registry.Start(Session, new RunStartOptions { Supersede = true }).Dispose();
+                f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede }).Dispose();
                 break;
             case "forgotten":
                 // The fixture's ledger holds one run: a second eviction pushes this one out.

@@ -37,7 +37,7 @@ public sealed class SupervisedChatClient : DelegatingChatClient
     /// <param name="loggerFactory">Creates the logger for unsupervised calls; <see langword="null"/> for no logging.</param>
     /// <exception cref="ArgumentNullException"><paramref name="innerClient"/> or <paramref name="registry"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><see cref="SupervisedChatClientOptions.BusyBehavior"/> is not a defined value.</exception>
-    /// <exception cref="ArgumentException"><see cref="SupervisedChatClientOptions.RunStartOptions"/> sets <see cref="RunStartOptions.Supersede"/>.</exception>
+    /// <exception cref="ArgumentException"><see cref="SupervisedChatClientOptions.RunStartOptions"/> sets <see cref="RunStartOptions.WhenBusy"/>.</exception>
     public SupervisedChatClient(IChatClient innerClient, ActiveRunRegistry registry, SupervisedChatClientOptions? options = null, ILoggerFactory? loggerFactory = null)
         : base(innerClient)
     {
@@ -45,12 +45,12 @@ public sealed class SupervisedChatClient : DelegatingChatClient
         options ??= new SupervisedChatClientOptions();
         if (!Enum.IsDefined(options.BusyBehavior))
         {
-            throw new ArgumentOutOfRangeException(nameof(options), options.BusyBehavior, "SupervisedChatClientOptions.BusyBehavior must be Throw or Supersede.");
+            throw new ArgumentOutOfRangeException(nameof(options), options.BusyBehavior, "SupervisedChatClientOptions.BusyBehavior must be Reject or Supersede.");
         }
 
-        if (options.RunStartOptions?.Supersede == true)
+        if (options.RunStartOptions is { WhenBusy: not SessionBusyBehavior.Reject })
         {
-            throw new ArgumentException("SupervisedChatClientOptions.RunStartOptions.Supersede must not be set: set SupervisedChatClientOptions.BusyBehavior to Supersede instead.", nameof(options));
+            throw new ArgumentException("SupervisedChatClientOptions.RunStartOptions.WhenBusy must be left at Reject: set SupervisedChatClientOptions.BusyBehavior instead.", nameof(options));
         }
 
         _registry = registry;
@@ -61,7 +61,7 @@ public sealed class SupervisedChatClient : DelegatingChatClient
         bool supersede = options.BusyBehavior == SessionBusyBehavior.Supersede;
         _runStartOptions = perRun is null && !supersede
             ? null
-            : new RunStartOptions { Timeout = perRun?.Timeout, GracePeriod = perRun?.GracePeriod, Supersede = supersede };
+            : new RunStartOptions { Timeout = perRun?.Timeout, GracePeriod = perRun?.GracePeriod, WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject };
         _logger = loggerFactory?.CreateLogger<SupervisedChatClient>() ?? NullLogger<SupervisedChatClient>.Instance;
     }
 
@@ -77,7 +77,7 @@ public sealed class SupervisedChatClient : DelegatingChatClient
     /// <returns>The inner client's response.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="messages"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException">The session id is empty, white space or too long.</exception>
-    /// <exception cref="SessionBusyException">The session has an active run and <see cref="SupervisedChatClientOptions.BusyBehavior"/> is <see cref="SessionBusyBehavior.Throw"/>.</exception>
+    /// <exception cref="SessionBusyException">The session has an active run and <see cref="SupervisedChatClientOptions.BusyBehavior"/> is <see cref="SessionBusyBehavior.Reject"/>.</exception>
     /// <exception cref="RunTimedOutException">The run passed its deadline and the inner call honoured the cancellation.</exception>
     /// <exception cref="RunEvictedException">The inner call did not settle within the grace period after the deadline (a hung provider or tool); the session is free again and the call is in the abandoned ledger.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled, or a newer run superseded this one.</exception>

@@ -23,15 +23,15 @@ public sealed class SupervisedChatClientOptions
 
     /// <summary>
     /// Gets or sets what a call does when its session already has an active run: fail with
-    /// <see cref="SessionBusyException"/> (<see cref="SessionBusyBehavior.Throw"/>, the default) or supersede it
+    /// <see cref="SessionBusyException"/> (<see cref="SessionBusyBehavior.Reject"/>, the default) or supersede it
     /// (<see cref="SessionBusyBehavior.Supersede"/>).
     /// </summary>
-    public SessionBusyBehavior BusyBehavior { get; set; } = SessionBusyBehavior.Throw;
+    public SessionBusyBehavior BusyBehavior { get; set; } = SessionBusyBehavior.Reject;
 
     /// <summary>
     /// Gets or sets per-run overrides of the registry's timeout and grace period for every supervised call of this
     /// client; <see langword="null"/> (the default) uses the registry's options. Its
-    /// <see cref="RunStartOptions.Supersede"/> must not be set: use <see cref="BusyBehavior"/>.
+    /// <see cref="RunStartOptions.WhenBusy"/> must be left at <see cref="SessionBusyBehavior.Reject"/>: use <see cref="BusyBehavior"/>.
     /// </summary>
     public RunStartOptions? RunStartOptions { get; set; }
 }

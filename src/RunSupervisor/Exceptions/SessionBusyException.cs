@@ -14,7 +14,7 @@ public sealed class SessionBusyException : InvalidOperationException
     /// <param name="sessionId">The busy session.</param>
     /// <param name="runId">The id of the run that currently owns the session.</param>
     public SessionBusyException(string sessionId, long runId)
-        : base(string.Format(CultureInfo.InvariantCulture, "Session '{0}' already has an active run (RunId {1}). Wait for it to end, abort it, or start with RunStartOptions.Supersede.", sessionId, runId))
+        : base(string.Format(CultureInfo.InvariantCulture, "Session '{0}' already has an active run (RunId {1}). Wait for it to end, abort it, or start with RunStartOptions.WhenBusy = SessionBusyBehavior.Supersede.", sessionId, runId))
     {
         SessionId = sessionId;
         RunId = runId;

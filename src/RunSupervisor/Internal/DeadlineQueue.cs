@@ -3,59 +3,58 @@ using System.Diagnostics;
 namespace RunSupervisor;
 
 /// <summary>
-/// An indexed binary min-heap of runs ordered by their next watchdog instant (<see cref="RunHandle.DueTicks"/>).
+/// An indexed binary min-heap of runs ordered by their next watchdog instant (<see cref="RunEntry.DueTicks"/>, derived
+/// from the entry's state: re-key with <see cref="Update(RunEntry)"/> after changing what it is derived from).
 /// Each run remembers its slot, so removal and re-keying are O(log n) and a released run is dropped at once
-/// instead of lingering (and keeping its handle alive) until its deadline. Not thread-safe: the registry
-/// only touches it under its gate.
+/// instead of lingering (and keeping its entry alive) until its deadline. Not thread-safe: only the run table touches
+/// it, under its gate.
 /// </summary>
 internal sealed class DeadlineQueue
 {
     private const int MinCapacity = 16;
-    private RunHandle[] _items = new RunHandle[MinCapacity];
+    private readonly Lock _gate;
+    private RunEntry[] _items = new RunEntry[MinCapacity];
+
+    public DeadlineQueue(Lock gate) => _gate = gate;
 
     public int Count { get; private set; }
 
     /// <summary>Gets the earliest due instant in ticks of the registry's monotonic clock, or <see cref="long.MaxValue"/> when empty.</summary>
     public long MinDueTicks => Count == 0 ? long.MaxValue : _items[0].DueTicks;
 
-    public RunHandle Peek()
+    public RunEntry Peek()
     {
         Debug.Assert(Count > 0, "Peek on an empty queue.");
         return _items[0];
     }
 
-    public void Add(RunHandle run, long dueTicks)
+    public void Add(RunEntry run)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Writes happen under the gate.");
         Debug.Assert(run.QueueIndex < 0, "A run is queued at most once.");
         if (Count == _items.Length)
         {
             Array.Resize(ref _items, _items.Length * 2);
         }
 
-        run.DueTicks = dueTicks;
         int index = Count++;
         _items[index] = run;
         run.QueueIndex = index;
         SiftUp(index);
     }
 
-    public void Update(RunHandle run, long dueTicks)
+    /// <summary>Restores the heap order after <paramref name="run"/>'s due instant changed, either way.</summary>
+    public void Update(RunEntry run)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Writes happen under the gate.");
         Debug.Assert(run.QueueIndex >= 0 && _items[run.QueueIndex] == run, "Only a queued run can be re-keyed.");
-        long previous = run.DueTicks;
-        run.DueTicks = dueTicks;
-        if (dueTicks < previous)
-        {
-            SiftUp(run.QueueIndex);
-        }
-        else
-        {
-            SiftDown(run.QueueIndex);
-        }
+        SiftUp(run.QueueIndex);
+        SiftDown(run.QueueIndex);
     }
 
-    public void Remove(RunHandle run)
+    public void Remove(RunEntry run)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Writes happen under the gate.");
         int index = run.QueueIndex;
         if (index < 0)
         {
@@ -64,7 +63,7 @@ internal sealed class DeadlineQueue
 
         Debug.Assert(_items[index] == run, "A run's slot points back at it.");
         int last = --Count;
-        RunHandle moved = _items[last];
+        RunEntry moved = _items[last];
         _items[last] = null!;
         run.QueueIndex = -1;
         if (index != last)
@@ -84,11 +83,11 @@ internal sealed class DeadlineQueue
 
     private void SiftUp(int index)
     {
-        RunHandle item = _items[index];
+        RunEntry item = _items[index];
         while (index > 0)
         {
             int parent = (index - 1) / 2;
-            RunHandle parentItem = _items[parent];
+            RunEntry parentItem = _items[parent];
             if (parentItem.DueTicks <= item.DueTicks)
             {
                 break;
@@ -105,7 +104,7 @@ internal sealed class DeadlineQueue
 
     private void SiftDown(int index)
     {
-        RunHandle item = _items[index];
+        RunEntry item = _items[index];
         int count = Count;
         while (true)
         {
@@ -120,7 +119,7 @@ internal sealed class DeadlineQueue
                 child++;
             }
 
-            RunHandle childItem = _items[child];
+            RunEntry childItem = _items[child];
             if (item.DueTicks <= childItem.DueTicks)
             {
                 break;

@@ -13,8 +13,8 @@ internal static partial class Log
     public static partial void RunStarted(this ILogger logger, string sessionId, long runId, DateTimeOffset deadline);
 
     [LoggerMessage(EventId = 2, EventName = "RunEnded", Level = LogLevel.Debug,
-        Message = "Run {RunId} for session '{SessionId}' ended: {Reason} after {Duration}.")]
-    public static partial void RunEnded(this ILogger logger, string sessionId, long runId, RunEndReason reason, TimeSpan duration);
+        Message = "Run {RunId} for session '{SessionId}' ended: {Reason} after {Duration} ({Detail}).")]
+    public static partial void RunEnded(this ILogger logger, string sessionId, long runId, RunEndReason reason, TimeSpan duration, string detail);
 
     [LoggerMessage(EventId = 3, EventName = "StaleReleaseIgnored", Level = LogLevel.Debug,
         Message = "Release of run {RunId} for session '{SessionId}' ignored: the run is no longer the session's current run ({Status}).")]
@@ -25,8 +25,8 @@ internal static partial class Log
     public static partial void RunTimedOut(this ILogger logger, string sessionId, long runId, TimeSpan age, DateTimeOffset evictAt);
 
     [LoggerMessage(EventId = 5, EventName = "RunForceEvicted", Level = LogLevel.Warning,
-        Message = "Run {RunId} for session '{SessionId}' force-evicted after {Age}: its provider did not settle within the grace period after the abort. The session is free.")]
-    public static partial void RunForceEvicted(this ILogger logger, string sessionId, long runId, TimeSpan age);
+        Message = "Run {RunId} for session '{SessionId}' force-evicted after {Age}; {Detail}. The session is free.")]
+    public static partial void RunForceEvicted(this ILogger logger, string sessionId, long runId, TimeSpan age, string detail);
 
     [LoggerMessage(EventId = 6, EventName = "RunAborted", Level = LogLevel.Information,
         Message = "Run {RunId} for session '{SessionId}' aborted: {AbortReason}.")]
@@ -63,4 +63,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 14, EventName = "CallbackFailed", Level = LogLevel.Error,
         Message = "A {Callback} callback for session '{SessionId}' threw; the registry is unaffected.")]
     public static partial void CallbackFailed(this ILogger logger, string callback, string sessionId, Exception exception);
+
+    [LoggerMessage(EventId = 15, EventName = "AbortCallbackFailed", Level = LogLevel.Error,
+        Message = "A cancellation callback on the abort token of run {RunId} for session '{SessionId}' threw; the registry is unaffected.")]
+    public static partial void AbortCallbackFailed(this ILogger logger, string sessionId, long runId, Exception exception);
+
+    [LoggerMessage(EventId = 16, EventName = "WatchdogLate", Level = LogLevel.Warning,
+        Message = "The watchdog ran {Lateness} late ({Count} abort(s) or eviction(s) due): thread pool starved or process paused. Each was handled at its fixed instant's terms.")]
+    public static partial void WatchdogLate(this ILogger logger, TimeSpan lateness, int count);
 }

@@ -20,6 +20,7 @@ internal static class RunSupervisorActivitySource
     public const string SessionIdTag = "runsupervisor.session_id";
     public const string RunIdTag = "runsupervisor.run_id";
     public const string EndReasonTag = RunSupervisorMetrics.EndReasonTag;
+    public const string EndDetailTag = "runsupervisor.end_detail";
 
     public static ActivitySource Source { get; } = new(Name, typeof(RunSupervisorActivitySource).Assembly.GetName().Version?.ToString());
 
@@ -49,13 +50,18 @@ internal static class RunSupervisorActivitySource
         }
     }
 
-    /// <summary>Ends the run's activity: end reason tag, status, end time.</summary>
-    public static void StopRun(Activity activity, RunEndReason reason, DateTimeOffset endedAt)
+    /// <summary>Ends the run's activity: end reason and detail tags, status, end time.</summary>
+    public static void StopRun(Activity activity, RunEndReason reason, string? detail, DateTimeOffset endedAt)
     {
         activity.SetTag(EndReasonTag, RunSupervisorMetrics.GetEndReasonName(reason));
+        if (detail is not null)
+        {
+            activity.SetTag(EndDetailTag, detail);
+        }
+
         if (reason is RunEndReason.Faulted or RunEndReason.ForceEvicted)
         {
-            activity.SetStatus(ActivityStatusCode.Error, reason == RunEndReason.Faulted ? "The provider faulted." : "The run was force-evicted: its provider did not settle within the grace period.");
+            activity.SetStatus(ActivityStatusCode.Error, detail);
         }
 
         activity.SetEndTime(endedAt.UtcDateTime);

@@ -24,6 +24,7 @@ internal sealed class RunSupervisorMetrics : IDisposable
         AbandonedRuns = _meter.CreateUpDownCounter<long>("runsupervisor.runs.abandoned", "{run}", "Runs in the abandoned ledger: out of the registry, provider not settled.");
         HeartbeatsDropped = _meter.CreateCounter<long>("runsupervisor.heartbeats.dropped", "{heartbeat}", "Heartbeat ticks dropped by the queue policy.");
         RunDuration = _meter.CreateHistogram<double>("runsupervisor.run.duration", "s", "How long runs stayed in the registry, tagged by end reason.");
+        WatchdogLateness = _meter.CreateHistogram<double>("runsupervisor.watchdog.lateness", "s", "How long after its due instant each abort and eviction was handled by the watchdog.");
     }
 
     public UpDownCounter<long> ActiveRuns { get; }
@@ -39,6 +40,8 @@ internal sealed class RunSupervisorMetrics : IDisposable
     public Counter<long> HeartbeatsDropped { get; }
 
     public Histogram<double> RunDuration { get; }
+
+    public Histogram<double> WatchdogLateness { get; }
 
     public void RecordEnded(RunEndReason reason, TimeSpan duration)
     {

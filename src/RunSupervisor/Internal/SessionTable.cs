@@ -8,15 +8,15 @@ namespace RunSupervisor;
 
 /// <summary>
 /// The registry's map from session id to its active run: an open-addressing hash table (linear probing) that stores
-/// the handles themselves. Reads take no lock; writes happen only under the registry's gate.
+/// the entries themselves. Reads take no lock; writes happen only under the run table's gate, and assert it.
 /// </summary>
 /// <remarks>
-/// <para>Why not <c>ConcurrentDictionary</c>: every write already happens under the registry's gate, so its own
+/// <para>Why not <c>ConcurrentDictionary</c>: every write already happens under the gate, so its own
 /// per-bucket locks and per-entry nodes were paid for nothing, on every start and every release.</para>
 /// <para>How lock-free reads stay correct:</para>
 /// <list type="bullet">
-/// <item>A slot holds <see langword="null"/> (never used), <see cref="Tombstone"/> (a removed run) or a handle, and
-/// is written with a volatile write after the handle is complete; a supersede replaces the handle in place, so a
+/// <item>A slot holds <see langword="null"/> (never used), <see cref="Tombstone"/> (a removed run) or an entry, and
+/// is written with a volatile write after the entry is complete; a supersede replaces the entry in place, so a
 /// reader sees the old run or the new one, never neither.</item>
 /// <item>At most half the slots are ever non-null, so every probe reaches a <see langword="null"/> and stops.</item>
 /// <item>A removal writes <see langword="null"/> instead of a tombstone only when the next slot is null: no probe
@@ -45,6 +45,7 @@ internal sealed class SessionTable
     private static readonly uint SeedA = (uint)RandomNumberGenerator.GetInt32(int.MinValue, int.MaxValue);
     private static readonly uint SeedB = (uint)RandomNumberGenerator.GetInt32(int.MinValue, int.MaxValue);
 
+    private readonly Lock _gate;
     private Slots _table = new(new object?[MinCapacity], randomized: false);
     private int _count;
     private int _used;
@@ -52,8 +53,12 @@ internal sealed class SessionTable
     // Set by a lookup that probed too far (a lookup cannot resize); the next insert then switches to the randomized hash.
     private volatile bool _suspicious;
 
-    /// <summary>Gets the number of runs in the table.</summary>
-    public int Count => _count;
+    /// <summary>Initializes a new instance of the <see cref="SessionTable"/> class.</summary>
+    /// <param name="gate">The lock every write is made under.</param>
+    public SessionTable(Lock gate) => _gate = gate;
+
+    /// <summary>Gets the number of runs in the table; lock-free.</summary>
+    public int Count => Volatile.Read(ref _count);
 
     /// <summary>Gets the number of slots; for tests of the resize policy.</summary>
     internal int Capacity => _table.Items.Length;
@@ -94,10 +99,10 @@ internal sealed class SessionTable
     }
 
     /// <summary>Finds the session's run; lock-free.</summary>
-    public RunHandle? Find(string sessionId) => Find(sessionId, Hash(sessionId));
+    public RunEntry? Find(string sessionId) => Find(sessionId, Hash(sessionId));
 
     /// <summary>Finds the session's run, given <see cref="Hash(string)"/> of its id; lock-free.</summary>
-    public RunHandle? Find(string sessionId, int hash)
+    public RunEntry? Find(string sessionId, int hash)
     {
         Slots table = Volatile.Read(ref _table);
         object?[] slots = table.Items;
@@ -118,7 +123,7 @@ internal sealed class SessionTable
 
             if (entry != Tombstone)
             {
-                var run = (RunHandle)entry;
+                var run = (RunEntry)entry;
                 if (run.SessionHash == hash && string.Equals(run.SessionId, sessionId, StringComparison.Ordinal))
                 {
                     return run;
@@ -127,12 +132,13 @@ internal sealed class SessionTable
         }
     }
 
-    /// <summary>Adds <paramref name="run"/> unless its session has a run; under the registry's gate.</summary>
+    /// <summary>Adds <paramref name="run"/> unless its session has a run; under the gate.</summary>
     /// <param name="run">The new run.</param>
     /// <param name="current">The session's run when the method returns <see langword="false"/>.</param>
     /// <returns><see langword="true"/> if the run was added.</returns>
-    public bool TryAdd(RunHandle run, [NotNullWhen(false)] out RunHandle? current)
+    public bool TryAdd(RunEntry run, [NotNullWhen(false)] out RunEntry? current)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Writes happen under the gate.");
         Slots table = _table;
         object?[] slots = table.Items;
         int mask = slots.Length - 1;
@@ -158,9 +164,9 @@ internal sealed class SessionTable
                     free = i;
                 }
             }
-            else if (IsSameSession((RunHandle)entry, run))
+            else if (IsSameSession((RunEntry)entry, run))
             {
-                current = (RunHandle)entry;
+                current = (RunEntry)entry;
                 return false;
             }
         }
@@ -188,10 +194,11 @@ internal sealed class SessionTable
         return true;
     }
 
-    /// <summary>Puts <paramref name="replacement"/> in <paramref name="run"/>'s slot if <paramref name="run"/> is there; under the registry's gate.</summary>
+    /// <summary>Puts <paramref name="replacement"/> in <paramref name="run"/>'s slot if <paramref name="run"/> is there; under the gate.</summary>
     /// <returns><see langword="true"/> if <paramref name="run"/> was replaced.</returns>
-    public bool TryReplace(RunHandle run, RunHandle replacement)
+    public bool TryReplace(RunEntry run, RunEntry replacement)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Writes happen under the gate.");
         Debug.Assert(IsSameSession(run, replacement), "A run is only replaced by a run of the same session.");
         int index = IndexOf(run);
         if (index < 0)
@@ -203,10 +210,11 @@ internal sealed class SessionTable
         return true;
     }
 
-    /// <summary>Removes <paramref name="run"/> if it is this very handle's slot; under the registry's gate.</summary>
+    /// <summary>Removes <paramref name="run"/> if it is this very entry's slot; under the gate.</summary>
     /// <returns><see langword="true"/> if <paramref name="run"/> was removed.</returns>
-    public bool TryRemove(RunHandle run)
+    public bool TryRemove(RunEntry run)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Writes happen under the gate.");
         int index = IndexOf(run);
         if (index < 0)
         {
@@ -238,13 +246,13 @@ internal sealed class SessionTable
     /// <summary>Gets an enumerator over the runs in the table at the moment of the call's array read; lock-free.</summary>
     public Enumerator GetEnumerator() => new(Volatile.Read(ref _table).Items);
 
-    private static bool IsSameSession(RunHandle a, RunHandle b)
+    private static bool IsSameSession(RunEntry a, RunEntry b)
         => a.SessionHash == b.SessionHash && string.Equals(a.SessionId, b.SessionId, StringComparison.Ordinal);
 
     /// <summary>A power of two that holds <paramref name="count"/> runs at a quarter load: room to grow before the next resize.</summary>
     private static int TargetCapacity(int count) => Math.Max(MinCapacity, (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, count) * 4));
 
-    private static void Insert(Slots table, RunHandle run)
+    private static void Insert(Slots table, RunEntry run)
     {
         object?[] slots = table.Items;
         int mask = slots.Length - 1;
@@ -257,7 +265,7 @@ internal sealed class SessionTable
         Volatile.Write(ref slots[i], run);
     }
 
-    private int IndexOf(RunHandle run)
+    private int IndexOf(RunEntry run)
     {
         Slots table = _table;
         object?[] slots = table.Items;
@@ -284,7 +292,7 @@ internal sealed class SessionTable
         {
             if (entry is not null && entry != Tombstone)
             {
-                Insert(table, (RunHandle)entry);
+                Insert(table, (RunEntry)entry);
             }
         }
 
@@ -301,7 +309,7 @@ internal sealed class SessionTable
 
         public int IndexHash(string sessionId, int hash) => Randomized ? sessionId.GetHashCode() : hash;
 
-        public int IndexHash(RunHandle run) => Randomized ? run.SessionId.GetHashCode() : run.SessionHash;
+        public int IndexHash(RunEntry run) => Randomized ? run.SessionId.GetHashCode() : run.SessionHash;
     }
 
     /// <summary>Enumerates one array's runs, skipping empty and removed slots.</summary>
@@ -317,7 +325,7 @@ internal sealed class SessionTable
             Current = null!;
         }
 
-        public RunHandle Current { get; private set; }
+        public RunEntry Current { get; private set; }
 
         public bool MoveNext()
         {
@@ -326,7 +334,7 @@ internal sealed class SessionTable
                 object? entry = Volatile.Read(ref _slots[_index]);
                 if (entry is not null && entry != Tombstone)
                 {
-                    Current = (RunHandle)entry;
+                    Current = (RunEntry)entry;
                     return true;
                 }
             }

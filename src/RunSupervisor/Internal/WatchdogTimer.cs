@@ -17,7 +17,7 @@ internal sealed class WatchdogTimer : IDisposable
     // System timers round to milliseconds; an early wake-up re-arms no sooner than this.
     private static readonly TimeSpan MinDelay = TimeSpan.FromMilliseconds(1);
 
-    private readonly Lock _lock = new();
+    private readonly Lock _scheduleLock = new();
     private readonly RegistryClock _clock;
     private readonly ITimer _timer;
     private long _scheduledTicks = long.MaxValue;
@@ -39,7 +39,11 @@ internal sealed class WatchdogTimer : IDisposable
 
         try
         {
-            _timer = clock.TimeProvider.CreateTimer(callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            // On the system clock the watchdog gets a thread of its own: the system timer runs on the thread pool, which
+            // hung providers starve. Any other provider (a fake clock in tests) drives the watchdog through its own timer.
+            _timer = ReferenceEquals(clock.TimeProvider, TimeProvider.System)
+                ? new DedicatedTimerThread(callback, state, "RunSupervisor watchdog")
+                : clock.TimeProvider.CreateTimer(callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
         finally
         {
@@ -54,7 +58,7 @@ internal sealed class WatchdogTimer : IDisposable
     /// <returns>The instant the consumed wake-up was armed for, or <see cref="long.MaxValue"/> if none was.</returns>
     public long BeginTick()
     {
-        lock (_lock)
+        lock (_scheduleLock)
         {
             long scheduled = _scheduledTicks;
             _scheduledTicks = long.MaxValue;
@@ -86,7 +90,7 @@ internal sealed class WatchdogTimer : IDisposable
             dueTicks = nowTicks + MaxDelay.Ticks;
         }
 
-        lock (_lock)
+        lock (_scheduleLock)
         {
             if (_disposed || _scheduledTicks <= dueTicks)
             {
@@ -100,9 +104,12 @@ internal sealed class WatchdogTimer : IDisposable
         }
     }
 
+    /// <summary>Gets a value indicating whether the watchdog runs on a dedicated thread rather than the provider's timer.</summary>
+    public bool IsDedicatedThread => _timer is DedicatedTimerThread;
+
     public void Dispose()
     {
-        lock (_lock)
+        lock (_scheduleLock)
         {
             _disposed = true;
             _scheduledTicks = long.MinValue;

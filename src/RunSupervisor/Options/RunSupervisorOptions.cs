@@ -42,4 +42,11 @@ public sealed class RunSupervisorOptions
     /// warning. Default 1000; at least 1.
     /// </summary>
     public int MaxAbandonedRuns { get; set; } = 1000;
+
+    /// <summary>
+    /// Gets or sets how late the watchdog may handle an abort or eviction before it logs a warning (event 16,
+    /// <c>WatchdogLate</c>) and health checks report Degraded. A late watchdog means a starved thread pool or a
+    /// paused process. Default 1 second; greater than zero and at most <see cref="GracePeriodLimit"/>.
+    /// </summary>
+    public TimeSpan WatchdogLatenessThreshold { get; set; } = TimeSpan.FromSeconds(1);
 }

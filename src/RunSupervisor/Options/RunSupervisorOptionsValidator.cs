@@ -35,6 +35,11 @@ internal sealed class RunSupervisorOptionsValidator : IValidateOptions<RunSuperv
             Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.MaxAbandonedRuns must be at least 1 (was {0}).", options.MaxAbandonedRuns));
         }
 
+        if (options.WatchdogLatenessThreshold <= TimeSpan.Zero || options.WatchdogLatenessThreshold > RunSupervisorOptions.GracePeriodLimit)
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.WatchdogLatenessThreshold must be greater than 00:00:00 and at most {0} (was {1}).", RunSupervisorOptions.GracePeriodLimit, options.WatchdogLatenessThreshold));
+        }
+
         return failures is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

@@ -17,11 +17,14 @@ namespace RunSupervisor;
 /// <para>Thread-safe. A heartbeat that races with the end of the run it would be dropped for is either run
 /// (the session was already idle) or counted before the end is processed, so it is always owed.</para>
 /// </remarks>
-public sealed class HeartbeatQueuePolicy : IDisposable
+public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
 {
-    private readonly ActiveRunRegistry _registry;
+    private readonly IHeartbeatSource _runs;
     private readonly ILogger _logger;
-    private readonly Lock _gate = new();
+
+    // Guards the drop counts. Taken after a run has left the registry (in its end notification) and around counting a
+    // drop, so that a drop is either seen by the end that makes the session idle or made after it (and then not a drop).
+    private readonly Lock _dropsLock = new();
     private readonly Dictionary<string, int> _dropped = new(StringComparer.Ordinal);
     private int _disposed;
 
@@ -32,9 +35,9 @@ public sealed class HeartbeatQueuePolicy : IDisposable
     public HeartbeatQueuePolicy(ActiveRunRegistry registry, ILogger<HeartbeatQueuePolicy>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(registry);
-        _registry = registry;
+        _runs = registry;
         _logger = logger ?? (ILogger)NullLogger.Instance;
-        _registry.RunEnded += OnRunEnded;
+        _runs.Subscribe(this);
     }
 
     /// <summary>
@@ -53,16 +56,17 @@ public sealed class HeartbeatQueuePolicy : IDisposable
     {
         SessionIds.Validate(request.SessionId, nameof(request));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        ObjectDisposedException.ThrowIf(_registry.IsDisposed, _registry);
+        ObjectDisposedException.ThrowIf(_runs.IsDisposed, _runs);
         string sessionId = request.SessionId;
-        if (!request.HasQueuedFollowups && !_registry.IsActive(sessionId))
+        RunEntry? run = null;
+        if (!request.HasQueuedFollowups && (run = _runs.FindRun(sessionId)) is null)
         {
             return new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Idle);
         }
 
         if (request.IsHeartbeat)
         {
-            return DropHeartbeat(sessionId, request.HasQueuedFollowups);
+            return DropHeartbeat(sessionId, run);
         }
 
         if (request.ResetTriggered)
@@ -88,7 +92,7 @@ public sealed class HeartbeatQueuePolicy : IDisposable
     public int GetDroppedHeartbeats(string sessionId)
     {
         SessionIds.Validate(sessionId);
-        lock (_gate)
+        lock (_dropsLock)
         {
             return _dropped.GetValueOrDefault(sessionId);
         }
@@ -102,7 +106,7 @@ public sealed class HeartbeatQueuePolicy : IDisposable
     /// <remarks>Takes the policy's lock for a copy; meant for health checks and diagnostics, not for the hot path.</remarks>
     public IReadOnlyDictionary<string, int> GetDroppedHeartbeats()
     {
-        lock (_gate)
+        lock (_dropsLock)
         {
             return new Dictionary<string, int>(_dropped, StringComparer.Ordinal);
         }
@@ -113,18 +117,45 @@ public sealed class HeartbeatQueuePolicy : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            _registry.RunEnded -= OnRunEnded;
+            _runs.Unsubscribe(this);
         }
     }
 
-    private QueueDecision DropHeartbeat(string sessionId, bool hasQueuedFollowups)
+    void IRunEndListener.OnRunEnded(string sessionId, bool sessionIdle)
+    {
+        // A superseded run leaves its session busy with the new run, and the registry's disposal leaves nothing to run
+        // a heartbeat on: the owed heartbeat waits for an end that makes the session idle.
+        if (!sessionIdle)
+        {
+            return;
+        }
+
+        int dropped;
+        lock (_dropsLock)
+        {
+            if (!_dropped.Remove(sessionId, out dropped))
+            {
+                return;
+            }
+        }
+
+        _logger.HeartbeatOwed(sessionId, dropped);
+        if (HeartbeatOwed is { } handlers)
+        {
+            Callbacks.Raise(handlers, this, new HeartbeatOwedEventArgs(sessionId, dropped), nameof(HeartbeatOwed), sessionId, _logger);
+        }
+    }
+
+    /// <param name="sessionId">The session.</param>
+    /// <param name="run">The run the lookup found, or <see langword="null"/> when follow-ups are queued and no lookup was needed.</param>
+    private QueueDecision DropHeartbeat(string sessionId, RunEntry? run)
     {
         int dropped;
-        lock (_gate)
+        lock (_dropsLock)
         {
-            // Re-checked under the lock that OnRunEnded takes: a run that ended since the first check has either
-            // been seen here (run now) or will see this drop when its end is processed.
-            if (!hasQueuedFollowups && !_registry.IsBusy(sessionId))
+            // A run that has not left yet will take this lock for its end notification after this drop is counted. One
+            // that has left may have been told already: then only a newer run (found now, under the lock) makes it a drop.
+            if (run is { HasEnded: true } && _runs.FindRun(sessionId) is null)
             {
                 return new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Idle);
             }
@@ -133,50 +164,9 @@ public sealed class HeartbeatQueuePolicy : IDisposable
             dropped = ++count;
         }
 
-        string reason = hasQueuedFollowups ? QueueDecisionReasons.HeartbeatWhileQueued : QueueDecisionReasons.HeartbeatWhileBusy;
-        _registry.Metrics.HeartbeatsDropped.Add(1);
+        string reason = run is null ? QueueDecisionReasons.HeartbeatWhileQueued : QueueDecisionReasons.HeartbeatWhileBusy;
+        _runs.RecordHeartbeatDropped();
         _logger.HeartbeatDropped(sessionId, reason, dropped);
         return new QueueDecision(QueueAction.Drop, reason);
-    }
-
-    private void OnRunEnded(object? sender, RunEndedEventArgs e)
-    {
-        // Runs ended by the registry's disposal do not make a session idle for heartbeats: there is nothing to run them on.
-        if (_registry.IsDisposed)
-        {
-            return;
-        }
-
-        int dropped;
-        lock (_gate)
-        {
-            // A superseded run leaves its session busy with the new run: the owed heartbeat waits for that one.
-            if (_registry.IsBusy(e.SessionId) || !_dropped.Remove(e.SessionId, out dropped))
-            {
-                return;
-            }
-        }
-
-        _logger.HeartbeatOwed(e.SessionId, dropped);
-        EventHandler<HeartbeatOwedEventArgs>? handlers = HeartbeatOwed;
-        if (handlers is null)
-        {
-            return;
-        }
-
-        var args = new HeartbeatOwedEventArgs(e.SessionId, dropped);
-        foreach (EventHandler<HeartbeatOwedEventArgs> handler in Delegate.EnumerateInvocationList(handlers))
-        {
-            try
-            {
-                handler(this, args);
-            }
-#pragma warning disable CA1031 // A subscriber's failure must not stop the other subscribers or the registry's notification.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                _logger.CallbackFailed(nameof(HeartbeatOwed), e.SessionId, ex);
-            }
-        }
     }
 }

@@ -23,7 +23,7 @@ public sealed partial class ActiveRunRegistry
     /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> or <paramref name="provider"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A per-run override is out of range.</exception>
-    /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.Supersede"/> is not set.</exception>
+    /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Reject"/>.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     /// <exception cref="RunTimedOutException">The run passed its deadline and the provider honoured the cancellation.</exception>
     /// <exception cref="RunEvictedException">The provider did not settle within the grace period; the run was force-evicted and the provider's task is in the abandoned ledger.</exception>
@@ -39,12 +39,18 @@ public sealed partial class ActiveRunRegistry
         }
 
         RunHandle run = Start(sessionId, options);
-        CancellationToken abortToken = run.AbortToken;
+        var context = new RunContext(run.Entry);
 
-        // On the thread pool: a provider that blocks before its first await must not block this caller (rule 2:
-        // the watchdog never waits for the provider, and neither does RunAsync). Task.Run turns a synchronous
-        // throw into a faulted task carrying the same exception instance.
-        Task<T> providerTask = Task.Run(() => provider(abortToken) ?? throw NullProviderTask(), CancellationToken.None);
+        // On the thread pool: a provider that blocks before its first await must not block this caller (the watchdog
+        // never waits for the provider, and neither does RunAsync). Task.Run turns a synchronous throw into a faulted
+        // task carrying the same exception instance.
+        Task<T> providerTask = Task.Run(
+            () =>
+            {
+                RunContext.SetCurrent(context);
+                return provider(context.AbortToken) ?? throw NullProviderTask();
+            },
+            CancellationToken.None);
         run.Attach(providerTask);
         return AwaitResultAsync(run, providerTask, cancellationToken);
     }
@@ -68,7 +74,7 @@ public sealed partial class ActiveRunRegistry
     /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> or <paramref name="provider"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A per-run override is out of range.</exception>
-    /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.Supersede"/> is not set.</exception>
+    /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Reject"/>.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     /// <exception cref="RunTimedOutException">The run passed its deadline and the provider honoured the cancellation.</exception>
     /// <exception cref="RunEvictedException">The provider did not settle within the grace period; the run was force-evicted and the provider's task is in the abandoned ledger.</exception>
@@ -84,10 +90,16 @@ public sealed partial class ActiveRunRegistry
         }
 
         RunHandle run = Start(sessionId, options);
-        CancellationToken abortToken = run.AbortToken;
+        var context = new RunContext(run.Entry);
 
         // On the thread pool, like the generic overload: see there.
-        Task providerTask = Task.Run(() => provider(abortToken) ?? throw NullProviderTask(), CancellationToken.None);
+        Task providerTask = Task.Run(
+            () =>
+            {
+                RunContext.SetCurrent(context);
+                return provider(context.AbortToken) ?? throw NullProviderTask();
+            },
+            CancellationToken.None);
         run.Attach(providerTask);
         return AwaitOutcomeAsync(run, providerTask, cancellationToken);
     }
@@ -97,13 +109,15 @@ public sealed partial class ActiveRunRegistry
     // One async method per overload (not one awaiting the other): each state machine box costs about 200 B per call.
     private static async Task<T> AwaitResultAsync<T>(RunHandle run, Task<T> providerTask, CancellationToken cancellationToken)
     {
-        RunEndReason reason;
         using (cancellationToken.UnsafeRegister(AbortOnCallerCancellation, run))
         {
-            reason = await run.Completion.ConfigureAwait(false);
+            await run.Completion.ConfigureAwait(false);
         }
 
-        ThrowUnlessSettledNormally(run, providerTask, reason, cancellationToken);
+        if (RunEnds.ToCallerException(run, providerTask, cancellationToken) is { } error)
+        {
+            throw error;
+        }
 
         // Success returns; any other outcome rethrows the provider's own exception with its stack trace.
         return await providerTask.ConfigureAwait(false);
@@ -111,56 +125,17 @@ public sealed partial class ActiveRunRegistry
 
     private static async Task AwaitOutcomeAsync(RunHandle run, Task providerTask, CancellationToken cancellationToken)
     {
-        RunEndReason reason;
         using (cancellationToken.UnsafeRegister(AbortOnCallerCancellation, run))
         {
-            reason = await run.Completion.ConfigureAwait(false);
+            await run.Completion.ConfigureAwait(false);
         }
 
-        ThrowUnlessSettledNormally(run, providerTask, reason, cancellationToken);
+        if (RunEnds.ToCallerException(run, providerTask, cancellationToken) is { } error)
+        {
+            throw error;
+        }
         await providerTask.ConfigureAwait(false);
     }
 
-    private static void AbortOnCallerCancellation(object? state) => ((RunHandle)state!).Abort("the caller's cancellation token was cancelled");
-
-    /// <summary>Turns how the run left the registry into the caller's exception; returns when the provider's own outcome stands.</summary>
-    private static void ThrowUnlessSettledNormally(RunHandle run, Task providerTask, RunEndReason reason, CancellationToken cancellationToken)
-    {
-        switch (reason)
-        {
-            case RunEndReason.ForceEvicted:
-                throw new RunEvictedException(run.SessionId, run.RunId, TimeSpan.FromTicks(run.EndedAtTicks - run.StartedAtTicks));
-            case RunEndReason.Superseded:
-                throw new OperationCanceledException($"Run {run.RunId} for session '{run.SessionId}' was superseded by a newer run.", run.AbortToken);
-        }
-
-        if (!providerTask.IsCompleted)
-        {
-            // Only the registry's disposal ends a supervised run before its provider settles.
-            throw new OperationCanceledException($"Run {run.RunId} for session '{run.SessionId}' ended ({reason}) before its provider settled.", run.AbortToken);
-        }
-
-        if (providerTask.IsCanceled || providerTask.Exception?.InnerException is OperationCanceledException)
-        {
-            if (reason == RunEndReason.TimedOut)
-            {
-                throw new RunTimedOutException(run.SessionId, run.RunId, run.Deadline - run.StartedAt, providerTask.Exception?.InnerException ?? CanceledFrom(providerTask));
-            }
-
-            cancellationToken.ThrowIfCancellationRequested();
-        }
-    }
-
-    private static OperationCanceledException? CanceledFrom(Task task)
-    {
-        try
-        {
-            task.GetAwaiter().GetResult();
-            return null;
-        }
-        catch (OperationCanceledException ex)
-        {
-            return ex;
-        }
-    }
+    private static void AbortOnCallerCancellation(object? state) => ((RunHandle)state!).Abort(RunEnds.CallerCancelledText);
 }

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace RunSupervisor;
 
 /// <summary>
@@ -15,126 +13,65 @@ namespace RunSupervisor;
 /// </remarks>
 public sealed class RunHandle : IDisposable, IAsyncDisposable
 {
-    private readonly ActiveRunRegistry _registry;
-    private readonly CancellationTokenSource _abort = new();
-    // One completed task per reason, shared by every run that ended before anyone asked for its Completion.
-    private static readonly Task<RunEndReason>[] CompletedTasks = [.. Enum.GetValues<RunEndReason>().Select(Task.FromResult)];
-
-    // Created only when someone asks for Completion before the run has ended: most runs never need one.
-    private TaskCompletionSource<RunEndReason>? _completion;
-    private int _completed;
-    private volatile RunStatus _status;
-    private long _deadlineTicks;
-    private Activity? _activity;
-
-    internal RunHandle(ActiveRunRegistry registry, string sessionId, int sessionHash, DateTimeOffset startedAt, long startedAtTicks, TimeSpan timeout, TimeSpan gracePeriod, TimeSpan maxRunDuration)
-    {
-        _registry = registry;
-        SessionId = sessionId;
-        SessionHash = sessionHash;
-        StartedAt = startedAt;
-        StartedAtTicks = startedAtTicks;
-        GracePeriod = gracePeriod;
-        _deadlineTicks = startedAtTicks + timeout.Ticks;
-        EvictAtTicks = _deadlineTicks + gracePeriod.Ticks;
-        MaxDeadlineTicks = startedAtTicks + maxRunDuration.Ticks;
-    }
+    internal RunHandle(RunEntry entry) => Entry = entry;
 
     /// <summary>Gets the session this run belongs to.</summary>
-    public string SessionId { get; }
+    public string SessionId => Entry.SessionId;
 
     /// <summary>
     /// Gets the run's id: unique within the registry and increasing in start order, so a newer run on the same
-    /// session always has a larger id. Use it as a fencing token (for example with
-    /// <see cref="ActiveRunRegistry.TryAbort(string, long?, string?)"/>).
+    /// session always has a larger id.
     /// </summary>
-    public long RunId { get; internal set; }
+    public long RunId => Entry.RunId;
+
+    /// <summary>
+    /// Gets the run's fencing token: strictly increasing per session, so shared state written on behalf of a run can
+    /// reject writes that carry a smaller token than the last one it accepted. Without a lease store it equals
+    /// <see cref="RunId"/>.
+    /// </summary>
+    public long FencingToken => Entry.FencingToken;
 
     /// <summary>Gets when the run started, from the registry's <see cref="TimeProvider"/>.</summary>
-    public DateTimeOffset StartedAt { get; }
+    public DateTimeOffset StartedAt => Entry.StartedAt;
 
     /// <summary>Gets the run's current deadline; <see cref="TryExtendDeadline(TimeSpan)"/> may move it later.</summary>
-    public DateTimeOffset Deadline => ToWallClock(Volatile.Read(ref _deadlineTicks));
+    public DateTimeOffset Deadline => Entry.Deadline;
+
+    /// <summary>
+    /// Gets when the run left the registry, from the registry's <see cref="TimeProvider"/>; <see langword="null"/>
+    /// while it is still in it (running or aborting).
+    /// </summary>
+    public DateTimeOffset? EndedAt => Entry.HasEnded ? Entry.ToWallClock(Entry.EndedAtTicks) : null;
 
     /// <summary>
     /// Gets the token the provider call must observe. It is cancelled when the run is aborted, times out, is
     /// superseded or force-evicted, or the registry is disposed; it is not cancelled by a normal release.
     /// </summary>
-    public CancellationToken AbortToken => _abort.Token;
+    /// <remarks>
+    /// Cancellation callbacks registered on it run on the caller's thread only for an explicit
+    /// <see cref="Abort(string?)"/> or <see cref="ActiveRunRegistry.TryAbort(string, long?, string?)"/> (as
+    /// <see cref="CancellationTokenSource.Cancel()"/> does); when the registry itself aborts or ends the run (deadline,
+    /// eviction, supersede, disposal, drain) they run on the thread pool, and the registry never waits for them.
+    /// </remarks>
+    public CancellationToken AbortToken => Entry.Token;
 
     /// <summary>Gets the run's status.</summary>
-    public RunStatus Status => _status;
+    public RunStatus Status => Entry.Status;
 
     /// <summary>
     /// Gets a value indicating whether this run is still its session's entry in the registry. Once false it
     /// stays false; a host can use it to suppress late output of an evicted or superseded run.
     /// </summary>
-    public bool IsCurrent => _registry.IsCurrent(this);
+    public bool IsCurrent => Entry.Owner.IsCurrent(Entry);
 
     /// <summary>
     /// Gets a task that completes, once, with the reason the run left the registry. It never faults or is
     /// cancelled, and its continuations run asynchronously.
     /// </summary>
-    public Task<RunEndReason> Completion
-    {
-        get
-        {
-            if (Volatile.Read(ref _completed) != 0)
-            {
-                return CompletedTasks[(int)EndReason];
-            }
+    public Task<RunEndReason> Completion => Entry.Completion;
 
-            TaskCompletionSource<RunEndReason> completion = Volatile.Read(ref _completion) ?? CreateCompletion();
-            return completion.Task;
-        }
-    }
-
-    // Watchdog state below is guarded by the registry's gate. Instants are ticks of the registry's monotonic
-    // clock (TimeProvider.GetTimestamp), so a wall-clock step never delays or hastens an abort or an eviction.
-    internal long StartedAtTicks { get; }
-
-    /// <summary>Gets <see cref="SessionTable.Hash(string)"/> of <see cref="SessionId"/>, computed once at start.</summary>
-    internal int SessionHash { get; }
-
-    internal long MaxDeadlineTicks { get; }
-
-    internal TimeSpan GracePeriod { get; }
-
-    internal long DeadlineTicks
-    {
-        get => Volatile.Read(ref _deadlineTicks);
-        set => Volatile.Write(ref _deadlineTicks, value);
-    }
-
-    /// <summary>Gets or sets the instant (monotonic ticks) at which the run is force-evicted if still present; fixed when the deadline is set.</summary>
-    internal long EvictAtTicks { get; set; }
-
-    /// <summary>Gets or sets the run's slot in the <see cref="DeadlineQueue"/>, -1 when not queued.</summary>
-    internal int QueueIndex { get; set; } = -1;
-
-    /// <summary>Gets or sets the next instant the watchdog must look at this run: the deadline while running, the eviction instant while aborting.</summary>
-    internal long DueTicks { get; set; }
-
-    internal bool TimedOut { get; set; }
-
-    internal Task? ProviderTask { get; set; }
-
-    internal bool Released { get; set; }
-
-    /// <summary>Gets or sets a value indicating whether the run went to the abandoned ledger when it ended.</summary>
-    internal bool Abandoned { get; set; }
-
-    /// <summary>Gets a value indicating whether an activity listener was present when the run started: only then may it have an activity.</summary>
-    internal bool Traced { get; init; }
-
-    internal RunEndReason EndReason { get; private set; }
-
-    internal long EndedAtTicks { get; private set; }
-
-    internal TimeSpan Age(long nowTicks) => TimeSpan.FromTicks(nowTicks - StartedAtTicks);
-
-    /// <summary>Converts an instant of the monotonic clock to wall-clock time, anchored at the run's start.</summary>
-    internal DateTimeOffset ToWallClock(long ticks) => StartedAt + TimeSpan.FromTicks(ticks - StartedAtTicks);
+    /// <summary>Gets the registry's record of this run.</summary>
+    internal RunEntry Entry { get; }
 
     /// <summary>
     /// Hands the run's provider task to the registry. When it settles (completes, faults or is cancelled) the
@@ -147,29 +84,17 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     public void Attach(Task providerTask)
     {
         ArgumentNullException.ThrowIfNull(providerTask);
-        _registry.Attach(this, providerTask);
-        if (providerTask.IsCompleted)
-        {
-            _registry.OnProviderSettled(this, providerTask);
-        }
-        else
-        {
-            providerTask.ContinueWith(
-                static (task, state) => { var run = (RunHandle)state!; run._registry.OnProviderSettled(run, task); },
-                this,
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
-        }
+        Entry.Owner.Attach(Entry, providerTask);
     }
 
     /// <summary>
     /// Aborts the run: cancels <see cref="AbortToken"/> and starts the grace period, after which the run is
-    /// force-evicted if it has not settled.
+    /// force-evicted if it has not settled. The token's callbacks run on this thread before the method returns, as
+    /// with <see cref="CancellationTokenSource.Cancel()"/>; an exception from one is logged, not thrown.
     /// </summary>
-    /// <param name="reason">Why the run is aborted, for the log.</param>
-    /// <returns><see langword="true"/> if this call aborted the run; <see langword="false"/> if it was already aborting or has ended.</returns>
-    public bool Abort(string? reason = null) => _registry.AbortRun(this, reason ?? "RunHandle.Abort was called");
+    /// <param name="reason">Why the run is aborted: the end's <see cref="RunEndedEventArgs.Detail"/> and the log line.</param>
+    /// <returns><see langword="true"/> if this call aborted the run; <see langword="false"/> if it was already aborting (by the watchdog or another caller, whose reason stands) or has ended.</returns>
+    public bool Abort(string? reason = null) => Entry.Owner.Abort(Entry, reason ?? RunEnds.HandleAbortText);
 
     /// <summary>
     /// Moves the deadline later by <paramref name="extension"/>, for a long step such as a compaction. The
@@ -182,14 +107,14 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     public bool TryExtendDeadline(TimeSpan extension)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(extension, TimeSpan.Zero);
-        return _registry.TryExtendDeadline(this, extension);
+        return Entry.Owner.TryExtendDeadline(Entry, extension);
     }
 
     /// <summary>
     /// Releases the run if it is still its session's current run; otherwise does nothing to the registry.
     /// Idempotent; never throws.
     /// </summary>
-    public void Dispose() => _registry.Release(this);
+    public void Dispose() => Entry.Owner.Release(Entry);
 
     /// <summary>Releases the run; see <see cref="Dispose"/>.</summary>
     /// <returns>A completed task.</returns>
@@ -202,45 +127,4 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     /// <summary>Returns a short description of the run for debugging.</summary>
     /// <returns>The session id, run id and status.</returns>
     public override string ToString() => $"Run {RunId} (session '{SessionId}', {Status})";
-
-    internal void SetAborting() => _status = RunStatus.Aborting;
-
-    internal void MarkEnded(RunEndReason reason, long nowTicks)
-    {
-        EndReason = reason;
-        EndedAtTicks = nowTicks;
-        _status = reason == RunEndReason.ForceEvicted ? RunStatus.Evicted : RunStatus.Ended;
-    }
-
-    /// <summary>Cancels the abort token; callbacks registered by the provider run here, on this thread.</summary>
-    internal void CancelAbortToken() => _abort.Cancel();
-
-    internal bool IsAbortRequested => _abort.IsCancellationRequested;
-
-    internal void Complete()
-    {
-        // A full fence between marking the run completed and reading the source pairs with CreateCompletion, which
-        // installs the source and then reads the mark: at least one side sees the other and completes it.
-        Interlocked.Exchange(ref _completed, 1);
-        Volatile.Read(ref _completion)?.TrySetResult(EndReason);
-    }
-
-    private TaskCompletionSource<RunEndReason> CreateCompletion()
-    {
-        var created = new TaskCompletionSource<RunEndReason>(TaskCreationOptions.RunContinuationsAsynchronously);
-        TaskCompletionSource<RunEndReason> completion = Interlocked.CompareExchange(ref _completion, created, null) ?? created;
-        if (Volatile.Read(ref _completed) != 0)
-        {
-            completion.TrySetResult(EndReason);
-        }
-
-        return completion;
-    }
-
-    /// <summary>Hands over the run's activity (only when a listener sampled it); see <see cref="TakeActivity"/>.</summary>
-    /// <remarks>A full fence (not a volatile write): the caller reads <see cref="Status"/> next, and that read must not move before this write.</remarks>
-    internal void SetActivity(Activity activity) => Interlocked.Exchange(ref _activity, activity);
-
-    /// <summary>Takes the run's activity, at most once across threads: whoever gets it stops it.</summary>
-    internal Activity? TakeActivity() => Interlocked.Exchange(ref _activity, null);
 }

@@ -5,8 +5,9 @@ namespace RunSupervisor;
 /// and <see cref="ActiveRunRegistry.TryGetRun(string, out RunInfo?)"/>.
 /// </summary>
 /// <param name="SessionId">The session the run belongs to.</param>
-/// <param name="RunId">The registry-unique, increasing id of the run (its fencing token).</param>
+/// <param name="RunId">The registry-unique, increasing id of the run.</param>
 /// <param name="StartedAt">When the run started, from the registry's <see cref="TimeProvider"/>.</param>
 /// <param name="Deadline">When the run is (or was) aborted unless it ends first.</param>
 /// <param name="Status">The run's status when the snapshot was taken.</param>
-public sealed record RunInfo(string SessionId, long RunId, DateTimeOffset StartedAt, DateTimeOffset Deadline, RunStatus Status);
+/// <param name="FencingToken">The run's fencing token (see <see cref="RunHandle.FencingToken"/>).</param>
+public sealed record RunInfo(string SessionId, long RunId, DateTimeOffset StartedAt, DateTimeOffset Deadline, RunStatus Status, long FencingToken);

@@ -21,9 +21,9 @@ public sealed class RunStartOptions
     public TimeSpan? GracePeriod { get; init; }
 
     /// <summary>
-    /// Gets a value indicating whether a run already active on the session is replaced rather than
-    /// making the start fail with <see cref="SessionBusyException"/>. The replaced run is aborted and
-    /// ends at once with <see cref="RunEndReason.Superseded"/>.
+    /// Gets what the start does when the session already has an active run: <see cref="SessionBusyBehavior.Reject"/>
+    /// (the default) fails with <see cref="SessionBusyException"/>; <see cref="SessionBusyBehavior.Supersede"/> aborts
+    /// the active run, which ends at once with <see cref="RunEndReason.Superseded"/>. Must be a defined value.
     /// </summary>
-    public bool Supersede { get; init; }
+    public SessionBusyBehavior WhenBusy { get; init; }
 }

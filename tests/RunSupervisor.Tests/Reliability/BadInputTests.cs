@@ -105,7 +105,7 @@ public sealed class BadInputTests
     {
         using var f = new RegistryFixture();
         RunHandle busy = f.Registry.Start("s");
-        var invalid = new RunStartOptions { Supersede = true, Timeout = TimeSpan.Zero };
+        var invalid = new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede, Timeout = TimeSpan.Zero };
 
         f.Registry.Invoking(r => r.Start("s", invalid)).Should().Throw<ArgumentOutOfRangeException>().WithParameterName("options");
         f.Registry.Invoking(r => r.TryStart("s", out _, invalid)).Should().Throw<ArgumentOutOfRangeException>();
@@ -250,7 +250,7 @@ public sealed class BadInputTests
     {
         ActiveRunRegistry r = p.Registry;
         yield return ("Start", () => r.Start(sessionId));
-        yield return ("Start (supersede)", () => r.Start(sessionId, new RunStartOptions { Supersede = true }));
+        yield return ("Start (supersede)", () => r.Start(sessionId, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede }));
         yield return ("TryStart", () => r.TryStart(sessionId, out _));
         yield return ("IsActive", () => r.IsActive(sessionId));
         yield return ("TryGetRun", () => r.TryGetRun(sessionId, out _));

@@ -64,12 +64,12 @@ public sealed class ContractDetailTests
 
         var hang = new TaskCompletionSource<int>();
         Task<int> superseded = f.Registry.RunAsync(Session, _ => hang.Task);
-        using (f.Registry.Start(Session, new RunStartOptions { Supersede = true }))
+        using (f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede }))
         {
         }
 
         (await FluentActions.Awaiting(() => superseded.Guard()).Should().ThrowAsync<OperationCanceledException>())
-            .Which.Message.Should().Contain("superseded by a newer run");
+            .Which.Message.Should().Contain("was superseded by run");
 
         Task<int> disposed = f.Registry.RunAsync(Session, _ => hang.Task);
         f.Registry.Dispose();
@@ -243,7 +243,7 @@ public sealed class ContractDetailTests
 
         registry.Dispose();
 
-        completed.Should().Be(7, "the registry disposes its meter, which completes its seven instruments");
+        completed.Should().Be(8, "the registry disposes its meter, which completes its eight instruments");
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -360,7 +360,7 @@ public sealed class ContractDetailTests
 
         f.Registry.TryAbort(Session).Should().BeTrue();
 
-        f.LogsWithEvent("CallbackFailed").Should().ContainSingle().Which.GetStructuredStateValue("Callback").Should().Be("abort token");
+        f.LogsWithEvent("AbortCallbackFailed").Should().ContainSingle().Which.GetStructuredStateValue("RunId").Should().Be(run.RunId.ToString(CultureInfo.InvariantCulture));
         run.Status.Should().Be(RunStatus.Aborting);
         run.Dispose();
         f.Registry.ActiveCount.Should().Be(0);

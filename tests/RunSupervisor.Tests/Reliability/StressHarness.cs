@@ -416,12 +416,12 @@ internal sealed class StressHarness : IDisposable
         RunStartOptions? options = random.Next(4) switch
         {
             0 => null,
-            1 => new RunStartOptions { Supersede = supersede, Timeout = Scaled(random.Next(50, 2000)) },
-            _ => new RunStartOptions { Supersede = supersede },
+            1 => new RunStartOptions { WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject, Timeout = Scaled(random.Next(50, 2000)) },
+            _ => new RunStartOptions { WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject },
         };
         if (options is null && supersede)
         {
-            options = new RunStartOptions { Supersede = true };
+            options = new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede };
         }
 
         RunHandle? handle;
@@ -598,7 +598,7 @@ internal sealed class StressHarness : IDisposable
     private void RunAsyncOne(Random random, string session)
     {
         var kind = (ProviderKind)random.Next(4);
-        RunStartOptions? options = random.Next(6) == 0 ? new RunStartOptions { Supersede = true } : null;
+        RunStartOptions? options = random.Next(6) == 0 ? new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede } : null;
         Task call;
         try
         {
@@ -661,7 +661,7 @@ internal sealed class StressHarness : IDisposable
 
     private void OnRunEnded(object? sender, RunEndedEventArgs e)
     {
-        if (_registry.IsRegistered(e.SessionId, e.RunId))
+        if (_registry.FindEntry(e.SessionId)?.RunId == e.RunId)
         {
             Violation($"RunEnded for run {e.RunId} raised while it was still registered");
         }
@@ -698,10 +698,10 @@ internal sealed class StressHarness : IDisposable
             Violation($"HeartbeatOwed for '{e.SessionId}' with {e.DroppedHeartbeats} dropped heartbeats");
         }
 
-        if (_registry.IsBusy(e.SessionId) && !_registry.IsDisposed)
+        if (_registry.FindEntry(e.SessionId) is not null && !_registry.IsDisposed)
         {
             // Not a violation by itself (a new run may start right after the end), but it must not be the run that ended.
-            if (_registry.IsRegistered(e.SessionId, runId))
+            if (_registry.FindEntry(e.SessionId)?.RunId == runId)
             {
                 Violation($"HeartbeatOwed raised while run {runId} still owned '{e.SessionId}'");
             }

@@ -23,7 +23,7 @@ internal sealed class RegistryFixture : IDisposable
             lock (Ended)
             {
                 // Recorded with whether the entry was already gone when the event fired.
-                Ended.Add((e, Registry.IsRegistered(e.SessionId, e.RunId)));
+                Ended.Add((e, Registry.FindEntry(e.SessionId)?.RunId == e.RunId));
             }
         };
     }
@@ -65,7 +65,7 @@ internal sealed class RegistryFixture : IDisposable
                 run.Dispose();
                 break;
             case RunEndReason.Superseded:
-                Registry.Start(run.SessionId, new RunStartOptions { Supersede = true });
+                Registry.Start(run.SessionId, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
                 break;
             case RunEndReason.ForceEvicted:
                 Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);

@@ -1,7 +1,12 @@
 namespace RunSupervisor;
 
+/// <summary>Waiting for runs to end, and draining the registry.</summary>
 public sealed partial class ActiveRunRegistry
 {
+    private const string DrainAbortText = "the drain timed out";
+    private const string DrainEvictText = "the drain force-evicted it past its deadline";
+    private static readonly Task<bool> TrueTask = Task.FromResult(true);
+
     /// <summary>
     /// Waits for the run that is current on the session when this method is called to leave the registry.
     /// Completes from the run's end notification; nothing polls.
@@ -25,8 +30,8 @@ public sealed partial class ActiveRunRegistry
             return Task.FromCanceled<bool>(cancellationToken);
         }
 
-        return _runs.Find(sessionId) is { } run
-            ? WaitAsync(run.Completion, timeout, cancellationToken)
+        return _table.Find(sessionId) is { } entry
+            ? WaitAsync(entry.Completion, timeout, cancellationToken)
             : TrueTask;
     }
 
@@ -38,7 +43,8 @@ public sealed partial class ActiveRunRegistry
     /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> to wait without limit.</param>
     /// <param name="options">What to do with the runs that remain at the timeout; <see langword="null"/> to leave them alone.</param>
     /// <param name="cancellationToken">Cancels the drain; nothing is aborted or evicted then.</param>
-    /// <returns>Which sessions drained, were aborted, were force-evicted or are still running.</returns>
+    /// <returns>What became of each run: drained, aborted by the drain, force-evicted (by the watchdog while the drain waited, or by the drain), or still running.</returns>
+    /// <remarks>The drain's own aborts and evictions run abort-token callbacks on the thread pool: a drain never waits for provider code.</remarks>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative (other than infinite) or too large for a timer.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
@@ -51,12 +57,13 @@ public sealed partial class ActiveRunRegistry
             return Task.FromCanceled<DrainResult>(cancellationToken);
         }
 
-        List<RunHandle> runs = [];
-        foreach (RunHandle run in _runs)
+        List<RunEntry> runs = [];
+        foreach (RunEntry entry in _table)
         {
-            runs.Add(run);
+            runs.Add(entry);
         }
 
+        runs.Sort(static (a, b) => a.RunId.CompareTo(b.RunId));
         return DrainCoreAsync(runs, timeout, options, cancellationToken);
     }
 
@@ -81,53 +88,56 @@ public sealed partial class ActiveRunRegistry
         }
     }
 
-    private async Task<DrainResult> DrainCoreAsync(List<RunHandle> runs, TimeSpan timeout, DrainOptions? options, CancellationToken cancellationToken)
+    private async Task<DrainResult> DrainCoreAsync(List<RunEntry> runs, TimeSpan timeout, DrainOptions? options, CancellationToken cancellationToken)
     {
         if (runs.Count > 0)
         {
             await WaitAsync(Task.WhenAll(runs.Select(static r => r.Completion)), timeout, cancellationToken).ConfigureAwait(false);
         }
 
-        List<string> drained = [];
-        List<string> aborted = [];
-        List<string> evicted = [];
-        List<string> stillRunning = [];
+        var drained = new DrainedRun[runs.Count];
         long now = NowTicks();
-        foreach (RunHandle run in runs)
+        for (int i = 0; i < runs.Count; i++)
         {
-            if (run.Status >= RunStatus.Ended)
+            RunEntry entry = runs[i];
+            DrainOutcome outcome;
+            if (entry.HasEnded)
             {
-                drained.Add(run.SessionId);
+                outcome = EndedOutcome(entry);
             }
-            else if (options?.ForceEvictOverdue == true && now >= run.DeadlineTicks && TryForceEvict(run))
+            else if (options?.ForceEvictOverdue == true && now >= entry.DeadlineTicks && ForceEvict(entry, DrainEvictText))
             {
-                evicted.Add(run.SessionId);
+                outcome = DrainOutcome.Evicted;
             }
-            else if (options?.AbortRemaining == true && run.Abort("the drain timed out"))
+            else if (options?.AbortRemaining == true && Abort(entry, DrainAbortText, cancelOnThisThread: false))
             {
                 // With a zero grace period the abort itself evicts the run.
-                (run.Status == RunStatus.Evicted ? evicted : aborted).Add(run.SessionId);
-            }
-            else if (run.Status >= RunStatus.Ended)
-            {
-                drained.Add(run.SessionId);
+                outcome = entry.Status == RunStatus.Evicted ? DrainOutcome.Evicted : DrainOutcome.Aborted;
             }
             else
             {
-                stillRunning.Add(run.SessionId);
+                outcome = entry.HasEnded ? EndedOutcome(entry) : DrainOutcome.StillRunning;
             }
+
+            drained[i] = entry.HasEnded
+                ? new DrainedRun(entry.SessionId, entry.RunId, entry.EndReason, entry.Detail, outcome)
+                : new DrainedRun(entry.SessionId, entry.RunId, Reason: null, Detail: null, outcome);
         }
 
-        var result = new DrainResult(drained, aborted, evicted, stillRunning);
+        var result = new DrainResult(drained);
         if (result.IsComplete)
         {
-            _logger.DrainCompleted(drained.Count);
+            _logger.DrainCompleted(result.Drained.Count);
         }
         else
         {
-            _logger.DrainTimedOut(timeout, aborted.Count, evicted.Count, stillRunning.Count);
+            _logger.DrainTimedOut(timeout, result.Aborted.Count, result.Evicted.Count, result.StillRunning.Count);
         }
 
         return result;
     }
+
+    /// <summary>A run that left by itself drained; one force-evicted (by the watchdog too) did not.</summary>
+    private static DrainOutcome EndedOutcome(RunEntry entry)
+        => entry.EndReason == RunEndReason.ForceEvicted ? DrainOutcome.Evicted : DrainOutcome.Drained;
 }

@@ -1,0 +1,20 @@
+namespace RunSupervisor;
+
+/// <summary>What made a run leave the registry; <see cref="RunEnds.Decide(RunEntry, EndTrigger)"/> turns it into the reason.</summary>
+internal enum EndTrigger
+{
+    /// <summary>The attached provider task settled.</summary>
+    ProviderSettled,
+
+    /// <summary>The handle was disposed.</summary>
+    Released,
+
+    /// <summary>The eviction instant came (watchdog), or a drain or a zero grace period forced it.</summary>
+    Evicted,
+
+    /// <summary>A newer run of the same session replaced it.</summary>
+    Superseded,
+
+    /// <summary>The registry was disposed.</summary>
+    Disposed,
+}

@@ -1,0 +1,178 @@
+using System.Diagnostics;
+
+namespace RunSupervisor;
+
+/// <summary>
+/// The registry's record of one run: everything the transitions read and write. <see cref="RunHandle"/> is only the
+/// public ticket over it. The session table and the deadline heap hold entries, never handles.
+/// </summary>
+/// <remarks>
+/// <para>The entry is also the run's abort token source: deriving from <see cref="CancellationTokenSource"/> makes a
+/// run cost one object and its handle instead of three, which keeps an uncontended start + release within the
+/// allocation budget of a bare dictionary-and-timer implementation.</para>
+/// <para>Fields documented as "under the gate" are written only while <see cref="RunTable.Gate"/> is held; the rest
+/// are immutable after construction or written with interlocked or volatile operations, as each says.</para>
+/// </remarks>
+internal sealed class RunEntry : CancellationTokenSource
+{
+    // One completed task per reason, shared by every run that ended before anyone asked for its Completion.
+    private static readonly Task<RunEndReason>[] CompletedTasks = [.. Enum.GetValues<RunEndReason>().Select(Task.FromResult)];
+
+    // Created only when someone asks for Completion before the run has ended: most runs never need one.
+    private TaskCompletionSource<RunEndReason>? _completion;
+    private Activity? _activity;
+    private long _deadlineTicks;
+    private int _completed;
+    private volatile RunStatus _status;
+
+    public RunEntry(ActiveRunRegistry owner, string sessionId, int sessionHash, long startedAtTicks, long startedAtUtcTicks, long timeoutTicks, long graceTicks)
+    {
+        Owner = owner;
+        SessionId = sessionId;
+        SessionHash = sessionHash;
+        StartedAtTicks = startedAtTicks;
+        StartedAtUtcTicks = startedAtUtcTicks;
+        GraceTicks = graceTicks;
+        _deadlineTicks = startedAtTicks + timeoutTicks;
+        EvictAtTicks = _deadlineTicks + graceTicks;
+    }
+
+    public ActiveRunRegistry Owner { get; }
+
+    public string SessionId { get; }
+
+    /// <summary>Gets <see cref="SessionTable.Hash(string)"/> of <see cref="SessionId"/>, computed once at start.</summary>
+    public int SessionHash { get; }
+
+    /// <summary>Gets or sets the run's id; assigned under the gate as the entry enters the table, before any reader can see it.</summary>
+    public long RunId { get; set; }
+
+    /// <summary>Gets the fencing token: without a lease store, the run id itself.</summary>
+    public long FencingToken => RunId;
+
+    // Instants are ticks of the registry's monotonic clock (TimeProvider.GetTimestamp), so a wall-clock step never
+    // delays or hastens an abort or an eviction. Wall-clock times are derived from the start's wall-clock reading.
+    public long StartedAtTicks { get; }
+
+    public long StartedAtUtcTicks { get; }
+
+    public DateTimeOffset StartedAt => new(StartedAtUtcTicks, TimeSpan.Zero);
+
+    public long GraceTicks { get; }
+
+    /// <summary>Gets or sets the deadline; written under the gate, read lock-free by <see cref="RunHandle.Deadline"/>.</summary>
+    public long DeadlineTicks
+    {
+        get => Volatile.Read(ref _deadlineTicks);
+        set => Volatile.Write(ref _deadlineTicks, value);
+    }
+
+    /// <summary>Gets or sets the force-eviction instant, fixed when the abort happens; under the gate.</summary>
+    public long EvictAtTicks { get; set; }
+
+    /// <summary>Gets the next instant the watchdog must look at this run: the deadline while running, the eviction instant while aborting.</summary>
+    public long DueTicks => _status == RunStatus.Running ? DeadlineTicks : EvictAtTicks;
+
+    /// <summary>Gets or sets the entry's slot in the <see cref="DeadlineQueue"/>, -1 when not queued; under the gate.</summary>
+    public int QueueIndex { get; set; } = -1;
+
+    public RunStatus Status => _status;
+
+    /// <summary>Gets or sets why the run is aborting; under the gate, set with the move to <see cref="RunStatus.Aborting"/>.</summary>
+    public AbortCause AbortCause { get; set; }
+
+    /// <summary>Gets the cause in words: the caller's abort text while aborting, then the end's detail once ended; under the gate.</summary>
+    public string? Detail { get; private set; }
+
+    /// <summary>Gets or sets the provider task handed over by <see cref="RunHandle.Attach(Task)"/>; under the gate.</summary>
+    public Task? ProviderTask { get; set; }
+
+    /// <summary>Gets or sets a value indicating whether the handle was disposed; under the gate.</summary>
+    public bool Released { get; set; }
+
+    /// <summary>Gets or sets a value indicating whether the run went to the abandoned ledger when it ended; under the gate.</summary>
+    public bool Abandoned { get; set; }
+
+    /// <summary>Gets a value indicating whether an activity listener was present when the run started: only then may it have an activity.</summary>
+    public bool Traced { get; init; }
+
+    /// <summary>Gets or sets whoever must hear of the run's end before <see cref="Completion"/> completes (a supervised invocation); set before the run can end.</summary>
+    public IRunEndObserver? EndObserver { get; set; }
+
+    /// <summary>Gets the end's reason; valid once <see cref="Status"/> is <see cref="RunStatus.Ended"/> or <see cref="RunStatus.Evicted"/>.</summary>
+    public RunEndReason EndReason { get; private set; }
+
+    /// <summary>Gets the instant the run left the table; valid once ended.</summary>
+    public long EndedAtTicks { get; private set; }
+
+    public bool HasEnded => _status >= RunStatus.Ended;
+
+    public DateTimeOffset Deadline => ToWallClock(DeadlineTicks);
+
+    /// <summary>Gets the task that completes with the end's reason; see <see cref="RunHandle.Completion"/>.</summary>
+    public Task<RunEndReason> Completion
+    {
+        get
+        {
+            if (Volatile.Read(ref _completed) != 0)
+            {
+                return CompletedTasks[(int)EndReason];
+            }
+
+            TaskCompletionSource<RunEndReason> completion = Volatile.Read(ref _completion) ?? CreateCompletion();
+            return completion.Task;
+        }
+    }
+
+    /// <summary>Converts an instant of the monotonic clock to wall-clock time, anchored at the run's start.</summary>
+    public DateTimeOffset ToWallClock(long ticks) => new(StartedAtUtcTicks + (ticks - StartedAtTicks), TimeSpan.Zero);
+
+    public TimeSpan Age(long nowTicks) => TimeSpan.FromTicks(nowTicks - StartedAtTicks);
+
+    /// <summary>Moves the run to <see cref="RunStatus.Aborting"/>; under the gate.</summary>
+    public void SetAborting(AbortCause cause, string? detail)
+    {
+        Debug.Assert(_status == RunStatus.Running, "Only a running run starts aborting.");
+        AbortCause = cause;
+        Detail = detail;
+        _status = RunStatus.Aborting;
+    }
+
+    /// <summary>Marks the run as out of the table; under the gate, by the one transition that removed it.</summary>
+    public void MarkEnded(RunEndReason reason, string? detail, long nowTicks)
+    {
+        Debug.Assert(_status < RunStatus.Ended, "A run ends once.");
+        EndReason = reason;
+        Detail = detail;
+        EndedAtTicks = nowTicks;
+        _status = reason == RunEndReason.ForceEvicted ? RunStatus.Evicted : RunStatus.Ended;
+    }
+
+    /// <summary>Completes <see cref="Completion"/>; once, by the thread that published the end.</summary>
+    public void Complete()
+    {
+        // A full fence between marking the run completed and reading the source pairs with CreateCompletion, which
+        // installs the source and then reads the mark: at least one side sees the other and completes it.
+        Interlocked.Exchange(ref _completed, 1);
+        Volatile.Read(ref _completion)?.TrySetResult(EndReason);
+    }
+
+    /// <summary>Hands over the run's activity (only when a listener sampled it); see <see cref="TakeActivity"/>.</summary>
+    /// <remarks>A full fence (not a volatile write): the caller reads <see cref="Status"/> next, and that read must not move before this write.</remarks>
+    public void SetActivity(Activity activity) => Interlocked.Exchange(ref _activity, activity);
+
+    /// <summary>Takes the run's activity, at most once across threads: whoever gets it stops it.</summary>
+    public Activity? TakeActivity() => Interlocked.Exchange(ref _activity, null);
+
+    private TaskCompletionSource<RunEndReason> CreateCompletion()
+    {
+        var created = new TaskCompletionSource<RunEndReason>(TaskCreationOptions.RunContinuationsAsynchronously);
+        TaskCompletionSource<RunEndReason> completion = Interlocked.CompareExchange(ref _completion, created, null) ?? created;
+        if (Volatile.Read(ref _completed) != 0)
+        {
+            completion.TrySetResult(EndReason);
+        }
+
+        return completion;
+    }
+}

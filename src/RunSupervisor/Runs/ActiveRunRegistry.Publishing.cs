@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+
+namespace RunSupervisor;
+
+/// <summary>Everything that follows a transition, outside the gate: abort tokens, logs, metrics, activities, events, completion.</summary>
+public sealed partial class ActiveRunRegistry
+{
+    /// <summary>Publishes a run's start (and the end of the run it superseded).</summary>
+    private void PublishStart(RunEntry entry, Left superseded)
+    {
+        StartActivity(entry);
+        Metrics.RunsStarted.Add(1);
+        Metrics.ActiveRuns.Add(1);
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            _logger.RunStarted(entry.SessionId, entry.RunId, entry.Deadline);
+        }
+
+        if (superseded.HasLeft)
+        {
+            _logger.RunSuperseded(entry.SessionId, superseded.Entry.RunId, entry.RunId);
+            Publish(superseded);
+        }
+
+        _watchdog.ScheduleNoLaterThan(entry.DeadlineTicks);
+    }
+
+    /// <summary>
+    /// The one publishing step after a run left the table: abort token (off this thread), detail, logs, metrics,
+    /// activity, <see cref="RunEnded"/>, internal listeners (so <c>HeartbeatOwed</c> follows <c>RunEnded</c>), the end
+    /// observer, then <see cref="RunHandle.Completion"/>.
+    /// </summary>
+    private void Publish(Left left)
+    {
+        Debug.Assert(left.HasLeft, "Only a run that left is published.");
+        RunEntry entry = left.Entry;
+        if (left.Cancel)
+        {
+            CancelOffThisThread(entry);
+        }
+
+        string? detail = entry.Detail;
+        RunEndReason reason = entry.EndReason;
+        TimeSpan duration = TimeSpan.FromTicks(entry.EndedAtTicks - entry.StartedAtTicks);
+        if (reason == RunEndReason.ForceEvicted)
+        {
+            _logger.RunForceEvicted(entry.SessionId, entry.RunId, duration, detail!);
+        }
+
+        if (left.Forgotten is { } forgotten)
+        {
+            _logger.AbandonedRunForgotten(forgotten.SessionId, forgotten.RunId, _maxAbandonedRuns);
+        }
+
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            _logger.RunEnded(entry.SessionId, entry.RunId, reason, duration, detail ?? "completed");
+        }
+
+        Metrics.RecordEnded(reason, duration);
+        StopActivity(entry, detail);
+        if (entry.Abandoned && left.Forgotten is null)
+        {
+            // A full ledger swapped its oldest entry for this one: the count did not change.
+            Metrics.AbandonedRuns.Add(1);
+        }
+
+        if (RunEnded is { } handlers)
+        {
+            var args = new RunEndedEventArgs(entry.SessionId, entry.RunId, reason, duration, detail, entry.ToWallClock(entry.EndedAtTicks), entry.FencingToken);
+            Callbacks.Raise(handlers, this, args, nameof(RunEnded), entry.SessionId, _logger);
+        }
+
+        foreach (IRunEndListener listener in Volatile.Read(ref _endListeners))
+        {
+            Callbacks.Invoke(listener, entry.SessionId, left.SessionIdle, _logger);
+        }
+
+        entry.EndObserver?.OnRunEnded(entry);
+        entry.Complete();
+    }
+
+    /// <summary>Starts the run's activity, outside the lock (listeners are foreign code); no-op when nobody listens.</summary>
+    private void StartActivity(RunEntry entry)
+    {
+        if (!entry.Traced)
+        {
+            return;
+        }
+
+        Activity? activity = Callbacks.Guard(
+            static e => RunSupervisorActivitySource.StartRun(e.SessionId, e.RunId, e.StartedAt),
+            entry,
+            Callbacks.ActivityListener,
+            entry.SessionId,
+            _logger);
+        if (activity is not null)
+        {
+            entry.SetActivity(activity);
+
+            // The run may have ended (superseded, disposed) on another thread before the activity was handed over;
+            // its Publish then found none to stop. TakeActivity makes sure exactly one side stops it.
+            if (entry.HasEnded)
+            {
+                StopActivity(entry, entry.Detail);
+            }
+        }
+    }
+
+    /// <summary>Stops the run's activity, if it has one not yet stopped; outside the lock.</summary>
+    private void StopActivity(RunEntry entry, string? detail)
+    {
+        if (!entry.Traced || entry.TakeActivity() is not { } activity)
+        {
+            return;
+        }
+
+        Callbacks.Guard(
+            static s =>
+            {
+                RunSupervisorActivitySource.StopRun(s.Activity, s.Entry.EndReason, s.Detail, s.Entry.ToWallClock(s.Entry.EndedAtTicks));
+                return true;
+            },
+            (Activity: activity, Entry: entry, Detail: detail),
+            Callbacks.ActivityListener,
+            entry.SessionId,
+            _logger);
+    }
+
+    /// <summary>Cancels the abort token on this thread: only for an explicit abort, whose caller expects .NET's convention.</summary>
+    private void CancelOnThisThread(RunEntry entry)
+    {
+        try
+        {
+            entry.Cancel();
+        }
+#pragma warning disable CA1031 // The provider's cancellation callbacks are foreign code; their failure is logged, never thrown at the caller who aborted.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.AbortCallbackFailed(entry.SessionId, entry.RunId, ex);
+        }
+    }
+
+    /// <summary>
+    /// Cancels the abort token with its callbacks on the thread pool. The registry's own paths (watchdog, eviction,
+    /// supersede, disposal, drain) never run provider code on their thread and never wait for it: a callback that
+    /// blocks must not stall every other session's abort and eviction.
+    /// </summary>
+    private void CancelOffThisThread(RunEntry entry)
+    {
+        // CancelAsync marks the token cancelled at once and runs the callbacks on the pool; its task carries their errors.
+        Task callbacks = entry.CancelAsync();
+        if (callbacks.IsCompleted)
+        {
+            ObserveAbortCallbacks(callbacks, entry);
+            return;
+        }
+
+        callbacks.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(() => ObserveAbortCallbacks(callbacks, entry));
+    }
+
+    private void ObserveAbortCallbacks(Task callbacks, RunEntry entry)
+    {
+        if (callbacks.Exception is { } error)
+        {
+            _logger.AbortCallbackFailed(entry.SessionId, entry.RunId, error.InnerExceptions.Count == 1 ? error.InnerException! : error);
+        }
+    }
+}
