@@ -139,7 +139,7 @@ public sealed partial class ActiveRunRegistry
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            _logger.AbortCallbackFailed(entry.SessionId, entry.RunId, ex);
+            _logger.AbortCallbackFailed(entry.SessionId, entry.RunId, Unwrap(ex));
         }
     }
 
@@ -165,7 +165,19 @@ public sealed partial class ActiveRunRegistry
     {
         if (callbacks.Exception is { } error)
         {
-            _logger.AbortCallbackFailed(entry.SessionId, entry.RunId, error.InnerExceptions.Count == 1 ? error.InnerException! : error);
+            _logger.AbortCallbackFailed(entry.SessionId, entry.RunId, Unwrap(error));
         }
+    }
+
+    /// <summary>The callback's own exception when there is one: cancellation wraps callback failures in aggregates.</summary>
+    private static Exception Unwrap(Exception error)
+    {
+        if (error is not AggregateException aggregate)
+        {
+            return error;
+        }
+
+        AggregateException flat = aggregate.Flatten();
+        return flat.InnerExceptions.Count == 1 ? flat.InnerExceptions[0] : flat;
     }
 }

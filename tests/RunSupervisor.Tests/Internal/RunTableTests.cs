@@ -1,0 +1,108 @@
+using FluentAssertions;
+using Xunit;
+
+namespace RunSupervisor.Tests.Internal;
+
+/// <summary>
+/// The run table's transitions, driven directly: states a thread race can produce but a test cannot schedule, such as
+/// a provider task that has completed while the continuation that would tell the registry has not run yet.
+/// </summary>
+public sealed class RunTableTests : IDisposable
+{
+    private static readonly long Timeout = TimeSpan.FromMinutes(10).Ticks;
+    private static readonly long Grace = TimeSpan.FromSeconds(30).Ticks;
+    private readonly ActiveRunRegistry _registry = new();
+    private readonly RunTable _table = new(maxAbandonedRuns: 10);
+
+    public void Dispose() => _registry.Dispose();
+
+    [Theory]
+    [InlineData("complete", RunEndReason.TimedOut)]
+    [InlineData("fault", RunEndReason.TimedOut)]
+    [InlineData("cancel", RunEndReason.TimedOut)]
+    public void CollectDue_EvictionInstantWithTheAttachedTaskAlreadySettled_EndsWithItsRealOutcomeNotInTheLedger(string outcome, RunEndReason expected)
+    {
+        RunEntry entry = Enter("s");
+        Task settled = outcome switch
+        {
+            "complete" => Task.CompletedTask,
+            "fault" => Task.FromException(new InvalidOperationException("late")),
+            _ => Task.FromCanceled(new CancellationToken(canceled: true)),
+        };
+        List<(RunEntry Entry, long DueTicks)>? timedOut = null;
+        List<(Left Left, long DueTicks)>? evicted = null;
+        using (_table.EnterGate())
+        {
+            // Attached directly: no continuation tells the registry, as if the settling thread had not got to it yet.
+            _table.AttachLocked(entry, settled);
+            _table.CollectDueLocked(Timeout, ref timedOut, ref evicted);
+        }
+
+        timedOut.Should().ContainSingle();
+        using (_table.EnterGate())
+        {
+            _table.CollectDueLocked(Timeout + Grace, ref timedOut, ref evicted);
+        }
+
+        Left left = evicted.Should().ContainSingle().Subject.Left;
+        left.Entry.Should().BeSameAs(entry);
+        entry.EndReason.Should().Be(expected);
+        entry.Status.Should().Be(RunStatus.Ended);
+        entry.Detail.Should().Be("deadline passed after 00:10:00");
+        entry.Abandoned.Should().BeFalse();
+        _table.AbandonedCount.Should().Be(0);
+        _ = settled.Exception;
+    }
+
+    [Fact]
+    public void CollectDue_EvictionInstantWithThePendingTask_ForceEvictedIntoTheLedger()
+    {
+        RunEntry entry = Enter("s");
+        List<(RunEntry Entry, long DueTicks)>? timedOut = null;
+        List<(Left Left, long DueTicks)>? evicted = null;
+        using (_table.EnterGate())
+        {
+            _table.AttachLocked(entry, new TaskCompletionSource().Task);
+            _table.CollectDueLocked(Timeout + Grace, ref timedOut, ref evicted);
+        }
+
+        timedOut.Should().ContainSingle("a late tick reaches the deadline and the fixed eviction instant in one pass");
+        evicted.Should().ContainSingle().Which.DueTicks.Should().Be(Timeout + Grace);
+        entry.EndReason.Should().Be(RunEndReason.ForceEvicted);
+        entry.Status.Should().Be(RunStatus.Evicted);
+        entry.Abandoned.Should().BeTrue();
+        _table.AbandonedCount.Should().Be(1);
+    }
+
+    [Fact]
+    public void Leave_StaleEntry_ChangesNothing()
+    {
+        RunEntry first = Enter("s");
+        Left left;
+        using (_table.EnterGate())
+        {
+            _table.LeaveLocked(first, EndTrigger.Released, nowTicks: 1).HasLeft.Should().BeTrue();
+        }
+
+        RunEntry second = Enter("s");
+        using (_table.EnterGate())
+        {
+            left = _table.LeaveLocked(first, EndTrigger.Released, nowTicks: 2);
+        }
+
+        left.HasLeft.Should().BeFalse("a stale release never removes a newer run");
+        _table.Find("s").Should().BeSameAs(second);
+        _table.Count.Should().Be(1);
+    }
+
+    private RunEntry Enter(string sessionId)
+    {
+        var entry = new RunEntry(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, Timeout, Grace);
+        using (_table.EnterGate())
+        {
+            _table.EnterLocked(entry, supersede: false, nowTicks: 0).Entered.Should().BeTrue();
+        }
+
+        return entry;
+    }
+}
