@@ -97,15 +97,21 @@ internal static class RunEnds
     /// outcome (its result, its exception) stands.
     /// </summary>
     /// <param name="run">The run.</param>
-    /// <param name="providerTask">The provider's task (or the stream's settle task); it may still be pending.</param>
+    /// <param name="providerTask">The provider's task (or the stream's settle task); it may still be pending, or <see langword="null"/> if never started.</param>
     /// <param name="callerToken">The caller's token: its cancellation wins over the run's reason.</param>
     /// <returns>The exception to throw, or <see langword="null"/>.</returns>
-    public static Exception? ToCallerException(RunHandle run, Task providerTask, CancellationToken callerToken)
+    public static Exception? ToCallerException(RunHandle run, Task? providerTask, CancellationToken callerToken)
+        => ToCallerException(run.Entry, providerTask, callerToken);
+
+    /// <inheritdoc cref="ToCallerException(RunHandle, Task?, CancellationToken)"/>
+    /// <param name="entry">The run.</param>
+    /// <param name="providerTask">The provider's task; <see langword="null"/> when the provider was never invoked.</param>
+    /// <param name="callerToken">The caller's token: its cancellation wins over the run's reason.</param>
+    public static Exception? ToCallerException(RunEntry entry, Task? providerTask, CancellationToken callerToken)
     {
-        RunEntry entry = run.Entry;
         RunEndReason reason = entry.EndReason;
-        bool settled = providerTask.IsCompleted;
-        bool providerCancelled = settled && (providerTask.IsCanceled || providerTask.Exception?.InnerException is OperationCanceledException);
+        bool settled = providerTask is { IsCompleted: true };
+        bool providerCancelled = settled && (providerTask!.IsCanceled || providerTask.Exception?.InnerException is OperationCanceledException);
         if (callerToken.IsCancellationRequested && (!settled || providerCancelled || reason is RunEndReason.ForceEvicted or RunEndReason.Superseded))
         {
             // The caller asked to stop: it hears its own cancellation, whatever the run's reason in events and logs.
@@ -117,18 +123,18 @@ internal static class RunEnds
             case RunEndReason.ForceEvicted:
                 return new RunEvictedException(entry.SessionId, entry.RunId, entry.Age(entry.EndedAtTicks));
             case RunEndReason.Superseded:
-                return new OperationCanceledException(EndedMessage(entry, byCaller: false, settled), run.AbortToken);
+                return new OperationCanceledException(EndedMessage(entry, byCaller: false, settled), entry.Token);
         }
 
         if (!settled)
         {
             // Only the registry's disposal ends a supervised run before its provider settles.
-            return new OperationCanceledException(EndedMessage(entry, byCaller: false, settled: false), run.AbortToken);
+            return new OperationCanceledException(EndedMessage(entry, byCaller: false, settled: false), entry.Token);
         }
 
         if (providerCancelled && reason == RunEndReason.TimedOut)
         {
-            return new RunTimedOutException(entry.SessionId, entry.RunId, TimeSpan.FromTicks(entry.DeadlineTicks - entry.StartedAtTicks), providerTask.Exception?.InnerException ?? CanceledFrom(providerTask));
+            return new RunTimedOutException(entry.SessionId, entry.RunId, TimeSpan.FromTicks(entry.DeadlineTicks - entry.StartedAtTicks), providerTask!.Exception?.InnerException ?? CanceledFrom(providerTask));
         }
 
         return null;
@@ -155,7 +161,8 @@ internal static class RunEnds
             : string.Create(CultureInfo.InvariantCulture, $"Run {entry.RunId} for session '{entry.SessionId}' ended {entry.EndReason} ({detail}){(settled ? "." : " before its provider settled.")}");
     }
 
-    private static OperationCanceledException? CanceledFrom(Task task)
+    /// <summary>The cancellation a cancelled task rethrows when awaited.</summary>
+    public static OperationCanceledException? CanceledFrom(Task task)
     {
         try
         {

@@ -97,7 +97,7 @@ internal sealed class RunEntry : CancellationTokenSource
     public bool Traced { get; init; }
 
     /// <summary>Gets or sets whoever must hear of the run's end before <see cref="Completion"/> completes (a supervised invocation); set before the run can end.</summary>
-    public IRunEndObserver? EndObserver { get; set; }
+    public IRunEndObserver? EndObserver { get; init; }
 
     /// <summary>Gets the end's reason; valid once <see cref="Status"/> is <see cref="RunStatus.Ended"/> or <see cref="RunStatus.Evicted"/>.</summary>
     public RunEndReason EndReason { get; private set; }

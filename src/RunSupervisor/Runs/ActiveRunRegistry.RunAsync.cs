@@ -38,21 +38,12 @@ public sealed partial class ActiveRunRegistry
             return Task.FromCanceled<T>(cancellationToken);
         }
 
-        RunHandle run = Start(sessionId, options);
-        var context = new RunContext(run.Entry);
-
         // On the thread pool: a provider that blocks before its first await must not block this caller (the watchdog
-        // never waits for the provider, and neither does RunAsync). Task.Run turns a synchronous throw into a faulted
-        // task carrying the same exception instance.
-        Task<T> providerTask = Task.Run(
-            () =>
-            {
-                RunContext.SetCurrent(context);
-                return provider(context.AbortToken) ?? throw NullProviderTask();
-            },
-            CancellationToken.None);
-        run.Attach(providerTask);
-        return AwaitResultAsync(run, providerTask, cancellationToken);
+        // never waits for the provider, and neither does RunAsync).
+        var invocation = new SupervisedInvocation<T>(provider, cancellationToken);
+        RunHandle run = Start(sessionId, options, invocation);
+        invocation.Begin(run.Entry);
+        return invocation.Task;
     }
 
     /// <summary>
@@ -89,53 +80,13 @@ public sealed partial class ActiveRunRegistry
             return Task.FromCanceled(cancellationToken);
         }
 
-        RunHandle run = Start(sessionId, options);
-        var context = new RunContext(run.Entry);
-
         // On the thread pool, like the generic overload: see there.
-        Task providerTask = Task.Run(
-            () =>
-            {
-                RunContext.SetCurrent(context);
-                return provider(context.AbortToken) ?? throw NullProviderTask();
-            },
-            CancellationToken.None);
-        run.Attach(providerTask);
-        return AwaitOutcomeAsync(run, providerTask, cancellationToken);
+        var invocation = new SupervisedInvocation<NoResult>(provider, cancellationToken);
+        RunHandle run = Start(sessionId, options, invocation);
+        invocation.Begin(run.Entry);
+        return invocation.Task;
     }
 
-    private static InvalidOperationException NullProviderTask() => new("The provider returned a null Task.");
-
-    // One async method per overload (not one awaiting the other): each state machine box costs about 200 B per call.
-    private static async Task<T> AwaitResultAsync<T>(RunHandle run, Task<T> providerTask, CancellationToken cancellationToken)
-    {
-        using (cancellationToken.UnsafeRegister(AbortOnCallerCancellation, run))
-        {
-            await run.Completion.ConfigureAwait(false);
-        }
-
-        if (RunEnds.ToCallerException(run, providerTask, cancellationToken) is { } error)
-        {
-            throw error;
-        }
-
-        // Success returns; any other outcome rethrows the provider's own exception with its stack trace.
-        return await providerTask.ConfigureAwait(false);
-    }
-
-    private static async Task AwaitOutcomeAsync(RunHandle run, Task providerTask, CancellationToken cancellationToken)
-    {
-        using (cancellationToken.UnsafeRegister(AbortOnCallerCancellation, run))
-        {
-            await run.Completion.ConfigureAwait(false);
-        }
-
-        if (RunEnds.ToCallerException(run, providerTask, cancellationToken) is { } error)
-        {
-            throw error;
-        }
-        await providerTask.ConfigureAwait(false);
-    }
-
-    private static void AbortOnCallerCancellation(object? state) => ((RunHandle)state!).Abort(RunEnds.CallerCancelledText);
+    private RunHandle Start(string sessionId, RunStartOptions? options, IRunEndObserver observer)
+        => StartCore(sessionId, options, observer, out RunEntry? busy) ?? throw new SessionBusyException(sessionId, busy!.RunId);
 }

@@ -130,7 +130,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Reject"/>.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     public RunHandle Start(string sessionId, RunStartOptions? options = null)
-        => StartCore(sessionId, options, out RunEntry? busy) ?? throw new SessionBusyException(sessionId, busy!.RunId);
+        => StartCore(sessionId, options, observer: null, out RunEntry? busy) ?? throw new SessionBusyException(sessionId, busy!.RunId);
 
     /// <summary>
     /// Starts a run on an idle session, asynchronously. In this version a start never waits: it completes
@@ -154,7 +154,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
             return ValueTask.FromCanceled<RunHandle>(cancellationToken);
         }
 
-        RunHandle? handle = StartCore(sessionId, options, out RunEntry? busy);
+        RunHandle? handle = StartCore(sessionId, options, observer: null, out RunEntry? busy);
         return handle is not null
             ? new ValueTask<RunHandle>(handle)
             : ValueTask.FromException<RunHandle>(new SessionBusyException(sessionId, busy!.RunId));
@@ -171,7 +171,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     public bool TryStart(string sessionId, [NotNullWhen(true)] out RunHandle? handle, RunStartOptions? options = null)
     {
-        handle = StartCore(sessionId, options, out _);
+        handle = StartCore(sessionId, options, observer: null, out _);
         return handle is not null;
     }
 
@@ -309,7 +309,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     private static RunInfo ToInfo(RunEntry entry) => new(entry.SessionId, entry.RunId, entry.StartedAt, entry.Deadline, entry.Status, entry.FencingToken);
 
     /// <summary>Validates, enters the run, publishes; returns <see langword="null"/> with the busy session's run when refused.</summary>
-    private RunHandle? StartCore(string sessionId, RunStartOptions? options, out RunEntry? busy)
+    private RunHandle? StartCore(string sessionId, RunStartOptions? options, IRunEndObserver? observer, out RunEntry? busy)
     {
         SessionIds.Validate(sessionId);
         ThrowIfDisposed();
@@ -335,6 +335,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         {
             // Decided before the run is published, so whichever thread ends it knows without a fence whether to look for an activity.
             Traced = RunSupervisorActivitySource.Source.HasListeners(),
+            EndObserver = observer,
         };
         EnterResult result;
         using (_table.EnterGate())
