@@ -5,7 +5,7 @@ namespace RunSupervisor.HealthChecks;
 
 /// <summary>
 /// Reports the registry's health: Unhealthy (the registration's failure status) when the abandoned-run ledger is full,
-/// Degraded when runs are abandoned or a session keeps dropping heartbeats, Healthy otherwise. Reads snapshots only:
+/// Degraded when runs are abandoned, a session keeps dropping heartbeats or the watchdog ran late, Healthy otherwise. Reads snapshots only:
 /// it never blocks a run and never changes anything.
 /// </summary>
 internal sealed class RunSupervisorHealthCheck : IHealthCheck
@@ -17,6 +17,7 @@ internal sealed class RunSupervisorHealthCheck : IHealthCheck
     public const string OldestAbandonedRunAgeKey = "oldest_abandoned_run_age_seconds";
     public const string SessionsDroppingHeartbeatsKey = "sessions_dropping_heartbeats";
     public const string LongestHeartbeatDropStreakKey = "longest_heartbeat_drop_streak";
+    public const string WatchdogLatenessKey = "watchdog_lateness_seconds";
 
     private static readonly IReadOnlyDictionary<string, int> NoDrops = new Dictionary<string, int>();
 
@@ -49,6 +50,7 @@ internal sealed class RunSupervisorHealthCheck : IHealthCheck
         double oldestAbandoned = abandoned.Count == 0 ? 0 : Seconds(now - abandoned[0].EvictedAt);
         int longestStreak = drops.Count == 0 ? 0 : drops.Values.Max();
         int unhealthyAt = _options.UnhealthyAbandonedRuns ?? _registry.MaxAbandonedRuns;
+        TimeSpan lateness = _registry.WatchdogLateness;
 
         var data = new Dictionary<string, object>(StringComparer.Ordinal)
         {
@@ -59,6 +61,7 @@ internal sealed class RunSupervisorHealthCheck : IHealthCheck
             [OldestAbandonedRunAgeKey] = oldestAbandoned,
             [SessionsDroppingHeartbeatsKey] = drops.Count,
             [LongestHeartbeatDropStreakKey] = longestStreak,
+            [WatchdogLatenessKey] = lateness.TotalSeconds,
         };
 
         HealthCheckResult result;
@@ -79,6 +82,13 @@ internal sealed class RunSupervisorHealthCheck : IHealthCheck
         {
             result = HealthCheckResult.Degraded(
                 Format("A session dropped {0} heartbeats in a row (more than {1}): its run is holding it busy.", longestStreak, _options.MaxHeartbeatDropStreak),
+                data: data);
+        }
+        else if (lateness > _registry.WatchdogLatenessThreshold)
+        {
+            // Stays Degraded until the watchdog's next tick with due work is on time again.
+            result = HealthCheckResult.Degraded(
+                Format("The watchdog ran {0:0.###} s late (more than {1:0.###} s): the thread pool is starved or the process was paused.", lateness.TotalSeconds, _registry.WatchdogLatenessThreshold.TotalSeconds),
                 data: data);
         }
         else
