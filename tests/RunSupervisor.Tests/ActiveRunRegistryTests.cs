@@ -162,7 +162,7 @@ public sealed class ActiveRunRegistryTests
         RunHandle run = f.Registry.Start("s1");
 
         f.Registry.TryGetRun("s1", out RunInfo? before).Should().BeTrue();
-        before.Should().Be(new RunInfo("s1", run.RunId, startedAt, startedAt + RegistryFixture.Timeout, RunStatus.Running, run.RunId));
+        before.Should().Be(new RunInfo("s1", run.RunId, startedAt, startedAt + RegistryFixture.Timeout, RunStatus.Running, run.RunId, startedAt, Background: false, Lane: null));
 
         run.Abort();
 

@@ -31,6 +31,12 @@ public sealed class LoggingTests
         (14, "CallbackFailed", LogLevel.Error),
         (15, "AbortCallbackFailed", LogLevel.Error),
         (16, "WatchdogLate", LogLevel.Warning),
+        (17, "RunQueued", LogLevel.Debug),
+        (18, "RunAdmitted", LogLevel.Debug),
+        (19, "QueueTimedOut", LogLevel.Warning),
+        (20, "QueueFull", LogLevel.Warning),
+        (21, "RunPreempted", LogLevel.Information),
+        (22, "RunStalled", LogLevel.Warning),
     ];
 
     public static TheoryData<int, string, LogLevel> PinnedRows()

@@ -329,5 +329,5 @@ public sealed class SessionTableTests : IDisposable
     }
 
     private RunEntry NewRun(string sessionId)
-        => new(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, TimeSpan.FromMinutes(1).Ticks, graceTicks: 0);
+        => new(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, new StartSpec(TimeSpan.FromMinutes(1).Ticks, graceTicks: 0, idleTicks: 0, queueTimeoutTicks: 0, SessionBusyBehavior.Reject, background: false, lane: 0));
 }

@@ -1,6 +1,6 @@
 namespace RunSupervisor;
 
-/// <summary>Why a run is aborting: decides whether a settle within the grace period ends it Aborted or TimedOut.</summary>
+/// <summary>Why a run is aborting: decides whether a settle within the grace period ends it Aborted, TimedOut or Stalled.</summary>
 internal enum AbortCause : byte
 {
     /// <summary>Not aborting.</summary>
@@ -11,4 +11,7 @@ internal enum AbortCause : byte
 
     /// <summary>The watchdog, at the deadline.</summary>
     Deadline,
+
+    /// <summary>The watchdog, when the run made no progress for its idle timeout.</summary>
+    Idle,
 }

@@ -15,6 +15,9 @@ internal enum EndTrigger
     /// <summary>A newer run of the same session replaced it.</summary>
     Superseded,
 
+    /// <summary>A foreground start replaced it, a background run.</summary>
+    Preempted,
+
     /// <summary>The registry was disposed.</summary>
     Disposed,
 }

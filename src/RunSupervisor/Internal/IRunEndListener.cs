@@ -6,8 +6,11 @@ namespace RunSupervisor;
 /// </summary>
 internal interface IRunEndListener
 {
-    /// <summary>A run of <paramref name="sessionId"/> has left the registry; outside any lock.</summary>
-    /// <param name="sessionId">The run's session.</param>
-    /// <param name="sessionIdle">Whether the session is now idle: not replaced by a newer run, not ended by the registry's disposal.</param>
+    /// <summary>A run of <paramref name="sessionId"/> has left the registry, or a waiting start gave up; outside any lock.</summary>
+    /// <param name="sessionId">The session.</param>
+    /// <param name="sessionIdle">
+    /// Whether the session is now idle: no run (not replaced, no waiting start admitted in its place), no start
+    /// waiting, and not ended by the registry's disposal.
+    /// </param>
     void OnRunEnded(string sessionId, bool sessionIdle);
 }

@@ -71,4 +71,28 @@ internal static partial class Log
     [LoggerMessage(EventId = 16, EventName = "WatchdogLate", Level = LogLevel.Warning,
         Message = "The watchdog ran {Lateness} late ({Count} abort(s) or eviction(s) due): thread pool starved or process paused. Each was handled at its fixed instant's terms.")]
     public static partial void WatchdogLate(this ILogger logger, TimeSpan lateness, int count);
+
+    [LoggerMessage(EventId = 17, EventName = "RunQueued", Level = LogLevel.Debug,
+        Message = "A start for session '{SessionId}' is waiting for admission in lane '{Lane}' ({Queued} waiting for the session).")]
+    public static partial void RunQueued(this ILogger logger, string sessionId, string lane, int queued);
+
+    [LoggerMessage(EventId = 18, EventName = "RunAdmitted", Level = LogLevel.Debug,
+        Message = "Run {RunId} for session '{SessionId}' admitted in lane '{Lane}' after waiting {Waited}.")]
+    public static partial void RunAdmitted(this ILogger logger, string sessionId, long runId, string lane, TimeSpan waited);
+
+    [LoggerMessage(EventId = 19, EventName = "QueueTimedOut", Level = LogLevel.Warning,
+        Message = "A start for session '{SessionId}' in lane '{Lane}' gave up after waiting {Waited} for admission; it never ran.")]
+    public static partial void QueueTimedOut(this ILogger logger, string sessionId, string lane, TimeSpan waited);
+
+    [LoggerMessage(EventId = 20, EventName = "QueueFull", Level = LogLevel.Warning,
+        Message = "A start for session '{SessionId}' in lane '{Lane}' failed: the session's queue is full ({Limit} waiting).")]
+    public static partial void QueueFull(this ILogger logger, string sessionId, string lane, int limit);
+
+    [LoggerMessage(EventId = 21, EventName = "RunPreempted", Level = LogLevel.Information,
+        Message = "Background run {RunId} for session '{SessionId}' preempted by foreground run {NewRunId}.")]
+    public static partial void RunPreempted(this ILogger logger, string sessionId, long runId, long newRunId);
+
+    [LoggerMessage(EventId = 22, EventName = "RunStalled", Level = LogLevel.Warning,
+        Message = "Run {RunId} for session '{SessionId}' made no progress for {IdleTimeout}; abort sent, force eviction at {EvictAt:O} unless it settles.")]
+    public static partial void RunStalled(this ILogger logger, string sessionId, long runId, TimeSpan idleTimeout, DateTimeOffset evictAt);
 }

@@ -56,6 +56,13 @@ internal sealed class RegistryClock
         return new DateTimeOffset(nowTicks + anchor.OffsetTicks, TimeSpan.Zero);
     }
 
+    /// <summary>
+    /// Converts a monotonic instant to wall-clock time with the offset last read, never calling the
+    /// <see cref="TimeProvider"/>: safe under the registry's lock (for starts admitted there), at the cost of missing a
+    /// wall-clock step of the last <see cref="WallClockRefresh"/>.
+    /// </summary>
+    public long ToWallClockUtcTicksCached(long nowTicks) => nowTicks + Volatile.Read(ref _anchor).OffsetTicks;
+
     /// <summary>Reads both clocks back to back, so that no pause between a caller's reading and this one skews the offset.</summary>
     private WallAnchor ReadAnchor()
     {

@@ -29,7 +29,7 @@ internal static class RunEnds
     {
         switch (trigger)
         {
-            case EndTrigger.Superseded:
+            case EndTrigger.Superseded or EndTrigger.Preempted:
                 return RunEndReason.Superseded;
             case EndTrigger.Disposed:
                 return RunEndReason.Aborted;
@@ -75,7 +75,9 @@ internal static class RunEnds
             case RunEndReason.Completed:
                 return null;
             case RunEndReason.Superseded:
-                return string.Create(CultureInfo.InvariantCulture, $"superseded by run {replacementRunId}");
+                return trigger == EndTrigger.Preempted
+                    ? string.Create(CultureInfo.InvariantCulture, $"preempted by run {replacementRunId}: a foreground start on a background run")
+                    : string.Create(CultureInfo.InvariantCulture, $"superseded by run {replacementRunId}");
             case RunEndReason.Faulted:
                 return entry.ProviderTask?.Exception?.InnerException is { } fault
                     ? string.Create(CultureInfo.InvariantCulture, $"the provider faulted: {fault.GetType().Name}: {fault.Message}")
@@ -132,19 +134,26 @@ internal static class RunEnds
             return new OperationCanceledException(EndedMessage(entry, byCaller: false, settled: false), entry.Token);
         }
 
-        if (providerCancelled && reason == RunEndReason.TimedOut)
+        if (providerCancelled && reason is RunEndReason.TimedOut or RunEndReason.Stalled)
         {
-            return new RunTimedOutException(entry.SessionId, entry.RunId, TimeSpan.FromTicks(entry.DeadlineTicks - entry.StartedAtTicks), providerTask!.Exception?.InnerException ?? CanceledFrom(providerTask));
+            TimeSpan allowed = TimeSpan.FromTicks(reason == RunEndReason.Stalled ? entry.IdleTicks : entry.DeadlineTicks - entry.StartedAtTicks);
+            return new RunTimedOutException(entry.SessionId, entry.RunId, allowed, reason, providerTask!.Exception?.InnerException ?? CanceledFrom(providerTask));
         }
 
         return null;
     }
 
-    private static RunEndReason AbortedReason(RunEntry entry) => entry.AbortCause == AbortCause.Deadline ? RunEndReason.TimedOut : RunEndReason.Aborted;
+    private static RunEndReason AbortedReason(RunEntry entry) => entry.AbortCause switch
+    {
+        AbortCause.Deadline => RunEndReason.TimedOut,
+        AbortCause.Idle => RunEndReason.Stalled,
+        _ => RunEndReason.Aborted,
+    };
 
     private static string AbortDetail(RunEntry entry) => entry.AbortCause switch
     {
         AbortCause.Deadline => string.Create(CultureInfo.InvariantCulture, $"deadline passed after {TimeSpan.FromTicks(entry.DeadlineTicks - entry.StartedAtTicks)}"),
+        AbortCause.Idle => string.Create(CultureInfo.InvariantCulture, $"no progress for {TimeSpan.FromTicks(entry.IdleTicks)}"),
         _ => entry.Detail ?? HandleAbortText,
     };
 

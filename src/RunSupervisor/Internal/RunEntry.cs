@@ -22,19 +22,25 @@ internal sealed class RunEntry : CancellationTokenSource
     private TaskCompletionSource<RunEndReason>? _completion;
     private Activity? _activity;
     private long _deadlineTicks;
+    private long _lastProgressTicks;
     private int _completed;
     private volatile RunStatus _status;
 
-    public RunEntry(ActiveRunRegistry owner, string sessionId, int sessionHash, long startedAtTicks, long startedAtUtcTicks, long timeoutTicks, long graceTicks)
+    public RunEntry(ActiveRunRegistry owner, string sessionId, int sessionHash, long startedAtTicks, long startedAtUtcTicks, in StartSpec spec)
     {
         Owner = owner;
         SessionId = sessionId;
         SessionHash = sessionHash;
         StartedAtTicks = startedAtTicks;
         StartedAtUtcTicks = startedAtUtcTicks;
-        GraceTicks = graceTicks;
-        _deadlineTicks = startedAtTicks + timeoutTicks;
-        EvictAtTicks = _deadlineTicks + graceTicks;
+        GraceTicks = spec.GraceTicks;
+        IdleTicks = spec.IdleTicks;
+        Background = spec.Background;
+        Lane = spec.Lane;
+        _deadlineTicks = startedAtTicks + spec.TimeoutTicks;
+        EvictAtTicks = _deadlineTicks + spec.GraceTicks;
+        _lastProgressTicks = startedAtTicks;
+        IdleCheckTicks = spec.IdleTicks == 0 ? long.MaxValue : startedAtTicks + spec.IdleTicks;
     }
 
     public ActiveRunRegistry Owner { get; }
@@ -60,6 +66,25 @@ internal sealed class RunEntry : CancellationTokenSource
 
     public long GraceTicks { get; }
 
+    /// <summary>Gets the idle timeout; zero when the run has none.</summary>
+    public long IdleTicks { get; }
+
+    /// <summary>Gets a value indicating whether a foreground start on the session preempts the run.</summary>
+    public bool Background { get; }
+
+    /// <summary>Gets the run's admission lane (an index into the registry's lanes; 0 is the default lane).</summary>
+    public int Lane { get; }
+
+    /// <summary>
+    /// Gets or sets when the watchdog next looks at the run's progress; <see cref="long.MaxValue"/> without an idle
+    /// timeout. Progress does not move it (that would cost a heap update per report): the watchdog comes at the old
+    /// instant, sees the newer progress and moves it then. Under the gate.
+    /// </summary>
+    public long IdleCheckTicks { get; set; }
+
+    /// <summary>Gets the instant of the last <see cref="ReportProgress(long)"/> (the start until the first); lock-free.</summary>
+    public long LastProgressTicks => Volatile.Read(ref _lastProgressTicks);
+
     /// <summary>Gets or sets the deadline; written under the gate, read lock-free by <see cref="RunHandle.Deadline"/>.</summary>
     public long DeadlineTicks
     {
@@ -71,7 +96,7 @@ internal sealed class RunEntry : CancellationTokenSource
     public long EvictAtTicks { get; set; }
 
     /// <summary>Gets the next instant the watchdog must look at this run: the deadline while running, the eviction instant while aborting.</summary>
-    public long DueTicks => _status == RunStatus.Running ? DeadlineTicks : EvictAtTicks;
+    public long DueTicks => _status == RunStatus.Running ? Math.Min(DeadlineTicks, IdleCheckTicks) : EvictAtTicks;
 
     /// <summary>Gets or sets the entry's slot in the <see cref="DeadlineQueue"/>, -1 when not queued; under the gate.</summary>
     public int QueueIndex { get; set; } = -1;
@@ -123,6 +148,9 @@ internal sealed class RunEntry : CancellationTokenSource
             return completion.Task;
         }
     }
+
+    /// <summary>Records progress: one volatile write, no lock, no allocation. Never moves the deadline.</summary>
+    public void ReportProgress(long nowTicks) => Volatile.Write(ref _lastProgressTicks, nowTicks);
 
     /// <summary>Converts an instant of the monotonic clock to wall-clock time, anchored at the run's start.</summary>
     public DateTimeOffset ToWallClock(long ticks) => new(StartedAtUtcTicks + (ticks - StartedAtTicks), TimeSpan.Zero);

@@ -11,6 +11,8 @@ internal sealed class RunSupervisorMetrics : IDisposable
 {
     public const string MeterName = "RunSupervisor";
     public const string EndReasonTag = "runsupervisor.end_reason";
+    public const string LaneTag = "runsupervisor.lane";
+    public const string QueueOutcomeTag = "runsupervisor.queue_outcome";
 
     private readonly Meter _meter;
 
@@ -25,6 +27,9 @@ internal sealed class RunSupervisorMetrics : IDisposable
         HeartbeatsDropped = _meter.CreateCounter<long>("runsupervisor.heartbeats.dropped", "{heartbeat}", "Heartbeat ticks dropped by the queue policy.");
         RunDuration = _meter.CreateHistogram<double>("runsupervisor.run.duration", "s", "How long runs stayed in the registry, tagged by end reason.");
         WatchdogLateness = _meter.CreateHistogram<double>("runsupervisor.watchdog.lateness", "s", "How long after its due instant each abort and eviction was handled by the watchdog.");
+        QueueLength = _meter.CreateUpDownCounter<long>("runsupervisor.queue.length", "{start}", "Starts waiting for admission, tagged by lane.");
+        QueueWait = _meter.CreateHistogram<double>("runsupervisor.queue.wait", "s", "How long each waiting start waited, tagged by lane and outcome (admitted, timed_out, cancelled, queue_full, disposed).");
+        RunsPreempted = _meter.CreateCounter<long>("runsupervisor.runs.preempted", "{run}", "Background runs superseded by a foreground start on their session.");
     }
 
     public UpDownCounter<long> ActiveRuns { get; }
@@ -42,6 +47,12 @@ internal sealed class RunSupervisorMetrics : IDisposable
     public Histogram<double> RunDuration { get; }
 
     public Histogram<double> WatchdogLateness { get; }
+
+    public UpDownCounter<long> QueueLength { get; }
+
+    public Histogram<double> QueueWait { get; }
+
+    public Counter<long> RunsPreempted { get; }
 
     public void RecordEnded(RunEndReason reason, TimeSpan duration)
     {
@@ -71,6 +82,7 @@ internal sealed class RunSupervisorMetrics : IDisposable
             RunEndReason.TimedOut => "timed_out",
             RunEndReason.Superseded => "superseded",
             RunEndReason.ForceEvicted => "force_evicted",
+            RunEndReason.Stalled => "stalled",
             _ => "unknown",
         };
     }

@@ -22,14 +22,34 @@ internal sealed class RunTable
     private readonly SessionTable _sessions;
     private readonly DeadlineQueue _deadlines;
     private readonly AbandonedRunLedger _ledger;
+    private readonly LaneSet _lanes;
+    private readonly int[] _laneActive;
+    private readonly int _maxActive;
+    private readonly int _maxQueuedPerSession;
+    private readonly QueueOverflowBehavior _overflow;
+    private readonly AdmissionQueue _queue;
     private long _lastRunId;
 
-    public RunTable(int maxAbandonedRuns)
+    // Waiting starts that left the queue (admitted or failed) during the current hold of the gate; taken by the
+    // registry before it releases the gate, and completed after.
+    private List<PendingStart>? _settled;
+    private bool _closed;
+
+    public RunTable(int maxAbandonedRuns, LaneSet? lanes = null, int maxActiveRuns = 0, int maxQueuedPerSession = 20, QueueOverflowBehavior overflow = QueueOverflowBehavior.RejectNewest)
     {
         _sessions = new SessionTable(Gate);
         _deadlines = new DeadlineQueue(Gate);
         _ledger = new AbandonedRunLedger(maxAbandonedRuns, Gate);
+        _lanes = lanes ?? new LaneSet(new Dictionary<string, int>());
+        _laneActive = new int[_lanes.Count];
+        _maxActive = maxActiveRuns;
+        _maxQueuedPerSession = maxQueuedPerSession;
+        _overflow = overflow;
+        _queue = new AdmissionQueue(Gate, _lanes.Count);
     }
+
+    /// <summary>Gets the registry's lanes.</summary>
+    public LaneSet Lanes => _lanes;
 
     /// <summary>Gets the lock every transition runs under.</summary>
     public Lock Gate { get; } = new();
@@ -46,9 +66,12 @@ internal sealed class RunTable
         get
         {
             Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
-            return _deadlines.MinDueTicks;
+            return Math.Min(_deadlines.MinDueTicks, _queue.Count == 0 ? long.MaxValue : _queue.NextTimeoutTicksLocked());
         }
     }
+
+    /// <summary>Gets the number of starts waiting for <paramref name="sessionId"/>; lock-free.</summary>
+    public int QueuedCount(string sessionId) => _queue.CountFor(sessionId);
 
     public RunEntry? Find(string sessionId) => _sessions.Find(sessionId);
 
@@ -64,33 +87,111 @@ internal sealed class RunTable
     public GateScope EnterGate() => new(this);
 
     /// <summary>
-    /// Puts <paramref name="entry"/> in the table with the next run id. When the session has a run, either refuses
-    /// (handing the id back) or, with <paramref name="supersede"/>, replaces it in place: the old run leaves
-    /// <see cref="RunEndReason.Superseded"/> in the same step, so readers never see the session idle.
+    /// Puts <paramref name="entry"/> in the table with the next run id, if its session, its lane and the registry have
+    /// room. A busy session refuses (handing the id back) unless the start supersedes, or preempts a background run
+    /// with a foreground one: the old run is replaced in place and leaves <see cref="RunEndReason.Superseded"/> in the
+    /// same step, so readers never see the session idle. A start that waits (<see cref="SessionBusyBehavior.Wait"/>)
+    /// never overtakes the session's waiting starts.
     /// </summary>
-    public EnterResult EnterLocked(RunEntry entry, bool supersede, long nowTicks)
+    public EnterResult EnterLocked(RunEntry entry, SessionBusyBehavior whenBusy, long nowTicks)
     {
         Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
 
         // Ids increase in the order runs enter the table, so a session's newer run always has the larger id. Assigned
         // before the entry is published (lock-free readers may see it at once) and handed back on refusal.
         entry.RunId = ++_lastRunId;
-        if (_sessions.TryAdd(entry, out RunEntry? current))
+        RunEntry? current = _sessions.Find(entry.SessionId, entry.SessionHash);
+        if (current is null)
         {
+            if (whenBusy == SessionBusyBehavior.Wait && _queue.HasWaitersLocked(entry.SessionId))
+            {
+                return Refuse(EnterOutcome.Busy, current: null, limit: 0);
+            }
+
+            if (FullLimitLocked(entry.Lane, replaced: null) is int full)
+            {
+                return Refuse(EnterOutcome.Full, current: null, full);
+            }
+
+            bool added = _sessions.TryAdd(entry, out _);
+            Debug.Assert(added, "The session was free under the gate.");
             _deadlines.Add(entry);
-            return new EnterResult(entered: true, current: null, superseded: default);
+            _laneActive[entry.Lane]++;
+            return new EnterResult(EnterOutcome.Entered, current: null, superseded: default, limit: 0);
         }
 
-        if (!supersede)
+        bool preempt = current.Background && !entry.Background;
+        if (!preempt && whenBusy != SessionBusyBehavior.Supersede)
         {
-            _lastRunId--;
-            return new EnterResult(entered: false, current, superseded: default);
+            return Refuse(EnterOutcome.Busy, current, limit: 0);
         }
 
-        Left superseded = LeaveLocked(current, EndTrigger.Superseded, nowTicks, replacement: entry);
+        if (FullLimitLocked(entry.Lane, replaced: current) is int limit)
+        {
+            return Refuse(EnterOutcome.Full, current, limit);
+        }
+
+        // The new run takes its slot before the old one frees its own, so the freed slot cannot go to a waiter first.
+        _laneActive[entry.Lane]++;
+        Left superseded = LeaveLocked(current, preempt ? EndTrigger.Preempted : EndTrigger.Superseded, nowTicks, replacement: entry);
         Debug.Assert(superseded.HasLeft, "The session's current run always leaves when superseded.");
         _deadlines.Add(entry);
-        return new EnterResult(entered: true, current: null, superseded);
+        return new EnterResult(EnterOutcome.Entered, current: null, superseded, limit: 0);
+
+        EnterResult Refuse(EnterOutcome outcome, RunEntry? current, int limit)
+        {
+            _lastRunId--;
+            return new EnterResult(outcome, current, superseded: default, limit);
+        }
+    }
+
+    /// <summary>
+    /// Queues a start that could not enter. With <see cref="RunSupervisorOptions.MaxQueuedPerSession"/> reached, either
+    /// refuses it (returns the failure) or pushes the session's oldest start out, which fails.
+    /// </summary>
+    /// <returns>The new start's failure, or <see langword="null"/> when it was queued.</returns>
+    public Exception? EnqueueLocked(PendingStart start, long nowTicks)
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        string? laneName = _lanes.Names[start.Spec.Lane];
+        if (_queue.CountFor(start.SessionId) >= _maxQueuedPerSession)
+        {
+            if (_overflow == QueueOverflowBehavior.RejectNewest)
+            {
+                return RunQueueFullException.SessionQueueFull(start.SessionId, laneName, _maxQueuedPerSession, pushedOut: false);
+            }
+
+            PendingStart oldest = _queue.OldestLocked(start.SessionId)!;
+            LeaveQueueLocked(oldest, RunQueueFullException.SessionQueueFull(start.SessionId, _lanes.Names[oldest.Spec.Lane], _maxQueuedPerSession, pushedOut: true), nowTicks);
+        }
+
+        _queue.EnqueueLocked(start, sessionFree: _sessions.Find(start.SessionId, start.SessionHash) is null);
+        AdmitWaitingLocked(nowTicks);
+        return null;
+    }
+
+    /// <summary>Takes a waiting start out of the queue with <paramref name="failure"/> (its caller cancelled).</summary>
+    /// <returns><see langword="true"/> if it was still waiting.</returns>
+    public bool CancelWaitingLocked(PendingStart start, Exception failure, long nowTicks)
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        if (!start.IsQueued)
+        {
+            return false;
+        }
+
+        LeaveQueueLocked(start, failure, nowTicks);
+        AdmitWaitingLocked(nowTicks);
+        return true;
+    }
+
+    /// <summary>Takes the waiting starts that left the queue during this hold of the gate, to complete after it.</summary>
+    public List<PendingStart>? TakeSettledLocked()
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        List<PendingStart>? settled = _settled;
+        _settled = null;
+        return settled;
     }
 
     /// <summary>Moves a running, current run to <see cref="RunStatus.Aborting"/> and fixes its eviction instant.</summary>
@@ -164,6 +265,7 @@ internal sealed class RunTable
         }
 
         _deadlines.Remove(entry);
+        _laneActive[entry.Lane]--;
         RunEndReason reason = RunEnds.Decide(entry, trigger);
         long replacementRunId = replacement?.RunId ?? 0;
         entry.MarkEnded(reason, RunEnds.Describe(entry, reason, trigger, replacementRunId), nowTicks);
@@ -175,8 +277,16 @@ internal sealed class RunTable
             entry.Abandoned = true;
         }
 
-        bool cancel = trigger is EndTrigger.Evicted or EndTrigger.Superseded or EndTrigger.Disposed;
-        bool sessionIdle = replacement is null && trigger != EndTrigger.Disposed;
+        // What the run frees (its session, its lane slot, a global slot) goes to the waiting starts in this same step.
+        if (replacement is null)
+        {
+            _queue.SessionFreedLocked(entry.SessionId);
+        }
+
+        AdmitWaitingLocked(nowTicks);
+        bool cancel = trigger is EndTrigger.Evicted or EndTrigger.Superseded or EndTrigger.Preempted or EndTrigger.Disposed;
+        bool sessionIdle = replacement is null && trigger != EndTrigger.Disposed
+            && _sessions.Find(entry.SessionId, entry.SessionHash) is null && _queue.CountFor(entry.SessionId) == 0;
         return new Left(entry, cancel, sessionIdle, forgotten);
     }
 
@@ -204,9 +314,10 @@ internal sealed class RunTable
     }
 
     /// <summary>
-    /// Takes every due instant up to <paramref name="nowTicks"/>: a running run at its deadline begins aborting (and, if
-    /// the tick is late, the same pass may reach its fixed eviction instant too); an aborting run at its eviction
-    /// instant leaves.
+    /// Takes every due instant up to <paramref name="nowTicks"/>: a running run at its deadline, or idle for its idle
+    /// timeout, begins aborting (and, if the tick is late, the same pass may reach its fixed eviction instant too); a
+    /// running run whose idle check comes after newer progress is simply checked again later; an aborting run at its
+    /// eviction instant leaves; a waiting start at its queue timeout fails.
     /// </summary>
     /// <param name="nowTicks">Now.</param>
     /// <param name="timedOut">Receives the runs that began aborting, with the instant each was due.</param>
@@ -220,7 +331,24 @@ internal sealed class RunTable
             long due = entry.DueTicks;
             if (entry.Status == RunStatus.Running)
             {
-                BeginAbortLocked(entry, AbortCause.Deadline, detail: null, nowTicks);
+                if (entry.DeadlineTicks <= nowTicks)
+                {
+                    BeginAbortLocked(entry, AbortCause.Deadline, detail: null, nowTicks);
+                    (timedOut ??= []).Add((entry, due));
+                    continue;
+                }
+
+                // The idle check: progress since the last look moves it (lazily, here, not on every report).
+                long idleAt = entry.LastProgressTicks + entry.IdleTicks;
+                if (idleAt > nowTicks)
+                {
+                    entry.IdleCheckTicks = idleAt;
+                    _deadlines.Update(entry);
+                    continue;
+                }
+
+                // Aborted as of the idle instant, so a late tick never adds to its grace period.
+                BeginAbortLocked(entry, AbortCause.Idle, detail: null, Math.Max(idleAt, entry.IdleCheckTicks));
                 (timedOut ??= []).Add((entry, due));
                 continue;
             }
@@ -229,12 +357,26 @@ internal sealed class RunTable
             Debug.Assert(left.HasLeft, "Every queued entry is in the table.");
             (evicted ??= []).Add((left, due));
         }
+
+        while (_queue.Count > 0 && _queue.TakeTimedOutLocked(nowTicks) is { } start)
+        {
+            LeaveQueueLocked(start, new RunQueueTimeoutException(start.SessionId, _lanes.Names[start.Spec.Lane], TimeSpan.FromTicks(nowTicks - start.EnqueuedTicks)), nowTicks);
+            AdmitWaitingLocked(nowTicks);
+        }
     }
 
-    /// <summary>Ends every run, for the registry's disposal.</summary>
+    /// <summary>Fails every waiting start and ends every run, for the registry's disposal; nothing is admitted after.</summary>
     public List<Left> LeaveAllLocked(long nowTicks)
     {
         Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        _closed = true;
+        foreach (PendingStart start in _queue.RemoveAllLocked())
+        {
+            start.Failure = new ObjectDisposedException(nameof(ActiveRunRegistry), "The registry was disposed while the start waited for admission.");
+            start.LeftAtTicks = nowTicks;
+            (_settled ??= []).Add(start);
+        }
+
         List<Left> left = new(_sessions.Count);
         foreach (RunEntry entry in _sessions)
         {
@@ -244,6 +386,80 @@ internal sealed class RunTable
         return left;
     }
 
+    /// <summary>
+    /// The cap a start in <paramref name="lane"/> would break, or <see langword="null"/> when there is room;
+    /// <paramref name="replaced"/> is the run it would replace (its slots are the new run's to take).
+    /// </summary>
+    private int? FullLimitLocked(int lane, RunEntry? replaced)
+    {
+        if (_maxActive > 0 && replaced is null && _sessions.Count >= _maxActive)
+        {
+            return _maxActive;
+        }
+
+        int cap = _lanes.Caps[lane];
+        int active = _laneActive[lane] - (replaced is not null && replaced.Lane == lane ? 1 : 0);
+        return active >= cap ? cap : null;
+    }
+
+    /// <summary>
+    /// Admits waiting starts while their slots allow: per lane first in first out, and across lanes (for the global
+    /// cap) the one that became ready first. Each admission is O(lanes): no scan of the waiters.
+    /// </summary>
+    private void AdmitWaitingLocked(long nowTicks)
+    {
+        while (!_closed && _queue.ReadyCount > 0 && (_maxActive == 0 || _sessions.Count < _maxActive))
+        {
+            PendingStart? next = null;
+            for (int lane = 0; lane < _laneActive.Length; lane++)
+            {
+                if (_laneActive[lane] < _lanes.Caps[lane] && _queue.Lane(lane).First?.Value is { } head && (next is null || head.ReadySequence < next.ReadySequence))
+                {
+                    next = head;
+                }
+            }
+
+            if (next is null)
+            {
+                return;
+            }
+
+            if (_sessions.Find(next.SessionId, next.SessionHash) is not null)
+            {
+                // A start that did not wait took the session meanwhile: this one waits for the session again.
+                _queue.UnreadyLocked(next);
+                continue;
+            }
+
+            RunEntry entry = next.CreateEntry(nowTicks, next.Owner.ToWallClockUtcTicksCached(nowTicks));
+            entry.RunId = ++_lastRunId;
+            bool added = _sessions.TryAdd(entry, out _);
+            Debug.Assert(added, "The session was free under the gate.");
+            _deadlines.Add(entry);
+            _laneActive[entry.Lane]++;
+            next.Admitted = entry;
+            _queue.RemoveLocked(next);
+            next.LeftAtTicks = nowTicks;
+            (_settled ??= []).Add(next);
+        }
+    }
+
+    /// <summary>Takes a waiting start out with <paramref name="failure"/>; the next start of its session may then be ready.</summary>
+    private void LeaveQueueLocked(PendingStart start, Exception failure, long nowTicks)
+    {
+        bool sessionQueueEmpty = _queue.RemoveLocked(start);
+        bool sessionFree = _sessions.Find(start.SessionId, start.SessionHash) is null;
+        if (sessionFree && !sessionQueueEmpty)
+        {
+            _queue.SessionFreedLocked(start.SessionId);
+        }
+
+        start.Failure = failure;
+        start.LeftAtTicks = nowTicks;
+        start.LeftSessionIdle = sessionFree && sessionQueueEmpty;
+        (_settled ??= []).Add(start);
+    }
+
     /// <summary>Checks that the structures agree; at every release of the gate in debug builds.</summary>
     [Conditional("DEBUG")]
     public void AssertInvariantsLocked()
@@ -251,6 +467,9 @@ internal sealed class RunTable
         Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
         Debug.Assert(_sessions.Count == _deadlines.Count, "Every run in the table has exactly one watchdog instant.");
         Debug.Assert(_ledger.Count >= 0, "The ledger's count is never negative.");
+        Debug.Assert(_laneActive.Sum() == _sessions.Count, "Every run holds exactly one lane slot.");
+        Debug.Assert(_queue.ReadyCount <= _queue.Count, "A ready start is a waiting start.");
+        Debug.Assert(_settled is null, "Settled waiting starts are taken before the gate is released.");
 
         // The full scan is linear: only for small tables, which is what unit tests build.
         if (_sessions.Count <= 64)
@@ -284,18 +503,37 @@ internal sealed class RunTable
     }
 }
 
-/// <summary>What <see cref="RunTable.EnterLocked(RunEntry, bool, long)"/> did.</summary>
+/// <summary>What <see cref="RunTable.EnterLocked(RunEntry, SessionBusyBehavior, long)"/> did.</summary>
+internal enum EnterOutcome
+{
+    /// <summary>The run entered.</summary>
+    Entered,
+
+    /// <summary>The session is busy (or has waiting starts a waiting start may not overtake).</summary>
+    Busy,
+
+    /// <summary>The run's lane or the registry is at its cap.</summary>
+    Full,
+}
+
+/// <summary>What <see cref="RunTable.EnterLocked(RunEntry, SessionBusyBehavior, long)"/> did.</summary>
 internal readonly struct EnterResult
 {
-    public EnterResult(bool entered, RunEntry? current, Left superseded)
+    public EnterResult(EnterOutcome outcome, RunEntry? current, Left superseded, int limit)
     {
-        Entered = entered;
+        Outcome = outcome;
         Current = current;
         Superseded = superseded;
+        Limit = limit;
     }
 
+    public EnterOutcome Outcome { get; }
+
     /// <summary>Gets a value indicating whether the new run entered.</summary>
-    public bool Entered { get; }
+    public bool Entered => Outcome == EnterOutcome.Entered;
+
+    /// <summary>Gets the cap that refused the run, for <see cref="EnterOutcome.Full"/>.</summary>
+    public int Limit { get; }
 
     /// <summary>Gets the session's run that refused the new one, when it did not enter.</summary>
     public RunEntry? Current { get; }

@@ -49,4 +49,35 @@ public sealed class RunSupervisorOptions
     /// paused process. Default 1 second; greater than zero and at most <see cref="GracePeriodLimit"/>.
     /// </summary>
     public TimeSpan WatchdogLatenessThreshold { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Gets or sets the longest a start waits for admission (<see cref="SessionBusyBehavior.Wait"/>, or a full lane),
+    /// separate from the run's own timeout, which starts only at admission. Default 2 minutes; zero (never wait) to
+    /// <see cref="RunTimeoutLimit"/>. Per start: <see cref="RunStartOptions.QueueTimeout"/>.
+    /// </summary>
+    public TimeSpan QueueTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Gets or sets how many starts may wait for one session at a time. Default 20; at least 1.</summary>
+    public int MaxQueuedPerSession { get; set; } = 20;
+
+    /// <summary>Gets or sets what a start does when its session's queue is full. Default <see cref="QueueOverflowBehavior.RejectNewest"/>.</summary>
+    public QueueOverflowBehavior QueueOverflow { get; set; }
+
+    /// <summary>Gets or sets the cap on concurrent runs across all lanes and sessions. Default 0 (unlimited); not negative.</summary>
+    public int MaxActiveRuns { get; set; }
+
+    /// <summary>
+    /// Gets the admission lanes: a name (chosen per start by <see cref="RunStartOptions.Lane"/>) and the cap on that
+    /// lane's concurrent runs, at least 1; e.g. <c>Lanes["cron"] = 2</c>. Starts without a lane use the default lane,
+    /// capped only by <see cref="MaxActiveRuns"/>. Names are compared ordinally.
+    /// </summary>
+    public IDictionary<string, int> Lanes { get; } = new Dictionary<string, int>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Gets or sets how long a run may go without <see cref="RunHandle.ReportProgress"/> (the idle clock starts at the
+    /// run's start) before it is aborted like a timeout and ends <see cref="RunEndReason.Stalled"/>. Progress never moves
+    /// the deadline. Default <see langword="null"/> (off); otherwise greater than zero and at most <see cref="RunTimeoutLimit"/>.
+    /// Per start: <see cref="RunStartOptions.IdleTimeout"/>.
+    /// </summary>
+    public TimeSpan? IdleTimeout { get; set; }
 }

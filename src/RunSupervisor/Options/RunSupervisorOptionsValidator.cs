@@ -40,6 +40,43 @@ internal sealed class RunSupervisorOptionsValidator : IValidateOptions<RunSuperv
             Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.WatchdogLatenessThreshold must be greater than 00:00:00 and at most {0} (was {1}).", RunSupervisorOptions.GracePeriodLimit, options.WatchdogLatenessThreshold));
         }
 
+        if (options.QueueTimeout < TimeSpan.Zero || options.QueueTimeout > RunSupervisorOptions.RunTimeoutLimit)
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.QueueTimeout must be between 00:00:00 and {0} (was {1}).", RunSupervisorOptions.RunTimeoutLimit, options.QueueTimeout));
+        }
+
+        if (options.MaxQueuedPerSession < 1)
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.MaxQueuedPerSession must be at least 1 (was {0}).", options.MaxQueuedPerSession));
+        }
+
+        if (!Enum.IsDefined(options.QueueOverflow))
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.QueueOverflow must be RejectNewest or CancelOldest (was {0}).", options.QueueOverflow));
+        }
+
+        if (options.MaxActiveRuns < 0)
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.MaxActiveRuns must be 0 (unlimited) or more (was {0}).", options.MaxActiveRuns));
+        }
+
+        foreach (KeyValuePair<string, int> lane in options.Lanes)
+        {
+            if (string.IsNullOrWhiteSpace(lane.Key))
+            {
+                Add(ref failures, "RunSupervisorOptions.Lanes: a lane name must not be empty or white space.");
+            }
+            else if (lane.Value < 1)
+            {
+                Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.Lanes['{0}'] must be at least 1 (was {1}).", lane.Key, lane.Value));
+            }
+        }
+
+        if (options.IdleTimeout is { } idle && (idle <= TimeSpan.Zero || idle > RunSupervisorOptions.RunTimeoutLimit))
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.IdleTimeout must be null (off) or greater than 00:00:00 and at most {0} (was {1}).", RunSupervisorOptions.RunTimeoutLimit, idle));
+        }
+
         return failures is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

@@ -6,10 +6,13 @@ namespace RunSupervisor;
 /// <summary>
 /// Decides what an incoming message or heartbeat tick does for a session: run now, enqueue, or drop. It never
 /// drops silently: every dropped heartbeat is logged and counted, and when the session becomes idle again
-/// (its run released, timed out, aborted or force-evicted) <see cref="HeartbeatOwed"/> is raised once so the host
-/// can fire the missed tick at once.
+/// (its run released, timed out, aborted or force-evicted, and no start waiting for it in the registry)
+/// <see cref="HeartbeatOwed"/> is raised once so the host can fire the missed tick at once.
 /// </summary>
 /// <remarks>
+/// <para>Starts waiting for admission in the registry (<see cref="SessionBusyBehavior.Wait"/>, a full lane) count as
+/// queued follow-ups: a heartbeat on such a session is dropped with the "queued" reason, and it is owed only once the
+/// session has no run and no waiting start, not when the first run ends and a waiting one is admitted.</para>
 /// <para>Decision table, checked in order: idle session with nothing queued → <see cref="QueueAction.RunNow"/>;
 /// heartbeat → <see cref="QueueAction.Drop"/>; reset → <see cref="QueueAction.RunNow"/>; follow-up wanted, or a
 /// steer, follow-up or collect mode → <see cref="QueueAction.Enqueue"/>; otherwise (interrupt) →
@@ -59,14 +62,14 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
         ObjectDisposedException.ThrowIf(_runs.IsDisposed, _runs);
         string sessionId = request.SessionId;
         RunEntry? run = null;
-        if (!request.HasQueuedFollowups && (run = _runs.FindRun(sessionId)) is null)
+        if (!request.HasQueuedFollowups && (run = _runs.FindRun(sessionId)) is null && !_runs.HasQueuedStarts(sessionId))
         {
             return new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Idle);
         }
 
         if (request.IsHeartbeat)
         {
-            return DropHeartbeat(sessionId, run);
+            return DropHeartbeat(sessionId, run, request.HasQueuedFollowups);
         }
 
         if (request.ResetTriggered)
@@ -148,14 +151,16 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
 
     /// <param name="sessionId">The session.</param>
     /// <param name="run">The run the lookup found, or <see langword="null"/> when follow-ups are queued and no lookup was needed.</param>
-    private QueueDecision DropHeartbeat(string sessionId, RunEntry? run)
+    /// <param name="requestHasQueuedFollowups">Whether the host said follow-ups are queued: then the drop stands whatever the registry says.</param>
+    private QueueDecision DropHeartbeat(string sessionId, RunEntry? run, bool requestHasQueuedFollowups)
     {
         int dropped;
         lock (_dropsLock)
         {
             // A run that has not left yet will take this lock for its end notification after this drop is counted. One
-            // that has left may have been told already: then only a newer run (found now, under the lock) makes it a drop.
-            if (run is { HasEnded: true } && _runs.FindRun(sessionId) is null)
+            // that has left (or a waiting start that has gone) may have been told already: then only a newer run or a
+            // start still waiting (found now, under the lock) makes it a drop.
+            if ((run is null || run.HasEnded) && _runs.FindRun(sessionId) is null && !_runs.HasQueuedStarts(sessionId) && !requestHasQueuedFollowups)
             {
                 return new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Idle);
             }

@@ -19,11 +19,20 @@ public sealed partial class ActiveRunRegistry
 
         if (superseded.HasLeft)
         {
-            _logger.RunSuperseded(entry.SessionId, superseded.Entry.RunId, entry.RunId);
+            if (superseded.Entry.Background && !entry.Background)
+            {
+                Metrics.RunsPreempted.Add(1);
+                _logger.RunPreempted(entry.SessionId, superseded.Entry.RunId, entry.RunId);
+            }
+            else
+            {
+                _logger.RunSuperseded(entry.SessionId, superseded.Entry.RunId, entry.RunId);
+            }
+
             Publish(superseded);
         }
 
-        _watchdog.ScheduleNoLaterThan(entry.DeadlineTicks);
+        _watchdog.ScheduleNoLaterThan(entry.DueTicks);
     }
 
     /// <summary>
@@ -72,13 +81,29 @@ public sealed partial class ActiveRunRegistry
             Callbacks.Raise(handlers, this, args, nameof(RunEnded), entry.SessionId, _logger);
         }
 
-        foreach (IRunEndListener listener in Volatile.Read(ref _endListeners))
-        {
-            Callbacks.Invoke(listener, entry.SessionId, left.SessionIdle, _logger);
-        }
-
+        NotifyEndListeners(entry.SessionId, left.SessionIdle);
         entry.EndObserver?.OnRunEnded(entry);
         entry.Complete();
+    }
+
+    /// <summary>Tells the internal listeners (the heartbeat policy) that a run or a waiting start left the session.</summary>
+    private void NotifyEndListeners(string sessionId, bool sessionIdle)
+    {
+        foreach (IRunEndListener listener in Volatile.Read(ref _endListeners))
+        {
+            Callbacks.Invoke(listener, sessionId, sessionIdle, _logger);
+        }
+    }
+
+    /// <summary>Publishes a run's end, then the waiting starts its leaving admitted (or that gave up meanwhile).</summary>
+    private void Publish(Left left, List<PendingStart>? settled)
+    {
+        if (left.HasLeft)
+        {
+            Publish(left);
+        }
+
+        PublishSettled(settled);
     }
 
     /// <summary>Starts the run's activity, outside the lock (listeners are foreign code); no-op when nobody listens.</summary>

@@ -18,12 +18,14 @@ public sealed partial class ActiveRunRegistry
     /// <see cref="RunEndReason.Faulted"/> and the returned task fail with that exception.
     /// </param>
     /// <param name="options">Per-run overrides; <see langword="null"/> for the registry's options.</param>
-    /// <param name="cancellationToken">Aborts the run when cancelled; the method then completes once the run has ended.</param>
+    /// <param name="cancellationToken">Aborts the run when cancelled (the method then completes once the run has ended), or, while the start waits for admission, cancels the start: the provider is never invoked.</param>
     /// <returns>The provider's result. A provider that completes successfully after its abort still returns its result.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> or <paramref name="provider"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A per-run override is out of range.</exception>
     /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Reject"/>.</exception>
+    /// <exception cref="RunQueueTimeoutException">The start waited (<see cref="SessionBusyBehavior.Wait"/>, or a full lane) longer than its queue timeout; the provider was never invoked.</exception>
+    /// <exception cref="RunQueueFullException">The session's queue is full, or the waiting start was pushed out of it; the provider was never invoked.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     /// <exception cref="RunTimedOutException">The run passed its deadline and the provider honoured the cancellation.</exception>
     /// <exception cref="RunEvictedException">The provider did not settle within the grace period; the run was force-evicted and the provider's task is in the abandoned ledger.</exception>
@@ -41,8 +43,14 @@ public sealed partial class ActiveRunRegistry
         // On the thread pool: a provider that blocks before its first await must not block this caller (the watchdog
         // never waits for the provider, and neither does RunAsync).
         var invocation = new SupervisedInvocation<T>(provider, cancellationToken);
-        RunHandle run = Start(sessionId, options, invocation);
-        invocation.Begin(run.Entry);
+        ValueTask<RunHandle> start = StartAsyncCore(sessionId, options, invocation, cancellationToken);
+        if (!start.IsCompleted)
+        {
+            return AdmitThenRunAsync(start, invocation);
+        }
+
+        // Admitted at once, or refused at once: a refusal is thrown here, before any task exists, as from Start.
+        invocation.Begin(start.Result.Entry);
         return invocation.Task;
     }
 
@@ -60,12 +68,14 @@ public sealed partial class ActiveRunRegistry
     /// <see cref="RunEndReason.Faulted"/> and the returned task fail with that exception.
     /// </param>
     /// <param name="options">Per-run overrides; <see langword="null"/> for the registry's options.</param>
-    /// <param name="cancellationToken">Aborts the run when cancelled; the method then completes once the run has ended.</param>
+    /// <param name="cancellationToken">Aborts the run when cancelled (the method then completes once the run has ended), or, while the start waits for admission, cancels the start: the provider is never invoked.</param>
     /// <returns>A task that completes when the run has ended.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> or <paramref name="provider"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A per-run override is out of range.</exception>
     /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Reject"/>.</exception>
+    /// <exception cref="RunQueueTimeoutException">The start waited (<see cref="SessionBusyBehavior.Wait"/>, or a full lane) longer than its queue timeout; the provider was never invoked.</exception>
+    /// <exception cref="RunQueueFullException">The session's queue is full, or the waiting start was pushed out of it; the provider was never invoked.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     /// <exception cref="RunTimedOutException">The run passed its deadline and the provider honoured the cancellation.</exception>
     /// <exception cref="RunEvictedException">The provider did not settle within the grace period; the run was force-evicted and the provider's task is in the abandoned ledger.</exception>
@@ -82,11 +92,21 @@ public sealed partial class ActiveRunRegistry
 
         // On the thread pool, like the generic overload: see there.
         var invocation = new SupervisedInvocation<NoResult>(provider, cancellationToken);
-        RunHandle run = Start(sessionId, options, invocation);
-        invocation.Begin(run.Entry);
+        ValueTask<RunHandle> start = StartAsyncCore(sessionId, options, invocation, cancellationToken);
+        if (!start.IsCompleted)
+        {
+            return AdmitThenRunAsync(start, invocation);
+        }
+
+        invocation.Begin(start.Result.Entry);
         return invocation.Task;
     }
 
-    private RunHandle Start(string sessionId, RunStartOptions? options, IRunEndObserver observer)
-        => StartCore(sessionId, options, observer, out RunEntry? busy) ?? throw new SessionBusyException(sessionId, busy!.RunId);
+    /// <summary>The waiting path of RunAsync: the provider is invoked only once the start is admitted, never if it gives up.</summary>
+    private static async Task<T> AdmitThenRunAsync<T>(ValueTask<RunHandle> start, SupervisedInvocation<T> invocation)
+    {
+        RunHandle run = await start.ConfigureAwait(false);
+        invocation.Begin(run.Entry);
+        return await invocation.Task.ConfigureAwait(false);
+    }
 }

@@ -1,56 +1,104 @@
 namespace RunSupervisor;
 
-/// <summary>How a start is validated, entered and published: the one path behind Start, TryStart, StartAsync and RunAsync.</summary>
+/// <summary>How a start is validated, entered (or queued) and published: the one path behind Start, TryStart, StartAsync and RunAsync.</summary>
 public sealed partial class ActiveRunRegistry
 {
-    /// <summary>Validates, enters the run, publishes; returns <see langword="null"/> with the busy session's run when refused.</summary>
-    private RunHandle? StartCore(string sessionId, RunStartOptions? options, IRunEndObserver? observer, out RunEntry? busy)
+    /// <summary>
+    /// Validates, enters the run, publishes. When the run cannot enter, a start that may wait is queued (or fails at
+    /// once, with a zero queue timeout or a full session queue); the refusal says which.
+    /// </summary>
+    private RunHandle? StartCore(string sessionId, RunStartOptions? options, IRunEndObserver? observer, bool mayWait, CancellationToken cancellationToken, out StartRefusal refusal)
     {
         SessionIds.Validate(sessionId);
         ThrowIfDisposed();
-        TimeSpan timeout = _runTimeout;
-        TimeSpan grace = _gracePeriod;
-        bool supersede = false;
-        if (options is not null)
-        {
-            (timeout, grace, supersede) = ResolveStartOptions(options);
-        }
+        StartSpec spec = options is null ? _defaultSpec : ResolveStartOptions(options);
+
+        // The synchronous starts never wait: to them, Wait is Reject.
+        SessionBusyBehavior whenBusy = !mayWait && spec.WhenBusy == SessionBusyBehavior.Wait ? SessionBusyBehavior.Reject : spec.WhenBusy;
 
         // A busy session is refused without allocating; the answer is confirmed under the lock.
         int sessionHash = SessionTable.Hash(sessionId);
-        if (!supersede && _table.Find(sessionId, sessionHash) is { } current)
+        if (whenBusy == SessionBusyBehavior.Reject && _table.Find(sessionId, sessionHash) is { } current && !(current.Background && !spec.Background))
         {
-            busy = current;
+            refusal = new StartRefusal(new EnterResult(EnterOutcome.Busy, current, default, 0), spec, waiter: null, failure: null);
             return null;
         }
 
         // Built before the lock so the lock is held only for the transition; the run id is assigned under it.
         long now = NowTicks();
-        var entry = new RunEntry(this, sessionId, sessionHash, now, _clock.ToWallClock(now).UtcTicks, timeout.Ticks, grace.Ticks)
+        var entry = new RunEntry(this, sessionId, sessionHash, now, _clock.ToWallClock(now).UtcTicks, spec)
         {
             // Decided before the run is published, so whichever thread ends it knows without a fence whether to look for an activity.
             Traced = RunSupervisorActivitySource.Source.HasListeners(),
             EndObserver = observer,
         };
         EnterResult result;
+        PendingStart? waiter = null;
+        Exception? failure = null;
+        List<PendingStart>? settled;
         using (_table.EnterGate())
         {
             ThrowIfDisposed();
-            result = _table.EnterLocked(entry, supersede, now);
+            result = _table.EnterLocked(entry, whenBusy, now);
+            if (!result.Entered && mayWait && (result.Outcome == EnterOutcome.Full || whenBusy == SessionBusyBehavior.Wait))
+            {
+                if (spec.QueueTimeoutTicks == 0)
+                {
+                    failure = new RunQueueTimeoutException(sessionId, _table.Lanes.Names[spec.Lane], TimeSpan.Zero);
+                }
+                else
+                {
+                    // Queued in the same step that found no room, so the transition that makes room cannot be missed.
+                    waiter = new PendingStart(this, sessionId, sessionHash, spec, observer, now, cancellationToken);
+                    failure = _table.EnqueueLocked(waiter, now);
+                    if (failure is not null)
+                    {
+                        waiter = null;
+                    }
+                }
+            }
+
+            settled = _table.TakeSettledLocked();
         }
 
-        if (!result.Entered)
+        if (result.Entered)
         {
-            busy = result.Current;
-            return null;
+            PublishStart(entry, result.Superseded);
         }
 
-        busy = null;
-        PublishStart(entry, result.Superseded);
-        return new RunHandle(entry);
+        if (waiter is not null)
+        {
+            PublishQueued(waiter);
+        }
+        else if (failure is RunQueueFullException full)
+        {
+            _logger.QueueFull(sessionId, full.Lane ?? DefaultLaneName, full.Limit);
+        }
+
+        PublishSettled(settled);
+        refusal = new StartRefusal(result, spec, waiter, failure);
+        return result.Entered ? new RunHandle(entry) : null;
     }
 
-    private (TimeSpan Timeout, TimeSpan Grace, bool Supersede) ResolveStartOptions(RunStartOptions options)
+    /// <summary>Starts a run that may wait: completes at once when admitted (or refused) at once.</summary>
+    private ValueTask<RunHandle> StartAsyncCore(string sessionId, RunStartOptions? options, IRunEndObserver? observer, CancellationToken cancellationToken)
+    {
+        RunHandle? handle = StartCore(sessionId, options, observer, mayWait: true, cancellationToken, out StartRefusal refusal);
+        if (handle is not null)
+        {
+            return new ValueTask<RunHandle>(handle);
+        }
+
+        return refusal.Waiter is { } waiter
+            ? new ValueTask<RunHandle>(waiter.Task)
+            : ValueTask.FromException<RunHandle>(refusal.Failure ?? RefusalException(sessionId, refusal));
+    }
+
+    private Exception RefusalException(string sessionId, in StartRefusal refusal) => refusal.Result.Outcome == EnterOutcome.Full
+        ? RunQueueFullException.LaneFull(sessionId, _table.Lanes.Names[refusal.Spec.Lane], refusal.Result.Limit)
+        : new SessionBusyException(sessionId, refusal.Result.Current?.RunId ?? 0);
+
+    private StartSpec ResolveStartOptions(RunStartOptions options)
     {
         TimeSpan timeout = options.Timeout ?? _runTimeout;
         TimeSpan grace = options.GracePeriod ?? _gracePeriod;
@@ -66,9 +114,47 @@ public sealed partial class ActiveRunRegistry
 
         if (!Enum.IsDefined(options.WhenBusy))
         {
-            throw new ArgumentOutOfRangeException(nameof(options), options.WhenBusy, "RunStartOptions.WhenBusy must be Reject or Supersede.");
+            throw new ArgumentOutOfRangeException(nameof(options), options.WhenBusy, "RunStartOptions.WhenBusy must be Reject, Supersede or Wait.");
         }
 
-        return (timeout, grace, options.WhenBusy == SessionBusyBehavior.Supersede);
+        TimeSpan queueTimeout = options.QueueTimeout ?? _queueTimeout;
+        if (queueTimeout < TimeSpan.Zero || queueTimeout > RunSupervisorOptions.RunTimeoutLimit)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), queueTimeout, $"RunStartOptions.QueueTimeout must be between 00:00:00 and {RunSupervisorOptions.RunTimeoutLimit}.");
+        }
+
+        long idleTicks = _defaultSpec.IdleTicks;
+        if (options.IdleTimeout is { } idle)
+        {
+            if (idle != Timeout.InfiniteTimeSpan && (idle <= TimeSpan.Zero || idle > RunSupervisorOptions.RunTimeoutLimit))
+            {
+                throw new ArgumentOutOfRangeException(nameof(options), idle, $"RunStartOptions.IdleTimeout must be Timeout.InfiniteTimeSpan (off) or greater than 00:00:00 and at most {RunSupervisorOptions.RunTimeoutLimit}.");
+            }
+
+            idleTicks = idle == Timeout.InfiniteTimeSpan ? 0 : idle.Ticks;
+        }
+
+        int lane = _table.Lanes.IndexOf(options.Lane, nameof(options));
+        return new StartSpec(timeout.Ticks, grace.Ticks, idleTicks, queueTimeout.Ticks, options.WhenBusy, options.Background, lane);
+    }
+
+    /// <summary>Why a start did not enter: the table's answer, and the waiting start or the failure when it may wait.</summary>
+    private readonly struct StartRefusal
+    {
+        public StartRefusal(EnterResult result, StartSpec spec, PendingStart? waiter, Exception? failure)
+        {
+            Result = result;
+            Spec = spec;
+            Waiter = waiter;
+            Failure = failure;
+        }
+
+        public EnterResult Result { get; }
+
+        public StartSpec Spec { get; }
+
+        public PendingStart? Waiter { get; }
+
+        public Exception? Failure { get; }
     }
 }

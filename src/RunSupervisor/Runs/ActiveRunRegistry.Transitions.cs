@@ -30,6 +30,7 @@ public sealed partial class ActiveRunRegistry
         // Observed first, whatever happens next: an abandoned provider's fault never becomes an unobserved task exception.
         AggregateException? fault = providerTask.Exception;
         Left left;
+        List<PendingStart>? settled;
         AbandonedRunInfo? abandoned = null;
         long now = NowTicks();
         using (_table.EnterGate())
@@ -39,13 +40,12 @@ public sealed partial class ActiveRunRegistry
             {
                 abandoned = _table.ForgetAbandonedLocked(entry.RunId);
             }
+
+            settled = _table.TakeSettledLocked();
         }
 
-        if (left.HasLeft)
-        {
-            Publish(left);
-        }
-        else if (abandoned is not null)
+        Publish(left, settled);
+        if (abandoned is not null)
         {
             LogAbandonedRunSettled(abandoned, providerTask.Status.ToString(), fault);
         }
@@ -54,6 +54,7 @@ public sealed partial class ActiveRunRegistry
     internal void Release(RunEntry entry)
     {
         Left left;
+        List<PendingStart>? settled;
         AbandonedRunInfo? abandoned = null;
         long now = NowTicks();
         using (_table.EnterGate())
@@ -66,11 +67,13 @@ public sealed partial class ActiveRunRegistry
             {
                 abandoned = _table.ForgetAbandonedLocked(entry.RunId);
             }
+
+            settled = _table.TakeSettledLocked();
         }
 
         if (left.HasLeft)
         {
-            Publish(left);
+            Publish(left, settled);
             return;
         }
 
@@ -134,18 +137,17 @@ public sealed partial class ActiveRunRegistry
     internal bool ForceEvict(RunEntry entry, string reason)
     {
         Left left;
+        List<PendingStart>? settled;
         long now = NowTicks();
         using (_table.EnterGate())
         {
             // A run evicted without having been aborted is aborted by the eviction itself: the detail says by whom.
             _table.BeginAbortLocked(entry, AbortCause.Caller, reason, now);
             left = _table.LeaveLocked(entry, EndTrigger.Evicted, now);
+            settled = _table.TakeSettledLocked();
         }
 
-        if (left.HasLeft)
-        {
-            Publish(left);
-        }
+        Publish(left, settled);
 
         return left.HasLeft;
     }

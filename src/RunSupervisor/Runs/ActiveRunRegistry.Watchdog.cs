@@ -37,10 +37,12 @@ public sealed partial class ActiveRunRegistry
         List<(Left Left, long DueTicks)>? evicted = null;
         long now = NowTicks();
         long next;
+        List<PendingStart>? settled;
         using (_table.EnterGate())
         {
             _table.CollectDueLocked(now, ref timedOut, ref evicted);
             next = _table.NextDueTicksLocked;
+            settled = _table.TakeSettledLocked();
         }
 
         long lateness = 0;
@@ -51,7 +53,15 @@ public sealed partial class ActiveRunRegistry
             {
                 lateness = Math.Max(lateness, RecordLateness(now - due));
                 count++;
-                _logger.RunTimedOut(entry.SessionId, entry.RunId, entry.Age(now), entry.ToWallClock(entry.EvictAtTicks));
+                if (entry.AbortCause == AbortCause.Idle)
+                {
+                    _logger.RunStalled(entry.SessionId, entry.RunId, TimeSpan.FromTicks(entry.IdleTicks), entry.ToWallClock(entry.EvictAtTicks));
+                }
+                else
+                {
+                    _logger.RunTimedOut(entry.SessionId, entry.RunId, entry.Age(now), entry.ToWallClock(entry.EvictAtTicks));
+                }
+
                 CancelOffThisThread(entry);
             }
         }
@@ -66,6 +76,8 @@ public sealed partial class ActiveRunRegistry
             }
         }
 
+        // Waiting starts admitted into what the evictions freed, or timed out, after the ends that freed it.
+        PublishSettled(settled);
         if (count > 0)
         {
             Volatile.Write(ref _lastLatenessTicks, lateness);

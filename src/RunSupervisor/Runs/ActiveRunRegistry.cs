@@ -33,6 +33,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     private readonly TimeSpan _maxRunDuration;
     private readonly TimeSpan _latenessThreshold;
     private readonly int _maxAbandonedRuns;
+    private readonly TimeSpan _queueTimeout;
+    private readonly StartSpec _defaultSpec;
     private IRunEndListener[] _endListeners = [];
     private int _disposed;
 
@@ -57,9 +59,11 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         _maxRunDuration = value.MaxRunDuration;
         _maxAbandonedRuns = value.MaxAbandonedRuns;
         _latenessThreshold = value.WatchdogLatenessThreshold;
+        _queueTimeout = value.QueueTimeout;
+        _defaultSpec = new StartSpec(_runTimeout.Ticks, _gracePeriod.Ticks, value.IdleTimeout?.Ticks ?? 0, _queueTimeout.Ticks, SessionBusyBehavior.Reject, background: false, lane: 0);
         _clock = new RegistryClock(timeProvider);
         _logger = logger;
-        _table = new RunTable(_maxAbandonedRuns);
+        _table = new RunTable(_maxAbandonedRuns, new LaneSet(value.Lanes), value.MaxActiveRuns, value.MaxQueuedPerSession, value.QueueOverflow);
         Metrics = new RunSupervisorMetrics();
         _watchdog = new WatchdogTimer(_clock, static state => ((ActiveRunRegistry)state!).OnWatchdogTick(), this);
     }
@@ -127,25 +131,33 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A per-run override is out of range.</exception>
-    /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Reject"/>.</exception>
+    /// <exception cref="ArgumentException"><see cref="RunStartOptions.Lane"/> names no configured lane.</exception>
+    /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.WhenBusy"/> is not <see cref="SessionBusyBehavior.Supersede"/> (this method never waits), unless the run is background work and this start is not.</exception>
+    /// <exception cref="RunQueueFullException">The start's lane or the registry is at its cap of concurrent runs.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     public RunHandle Start(string sessionId, RunStartOptions? options = null)
-        => StartCore(sessionId, options, observer: null, out RunEntry? busy) ?? throw new SessionBusyException(sessionId, busy!.RunId);
+        => StartCore(sessionId, options, observer: null, mayWait: false, CancellationToken.None, out StartRefusal refusal) ?? throw RefusalException(sessionId, refusal);
 
     /// <summary>
-    /// Starts a run on an idle session, asynchronously. In this version a start never waits: it completes
-    /// synchronously, without allocating more than <see cref="Start(string, RunStartOptions?)"/>, or fails as it does.
+    /// Starts a run, waiting for admission when <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Wait"/>
+    /// and the session is busy, or when the start's lane or the registry is at its cap: first in, first out per
+    /// session and per lane, at most <see cref="RunStartOptions.QueueTimeout"/>. A waiting start is admitted by the
+    /// transition that frees what it waits for (release, timeout, supersede or force eviction; never by polling), and
+    /// its run's deadline starts then. When admitted at once it completes synchronously and allocates no more than
+    /// <see cref="Start(string, RunStartOptions?)"/>.
     /// </summary>
     /// <param name="sessionId">The session; 1 to <see cref="MaxSessionIdLength"/> characters, not only white space.</param>
     /// <param name="options">Per-run overrides; <see langword="null"/> for the registry's options.</param>
-    /// <param name="cancellationToken">Cancels the start; a start cancelled before it is admitted never runs.</param>
+    /// <param name="cancellationToken">Cancels the wait; a start cancelled before it is admitted never runs.</param>
     /// <returns>The run's handle. Dispose it when the run is over.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> is <see langword="null"/>.</exception>
-    /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
+    /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long, or <see cref="RunStartOptions.Lane"/> names no configured lane.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A per-run override is out of range.</exception>
     /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Reject"/>; through the returned task.</exception>
-    /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; through the returned task.</exception>
+    /// <exception cref="RunQueueTimeoutException">The start was not admitted within its queue timeout (at once for a zero one); through the returned task.</exception>
+    /// <exception cref="RunQueueFullException">The session already has <see cref="RunSupervisorOptions.MaxQueuedPerSession"/> starts waiting, or this start was pushed out by a newer one; through the returned task.</exception>
+    /// <exception cref="ObjectDisposedException">The registry is disposed (also through the returned task, for a start that was waiting).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before admission; through the returned task.</exception>
     public ValueTask<RunHandle> StartAsync(string sessionId, RunStartOptions? options = null, CancellationToken cancellationToken = default)
     {
         if (cancellationToken.IsCancellationRequested)
@@ -154,24 +166,21 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
             return ValueTask.FromCanceled<RunHandle>(cancellationToken);
         }
 
-        RunHandle? handle = StartCore(sessionId, options, observer: null, out RunEntry? busy);
-        return handle is not null
-            ? new ValueTask<RunHandle>(handle)
-            : ValueTask.FromException<RunHandle>(new SessionBusyException(sessionId, busy!.RunId));
+        return StartAsyncCore(sessionId, options, observer: null, cancellationToken);
     }
 
     /// <summary>Starts a run if the session is idle (or <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Supersede"/>).</summary>
     /// <param name="sessionId">The session; 1 to <see cref="MaxSessionIdLength"/> characters, not only white space.</param>
     /// <param name="handle">The run's handle when the method returns <see langword="true"/>.</param>
     /// <param name="options">Per-run overrides; <see langword="null"/> for the registry's options.</param>
-    /// <returns><see langword="true"/> if the run started; <see langword="false"/> if the session is busy.</returns>
+    /// <returns><see langword="true"/> if the run started; <see langword="false"/> if the session is busy (this method never waits) or the start's lane or the registry is at its cap.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A per-run override is out of range.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     public bool TryStart(string sessionId, [NotNullWhen(true)] out RunHandle? handle, RunStartOptions? options = null)
     {
-        handle = StartCore(sessionId, options, observer: null, out _);
+        handle = StartCore(sessionId, options, observer: null, mayWait: false, CancellationToken.None, out _);
         return handle is not null;
     }
 
@@ -255,8 +264,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     }
 
     /// <summary>
-    /// Stops the watchdog and ends every run (reason <see cref="RunEndReason.Aborted"/>) once. Abort-token callbacks
-    /// run on the thread pool: disposal never waits for provider code.
+    /// Stops the watchdog, fails every waiting start with <see cref="ObjectDisposedException"/> and ends every run
+    /// (reason <see cref="RunEndReason.Aborted"/>) once. Abort-token callbacks run on the thread pool: disposal never
+    /// waits for provider code.
     /// </summary>
     public void Dispose()
     {
@@ -268,15 +278,19 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         _watchdog.Dispose();
         long now = NowTicks();
         List<Left> ended;
+        List<PendingStart>? waiting;
         using (_table.EnterGate())
         {
             ended = _table.LeaveAllLocked(now);
+            waiting = _table.TakeSettledLocked();
         }
 
         foreach (Left left in ended)
         {
             Publish(left);
         }
+
+        PublishSettled(waiting);
 
         Metrics.Dispose();
     }
@@ -299,6 +313,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
 
     RunEntry? IHeartbeatSource.FindRun(string sessionId) => _table.Find(sessionId);
 
+    bool IHeartbeatSource.HasQueuedStarts(string sessionId) => _table.QueuedCount(sessionId) > 0;
+
     void IHeartbeatSource.RecordHeartbeatDropped() => Metrics.HeartbeatsDropped.Add(1);
 
     /// <summary>Subscribes an internal observer to run ends, told after <see cref="RunEnded"/>'s handlers have run.</summary>
@@ -306,7 +322,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
 
     void IHeartbeatSource.Unsubscribe(IRunEndListener listener) => UpdateEndListeners(listener, add: false);
 
-    private static RunInfo ToInfo(RunEntry entry) => new(entry.SessionId, entry.RunId, entry.StartedAt, entry.Deadline, entry.Status, entry.FencingToken);
+    private RunInfo ToInfo(RunEntry entry)
+        => new(entry.SessionId, entry.RunId, entry.StartedAt, entry.Deadline, entry.Status, entry.FencingToken, entry.ToWallClock(entry.LastProgressTicks), entry.Background, _table.Lanes.Names[entry.Lane]);
 
     private void UpdateEndListeners(IRunEndListener listener, bool add)
     {
@@ -320,7 +337,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     }
 
     /// <summary>The registry's monotonic clock, in <see cref="TimeSpan"/> ticks since the registry was created.</summary>
-    private long NowTicks() => _clock.NowTicks();
+    internal long NowTicks() => _clock.NowTicks();
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

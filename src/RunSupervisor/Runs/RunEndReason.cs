@@ -21,9 +21,18 @@ public enum RunEndReason
     /// <summary>The run passed its deadline, its abort token was cancelled, and it was released within its grace period.</summary>
     TimedOut,
 
-    /// <summary>A new run was started on the session with <see cref="RunStartOptions.WhenBusy"/> set to <see cref="SessionBusyBehavior.Supersede"/>; the old run was taken out of the registry at once.</summary>
+    /// <summary>
+    /// A new run was started on the session with <see cref="RunStartOptions.WhenBusy"/> set to <see cref="SessionBusyBehavior.Supersede"/>,
+    /// or a foreground start preempted this background run (<see cref="RunStartOptions.Background"/>); the old run was taken out of the registry at once.
+    /// </summary>
     Superseded,
 
     /// <summary>The run did not settle within the grace period after its abort; the watchdog (or a drain) removed it from the registry.</summary>
     ForceEvicted,
+
+    /// <summary>
+    /// The run made no progress (<see cref="RunHandle.ReportProgress"/>) for its idle timeout
+    /// (<see cref="RunStartOptions.IdleTimeout"/>), its abort token was cancelled, and it was released within its grace period.
+    /// </summary>
+    Stalled,
 }

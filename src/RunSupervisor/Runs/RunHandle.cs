@@ -55,6 +55,9 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     /// </remarks>
     public CancellationToken AbortToken => Entry.Token;
 
+    /// <summary>Gets when the run last reported progress (<see cref="ReportProgress"/>); its start until the first report.</summary>
+    public DateTimeOffset LastProgressAt => Entry.ToWallClock(Entry.LastProgressTicks);
+
     /// <summary>Gets the run's status.</summary>
     public RunStatus Status => Entry.Status;
 
@@ -109,6 +112,13 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(extension, TimeSpan.Zero);
         return Entry.Owner.TryExtendDeadline(Entry, extension);
     }
+
+    /// <summary>
+    /// Records that the run is making progress (a streamed token, a tool call): restarts its idle clock
+    /// (<see cref="RunStartOptions.IdleTimeout"/>). Takes no lock and does not allocate. Progress never moves
+    /// <see cref="Deadline"/> or the eviction instant: a run that keeps reporting still ends at its deadline.
+    /// </summary>
+    public void ReportProgress() => Entry.ReportProgress(Entry.Owner.NowTicks());
 
     /// <summary>
     /// Releases the run if it is still its session's current run; otherwise does nothing to the registry.

@@ -10,4 +10,7 @@ namespace RunSupervisor;
 /// <param name="Deadline">When the run is (or was) aborted unless it ends first.</param>
 /// <param name="Status">The run's status when the snapshot was taken.</param>
 /// <param name="FencingToken">The run's fencing token (see <see cref="RunHandle.FencingToken"/>).</param>
-public sealed record RunInfo(string SessionId, long RunId, DateTimeOffset StartedAt, DateTimeOffset Deadline, RunStatus Status, long FencingToken);
+/// <param name="LastProgressAt">When the run last reported progress (<see cref="RunHandle.ReportProgress"/>); its start until then.</param>
+/// <param name="Background">Whether the run is background work a foreground start preempts (<see cref="RunStartOptions.Background"/>).</param>
+/// <param name="Lane">The run's admission lane; <see langword="null"/> for the default lane.</param>
+public sealed record RunInfo(string SessionId, long RunId, DateTimeOffset StartedAt, DateTimeOffset Deadline, RunStatus Status, long FencingToken, DateTimeOffset LastProgressAt, bool Background, string? Lane);

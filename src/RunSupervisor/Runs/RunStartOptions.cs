@@ -23,7 +23,37 @@ public sealed class RunStartOptions
     /// <summary>
     /// Gets what the start does when the session already has an active run: <see cref="SessionBusyBehavior.Reject"/>
     /// (the default) fails with <see cref="SessionBusyException"/>; <see cref="SessionBusyBehavior.Supersede"/> aborts
-    /// the active run, which ends at once with <see cref="RunEndReason.Superseded"/>. Must be a defined value.
+    /// the active run, which ends at once with <see cref="RunEndReason.Superseded"/>; <see cref="SessionBusyBehavior.Wait"/>
+    /// queues the start (asynchronous starts only). Must be a defined value. A foreground start on a session whose run
+    /// is <see cref="Background"/> preempts that run whatever this says.
     /// </summary>
     public SessionBusyBehavior WhenBusy { get; init; }
+
+    /// <summary>
+    /// Gets the longest this start waits for admission, overriding <see cref="RunSupervisorOptions.QueueTimeout"/>;
+    /// zero fails at once with <see cref="RunQueueTimeoutException"/> instead of waiting. Between zero and
+    /// <see cref="RunSupervisorOptions.RunTimeoutLimit"/>.
+    /// </summary>
+    public TimeSpan? QueueTimeout { get; init; }
+
+    /// <summary>
+    /// Gets the run's idle timeout, overriding <see cref="RunSupervisorOptions.IdleTimeout"/>: no
+    /// <see cref="RunHandle.ReportProgress"/> for this long aborts the run (<see cref="RunEndReason.Stalled"/>).
+    /// Greater than zero and at most <see cref="RunSupervisorOptions.RunTimeoutLimit"/>; <see cref="Timeout.InfiniteTimeSpan"/>
+    /// turns off a registry-wide idle timeout for this run.
+    /// </summary>
+    public TimeSpan? IdleTimeout { get; init; }
+
+    /// <summary>
+    /// Gets a value indicating whether the run is background work (a heartbeat or cron turn) that yields to the user:
+    /// a later foreground start on the same session supersedes it at once, whatever its <see cref="WhenBusy"/>.
+    /// Preemption never crosses sessions.
+    /// </summary>
+    public bool Background { get; init; }
+
+    /// <summary>
+    /// Gets the admission lane, one of <see cref="RunSupervisorOptions.Lanes"/>; <see langword="null"/> for the default
+    /// lane. An unknown name is an <see cref="ArgumentException"/> naming it.
+    /// </summary>
+    public string? Lane { get; init; }
 }

@@ -8,4 +8,12 @@ public enum SessionBusyBehavior
 
     /// <summary>The active run is replaced: it is aborted and ends at once with <see cref="RunEndReason.Superseded"/>.</summary>
     Supersede,
+
+    /// <summary>
+    /// The start waits, first in, first out per session, until the active run leaves the registry (by release, timeout,
+    /// supersede or force eviction) and is then admitted; at most <see cref="RunStartOptions.QueueTimeout"/>. Only
+    /// <see cref="ActiveRunRegistry.StartAsync(string, RunStartOptions?, CancellationToken)"/> and <c>RunAsync</c> wait:
+    /// the synchronous <see cref="ActiveRunRegistry.Start(string, RunStartOptions?)"/> treats it as <see cref="Reject"/>.
+    /// </summary>
+    Wait,
 }

@@ -97,10 +97,10 @@ public sealed class RunTableTests : IDisposable
 
     private RunEntry Enter(string sessionId)
     {
-        var entry = new RunEntry(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, Timeout, Grace);
+        var entry = new RunEntry(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, new StartSpec(Timeout, Grace, idleTicks: 0, queueTimeoutTicks: 0, SessionBusyBehavior.Reject, background: false, lane: 0));
         using (_table.EnterGate())
         {
-            _table.EnterLocked(entry, supersede: false, nowTicks: 0).Entered.Should().BeTrue();
+            _table.EnterLocked(entry, SessionBusyBehavior.Reject, nowTicks: 0).Entered.Should().BeTrue();
         }
 
         return entry;

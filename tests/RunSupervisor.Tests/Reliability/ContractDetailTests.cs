@@ -243,7 +243,7 @@ public sealed class ContractDetailTests
 
         registry.Dispose();
 
-        completed.Should().Be(8, "the registry disposes its meter, which completes its eight instruments");
+        completed.Should().Be(11, "the registry disposes its meter, which completes its eleven instruments");
     }
 
     // ---------------------------------------------------------------------------------------------------------

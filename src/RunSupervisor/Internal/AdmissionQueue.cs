@@ -1,0 +1,165 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace RunSupervisor;
+
+/// <summary>
+/// The starts waiting for admission: one first-in-first-out queue per session and, for the start at the head of a
+/// free session's queue, one per lane. Written only under the run table's gate; <see cref="CountFor(string)"/> reads
+/// lock-free. Queue timeouts sit in a heap with lazy removal: a start that leaves early is skipped when its instant
+/// comes up, so leaving costs O(1).
+/// </summary>
+internal sealed class AdmissionQueue
+{
+    private readonly Lock _gate;
+    private readonly ConcurrentDictionary<string, LinkedList<PendingStart>> _sessions = new(StringComparer.Ordinal);
+    private readonly LinkedList<PendingStart>[] _lanes;
+    private readonly PriorityQueue<PendingStart, long> _timeouts = new();
+    private long _readySequence;
+
+    public AdmissionQueue(Lock gate, int laneCount)
+    {
+        _gate = gate;
+        _lanes = new LinkedList<PendingStart>[laneCount];
+        for (int i = 0; i < laneCount; i++)
+        {
+            _lanes[i] = new LinkedList<PendingStart>();
+        }
+    }
+
+    /// <summary>Gets the number of waiting starts; under the gate.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Gets the number of starts waiting for a lane or global slot (their session is free); under the gate.</summary>
+    public int ReadyCount { get; private set; }
+
+    /// <summary>Gets the number of starts waiting for <paramref name="sessionId"/>; lock-free.</summary>
+    public int CountFor(string sessionId) => _sessions.TryGetValue(sessionId, out LinkedList<PendingStart>? queue) ? queue.Count : 0;
+
+    public bool HasWaitersLocked(string sessionId)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        return Count > 0 && _sessions.ContainsKey(sessionId);
+    }
+
+    /// <summary>Gets the oldest waiting start of <paramref name="sessionId"/>; under the gate.</summary>
+    public PendingStart? OldestLocked(string sessionId)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        return _sessions.TryGetValue(sessionId, out LinkedList<PendingStart>? queue) ? queue.First!.Value : null;
+    }
+
+    /// <summary>Gets the ready queue of a lane; under the gate.</summary>
+    public LinkedList<PendingStart> Lane(int lane)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        return _lanes[lane];
+    }
+
+    /// <summary>Puts <paramref name="start"/> at the end of its session's queue; ready at once if it heads a free session's queue.</summary>
+    public void EnqueueLocked(PendingStart start, bool sessionFree)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        LinkedList<PendingStart> queue = _sessions.GetOrAdd(start.SessionId, static _ => new LinkedList<PendingStart>());
+        start.SessionNode = queue.AddLast(start);
+        Count++;
+        _timeouts.Enqueue(start, start.TimeoutAtTicks);
+        if (sessionFree && queue.Count == 1)
+        {
+            MakeReadyLocked(start);
+        }
+    }
+
+    /// <summary>The session has just become free: its oldest start, if any, now waits only for a slot.</summary>
+    public void SessionFreedLocked(string sessionId)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        if (Count > 0 && _sessions.TryGetValue(sessionId, out LinkedList<PendingStart>? queue) && queue.First!.Value.LaneNode is null)
+        {
+            MakeReadyLocked(queue.First.Value);
+        }
+    }
+
+    /// <summary>A ready start found its session taken by a start that did not wait: it waits for the session again.</summary>
+    public void UnreadyLocked(PendingStart start)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        _lanes[start.Spec.Lane].Remove(start.LaneNode!);
+        start.LaneNode = null;
+        ReadyCount--;
+    }
+
+    /// <summary>Takes <paramref name="start"/> out of every queue.</summary>
+    /// <returns><see langword="true"/> if its session has no waiting start left.</returns>
+    public bool RemoveLocked(PendingStart start)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        Debug.Assert(start.IsQueued, "Only a waiting start leaves the queue.");
+        if (start.LaneNode is not null)
+        {
+            UnreadyLocked(start);
+        }
+
+        LinkedList<PendingStart> queue = start.SessionNode!.List!;
+        queue.Remove(start.SessionNode);
+        start.SessionNode = null;
+        Count--;
+        if (queue.Count == 0)
+        {
+            _sessions.TryRemove(start.SessionId, out _);
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Gets the earliest queue timeout of a start still waiting, dropping those that left; under the gate.</summary>
+    public long NextTimeoutTicksLocked()
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        while (_timeouts.TryPeek(out PendingStart? start, out long at))
+        {
+            if (start.IsQueued)
+            {
+                return at;
+            }
+
+            _timeouts.Dequeue();
+        }
+
+        return long.MaxValue;
+    }
+
+    /// <summary>Takes the next start whose queue timeout is due, if any; under the gate.</summary>
+    public PendingStart? TakeTimedOutLocked(long nowTicks)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        return NextTimeoutTicksLocked() <= nowTicks ? _timeouts.Dequeue() : null;
+    }
+
+    /// <summary>Takes every waiting start out, for the registry's disposal.</summary>
+    public List<PendingStart> RemoveAllLocked()
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        List<PendingStart> all = [];
+        foreach (LinkedList<PendingStart> queue in _sessions.Values)
+        {
+            all.AddRange(queue);
+        }
+
+        foreach (PendingStart start in all)
+        {
+            RemoveLocked(start);
+        }
+
+        _timeouts.Clear();
+        return all;
+    }
+
+    private void MakeReadyLocked(PendingStart start)
+    {
+        start.ReadySequence = ++_readySequence;
+        start.LaneNode = _lanes[start.Spec.Lane].AddLast(start);
+        ReadyCount++;
+    }
+}

@@ -1,0 +1,87 @@
+namespace RunSupervisor;
+
+/// <summary>
+/// A start waiting for admission: in its session's queue (first in, first out) and, once it heads that queue while the
+/// session is free, in its lane's queue too. The admission that frees what it waits for makes its run under the
+/// gate; the caller's task completes after the gate is released, never on the releasing thread's stack
+/// (continuations run asynchronously).
+/// </summary>
+internal sealed class PendingStart : TaskCompletionSource<RunHandle>
+{
+    public PendingStart(ActiveRunRegistry owner, string sessionId, int sessionHash, in StartSpec spec, IRunEndObserver? observer, long enqueuedTicks, CancellationToken cancellationToken)
+        : base(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        Owner = owner;
+        SessionId = sessionId;
+        SessionHash = sessionHash;
+        Spec = spec;
+        Observer = observer;
+        EnqueuedTicks = enqueuedTicks;
+        TimeoutAtTicks = enqueuedTicks + spec.QueueTimeoutTicks;
+        CancellationToken = cancellationToken;
+    }
+
+    public ActiveRunRegistry Owner { get; }
+
+    public string SessionId { get; }
+
+    public int SessionHash { get; }
+
+    public StartSpec Spec { get; }
+
+    public IRunEndObserver? Observer { get; }
+
+    public long EnqueuedTicks { get; }
+
+    public long TimeoutAtTicks { get; }
+
+    public CancellationToken CancellationToken { get; }
+
+    /// <summary>Gets or sets the registration on the caller's token; set once, outside the gate.</summary>
+    public CancellationTokenRegistration Registration { get; set; }
+
+    /// <summary>Gets or sets the node in the session's queue; under the gate.</summary>
+    public LinkedListNode<PendingStart>? SessionNode { get; set; }
+
+    /// <summary>Gets or sets the node in the lane's queue, while the start heads its free session's queue; under the gate.</summary>
+    public LinkedListNode<PendingStart>? LaneNode { get; set; }
+
+    /// <summary>Gets or sets the order in which starts became ready, across lanes: the global cap admits the oldest first; under the gate.</summary>
+    public long ReadySequence { get; set; }
+
+    /// <summary>Gets a value indicating whether the start still waits; under the gate.</summary>
+    public bool IsQueued => SessionNode is not null;
+
+    /// <summary>Gets or sets the run the start was admitted as; under the gate, once.</summary>
+    public RunEntry? Admitted { get; set; }
+
+    /// <summary>Gets or sets why the start gave up; under the gate, once.</summary>
+    public Exception? Failure { get; set; }
+
+    /// <summary>Gets or sets the instant the start left the queue, admitted or not; under the gate.</summary>
+    public long LeftAtTicks { get; set; }
+
+    /// <summary>Gets or sets a value indicating whether leaving made its session idle (no run, nothing queued); under the gate.</summary>
+    public bool LeftSessionIdle { get; set; }
+
+    /// <summary>Makes the admitted run; under the gate, so the run's own deadline starts at admission.</summary>
+    public RunEntry CreateEntry(long nowTicks, long nowUtcTicks) => new(Owner, SessionId, SessionHash, nowTicks, nowUtcTicks, Spec)
+    {
+        Traced = RunSupervisorActivitySource.Source.HasListeners(),
+        EndObserver = Observer,
+    };
+
+    /// <summary>Completes the caller's task; outside the gate, once the start has left the queue.</summary>
+    public void Complete()
+    {
+        Registration.Unregister();
+        if (Admitted is { } entry)
+        {
+            TrySetResult(new RunHandle(entry));
+        }
+        else
+        {
+            TrySetException(Failure!);
+        }
+    }
+}

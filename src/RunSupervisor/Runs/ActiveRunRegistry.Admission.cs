@@ -1,0 +1,116 @@
+using Microsoft.Extensions.Logging;
+
+namespace RunSupervisor;
+
+/// <summary>Waiting starts: queued, cancelled by their caller, admitted or failed, and published outside the gate.</summary>
+public sealed partial class ActiveRunRegistry
+{
+    /// <summary>The lane name logs and metrics use for starts without a lane.</summary>
+    private const string DefaultLaneName = "default";
+
+    /// <summary>Gets the number of starts waiting for admission on the session (for the session itself, or for a lane or global slot).</summary>
+    /// <param name="sessionId">The session.</param>
+    /// <returns>The count; takes no lock.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
+    /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
+    public int GetQueuedCount(string sessionId)
+    {
+        SessionIds.Validate(sessionId);
+        ThrowIfDisposed();
+        return _table.QueuedCount(sessionId);
+    }
+
+    /// <summary>Converts a monotonic instant to wall-clock ticks without calling the time provider; safe under the gate.</summary>
+    internal long ToWallClockUtcTicksCached(long nowTicks) => _clock.ToWallClockUtcTicksCached(nowTicks);
+
+    /// <summary>The caller's token fired while the start waited: it leaves the queue and never runs.</summary>
+    private void CancelWaiting(PendingStart waiter)
+    {
+        long now = NowTicks();
+        List<PendingStart>? settled;
+        using (_table.EnterGate())
+        {
+            _table.CancelWaitingLocked(waiter, new OperationCanceledException("The start was cancelled while it waited for admission; it never ran.", waiter.CancellationToken), now);
+            settled = _table.TakeSettledLocked();
+        }
+
+        PublishSettled(settled);
+    }
+
+    private void PublishQueued(PendingStart waiter)
+    {
+        string lane = _table.Lanes.Names[waiter.Spec.Lane] ?? DefaultLaneName;
+        Metrics.QueueLength.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LaneTag, lane));
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            _logger.RunQueued(waiter.SessionId, lane, _table.QueuedCount(waiter.SessionId));
+        }
+
+        if (waiter.CancellationToken.CanBeCanceled)
+        {
+            waiter.Registration = waiter.CancellationToken.UnsafeRegister(static state => { var w = (PendingStart)state!; w.Owner.CancelWaiting(w); }, waiter);
+
+            // Admitted (or failed) on another thread before the registration was made: nothing else will unregister it.
+            if (waiter.Task.IsCompleted)
+            {
+                waiter.Registration.Unregister();
+            }
+        }
+
+        _watchdog.ScheduleNoLaterThan(waiter.TimeoutAtTicks);
+    }
+
+    /// <summary>Completes the starts that left the queue in a transition: admitted ones are published as starts first.</summary>
+    private void PublishSettled(List<PendingStart>? settled)
+    {
+        if (settled is null)
+        {
+            return;
+        }
+
+        foreach (PendingStart waiter in settled)
+        {
+            string lane = _table.Lanes.Names[waiter.Spec.Lane] ?? DefaultLaneName;
+            TimeSpan waited = TimeSpan.FromTicks(waiter.LeftAtTicks - waiter.EnqueuedTicks);
+            string outcome = waiter.Failure switch
+            {
+                null => "admitted",
+                RunQueueTimeoutException => "timed_out",
+                RunQueueFullException => "queue_full",
+                ObjectDisposedException => "disposed",
+                _ => "cancelled",
+            };
+            var laneTag = new KeyValuePair<string, object?>(RunSupervisorMetrics.LaneTag, lane);
+            Metrics.QueueLength.Add(-1, laneTag);
+            Metrics.QueueWait.Record(waited.TotalSeconds, laneTag, new KeyValuePair<string, object?>(RunSupervisorMetrics.QueueOutcomeTag, outcome));
+            if (waiter.Admitted is { } entry)
+            {
+                PublishStart(entry, superseded: default);
+                if (_logger.IsEnabled(LogLevel.Debug))
+                {
+                    _logger.RunAdmitted(entry.SessionId, entry.RunId, lane, waited);
+                }
+            }
+            else
+            {
+                switch (waiter.Failure)
+                {
+                    case RunQueueTimeoutException:
+                        _logger.QueueTimedOut(waiter.SessionId, lane, waited);
+                        break;
+                    case RunQueueFullException full:
+                        _logger.QueueFull(waiter.SessionId, lane, full.Limit);
+                        break;
+                }
+
+                if (waiter.LeftSessionIdle)
+                {
+                    NotifyEndListeners(waiter.SessionId, sessionIdle: true);
+                }
+            }
+
+            waiter.Complete();
+        }
+    }
+}
