@@ -74,6 +74,8 @@ policy.HeartbeatOwed += (_, e) =>
 using var stopHeartbeats = new CancellationTokenSource();
 Task heartbeats = RunHeartbeatsAsync(stopHeartbeats.Token);
 Task? agentRun = null;
+Task<string>? followUp = null;
+TimeSpan followUpAnsweredAt = default;
 int exitCode;
 string verdict;
 try
@@ -86,12 +88,21 @@ try
     await Task.Delay(runStartDelay);
     TimeSpan runStartedAt = timeline.Elapsed;
     agentRun = ObserveRunAsync(registry.RunAsync(SessionId, CallProviderAsync));
+
+    // The user writes again while the run hangs: the follow-up waits in the registry's queue (WhenBusy = Wait)
+    // instead of failing, and runs the moment the session is free, so recovery does not lose it.
+    await Task.Delay(TimeSpan.FromMilliseconds(500));
+    timeline.Print($"user sends a follow-up; {SessionId} is busy, so it waits in the registry's queue (WhenBusy = Wait)");
+    followUp = registry.RunAsync(
+        SessionId,
+        _ => { followUpAnsweredAt = timeline.Elapsed; timeline.Print("the queued follow-up runs: admitted as soon as the session was free"); return Task.FromResult("follow-up answered"); },
+        new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromSeconds(30) });
     TimeSpan bound = noWatchdog ? runStartedAt + noWatchdogWindow : recoveryBound;
-    if (await RecoveredWithinAsync(bound - timeline.Elapsed))
+    if (await RecoveredWithinAsync(bound - timeline.Elapsed) && followUp.IsCompletedSuccessfully && ShowPreemption())
     {
         PrintAbandonedRuns();
         exitCode = 0;
-        verdict = $"VERDICT: recovered. {SessionId} is idle and the owed heartbeat was delivered at {owedHeartbeatAt.TotalSeconds:0.00}s (bound {recoveryBound.TotalSeconds:0} s), although the provider never answered. Exit 0.";
+        verdict = $"VERDICT: recovered. {SessionId} is idle, the queued follow-up ran at {followUpAnsweredAt.TotalSeconds:0.00}s and the owed heartbeat was delivered at {owedHeartbeatAt.TotalSeconds:0.00}s (bound {recoveryBound.TotalSeconds:0} s), although the provider never answered; a background run yielded to a user turn. Exit 0.";
     }
     else if (noWatchdog)
     {
@@ -117,7 +128,12 @@ finally
         timeline.Print("shutting down: disposing the registry ends the run that is still active");
     }
 
-    registry.Dispose();     // ends a run that is still active (the --no-watchdog case) with reason Aborted
+    registry.Dispose();     // ends a run that is still active (the --no-watchdog case) with reason Aborted, and fails a waiting follow-up
+    if (followUp is not null)
+    {
+        await ((Task)followUp).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
     if (agentRun is not null)
     {
         // RunAsync itself completes once its run has left the registry: at once here.
@@ -209,6 +225,21 @@ async Task<bool> RecoveredWithinAsync(TimeSpan timeout)
     }
 }
 
+// Background work yields to the user: a heartbeat turn started as Background is preempted by a user turn on its session.
+bool ShowPreemption()
+{
+    const string OtherSession = "session-2";
+    RunHandle heartbeatTurn = registry.Start(OtherSession, new RunStartOptions { Background = true });
+    timeline.Print($"run {heartbeatTurn.RunId} on {OtherSession}: a background heartbeat turn");
+    using RunHandle userTurn = registry.Start(OtherSession);
+    bool preempted = heartbeatTurn.Completion.IsCompletedSuccessfully && heartbeatTurn.Completion.Result == RunEndReason.Superseded && userTurn.IsCurrent;
+    timeline.Print(preempted
+        ? $"a user turn on {OtherSession} preempted it at once: run {heartbeatTurn.RunId} ended Superseded, run {userTurn.RunId} runs"
+        : $"the user turn did not preempt the background run ({heartbeatTurn.Status})");
+    heartbeatTurn.Dispose();
+    return preempted;
+}
+
 void PrintAbandonedRuns()
 {
     foreach (AbandonedRunInfo abandoned in registry.GetAbandonedRuns())
@@ -239,7 +270,12 @@ string WhyNotRecovered()
         return $"{SessionId} is idle, but no owed heartbeat was delivered";
     }
 
-    return agentRun!.IsCompleted ? "no regular heartbeat was delivered after the recovery" : "RunAsync has not returned";
+    if (followUp is { IsCompletedSuccessfully: false })
+    {
+        return "the queued follow-up did not run";
+    }
+
+    return agentRun!.IsCompleted ? "no regular heartbeat was delivered after the recovery (or the background run was not preempted)" : "RunAsync has not returned";
 }
 
 static void PrintUsage(TextWriter output) => output.WriteLine(
