@@ -120,23 +120,30 @@ public sealed class SupervisedChatClientStreamingTests
     }
 
     [Fact]
-    public async Task GetStreamingResponseAsync_StreamsForeverIgnoringToken_UpdatesDoNotRenewDeadlineAndEvictionEndsIt()
+    public async Task GetStreamingResponseAsync_StreamsForeverIgnoringToken_DeadlineBetweenUpdatesCutsItOffTimedOut()
     {
         using var f = new RegistryFixture();
         var probe = new StreamProbe();
         using SupervisedChatClient client = f.Client(new FakeChatClient { Stream = _ => Behaviours.Forever(honourToken: false, probe) });
+        int received = 0;
 
-        // One second of fake time per update: the deadline (10 s) and the eviction (15 s) fall between updates.
+        // One second of fake time per update: the deadline (10 s) falls while the consumer holds the stream, so the
+        // inner stream is disposed there and then; it never gets the chance to ignore the token.
         Func<Task> act = () => ConsumeAsync(
             client.GetStreamingResponseAsync(Prompt, Conversation(Session)),
-            count => f.Time.Advance(TimeSpan.FromSeconds(1))).Guard();
+            count =>
+            {
+                received = count;
+                f.Time.Advance(TimeSpan.FromSeconds(1));
+            }).Guard();
 
-        RunEvictedException ex = (await act.Should().ThrowExactlyAsync<RunEvictedException>()).Which;
-        ex.Age.Should().Be(RegistryFixture.Timeout + RegistryFixture.Grace, "15 updates in 15 s renewed nothing");
+        RunTimedOutException ex = (await act.Should().ThrowExactlyAsync<RunTimedOutException>()).Which;
+        ex.Timeout.Should().Be(RegistryFixture.Timeout, "10 updates in 10 s renewed nothing");
+        received.Should().Be(10, "nothing is delivered after the abort");
         f.Registry.IsActive(Session).Should().BeFalse();
-        await probe.Disposed.Guard();
-        await f.Logs.WaitForAsync("AbandonedRunSettled").Guard();
-        f.Registry.AbandonedCount.Should().Be(0, "the inner stream was between updates, so disposing it settled it");
+        probe.Disposed.IsCompleted.Should().BeTrue();
+        f.Ended.Single().Reason.Should().Be(RunEndReason.TimedOut);
+        f.Registry.AbandonedCount.Should().Be(0);
     }
 
     [Fact]
@@ -160,7 +167,7 @@ public sealed class SupervisedChatClientStreamingTests
     }
 
     [Fact]
-    public async Task GetStreamingResponseAsync_ConsumerBreaksEarly_DisposesInnerAndReleasesRun()
+    public async Task GetStreamingResponseAsync_ConsumerBreaksEarly_StopsAndDisposesInnerAndRunEndsCompleted()
     {
         using var f = new RegistryFixture();
         var probe = new StreamProbe();
@@ -179,8 +186,8 @@ public sealed class SupervisedChatClientStreamingTests
 
         f.Registry.IsActive(Session).Should().BeFalse("breaking out releases the run");
         probe.Disposed.IsCompleted.Should().BeTrue("the inner stream is disposed before the run is released");
-        f.Ended.Single().Reason.Should().Be(RunEndReason.Completed);
-        (await inner.Called.Guard()).IsCancellationRequested.Should().BeFalse();
+        f.Ended.Single().Reason.Should().Be(RunEndReason.Completed, "the consumer chose to stop: that is not a failure");
+        (await inner.Called.Guard()).IsCancellationRequested.Should().BeTrue("the inner stream is told to stop at once");
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.AI;
 
@@ -8,35 +9,75 @@ namespace RunSupervisor.Extensions.AI;
 /// stream has settled.
 /// </summary>
 /// <remarks>
-/// <para>Every inner <c>MoveNextAsync</c> is raced against the run's <see cref="RunHandle.Completion"/>, so the
-/// consumer waits no longer than the watchdog: a stream that stalls and ignores cancellation makes this
-/// <see cref="MoveNextAsync"/> throw <see cref="RunEvictedException"/> at deadline + grace.</para>
-/// <para>The run is tied to <see cref="_settled"/> (through <see cref="RunHandle.Attach(Task)"/>), which settles
-/// once the inner stream has finished and been disposed. So the run ends with the matching reason (Completed,
-/// Faulted, TimedOut, Aborted), and an evicted run stays in the abandoned ledger exactly as long as its inner stream
-/// is still pending.</para>
+/// <para><b>What the run waits for.</b> The run is tied (through <see cref="RunHandle.Attach(Task)"/>) to
+/// <see cref="_settled"/>, which settles once the inner stream has ended and been disposed. The inner stream only
+/// counts as busy while one of its own calls is pending: an inner <c>MoveNextAsync</c>, or its <c>DisposeAsync</c>.
+/// Between updates, while the consumer holds the stream, nothing is pending; if the run is aborted then (deadline,
+/// the caller's token, <c>TryAbort</c>, supersede, the registry's disposal) the inner stream is disposed at once,
+/// without the consumer, and the run ends with its abort's reason. So a slow consumer never makes a well-behaved
+/// provider look hung (<see cref="RunEndReason.ForceEvicted"/>), and an abandoned enumerator never holds the run or
+/// the abandoned ledger past the inner stream's own pending call.</para>
+/// <para><b>Phases.</b> <see cref="_phase"/> says who may touch the inner stream: the consumer starts a move from
+/// <see cref="Idle"/>; whoever moves it from <see cref="Idle"/> (or a finished move from <see cref="Moving"/>) to
+/// <see cref="Stopping"/> disposes the inner stream and settles the run, exactly once. The abort callback only ever
+/// takes <see cref="Idle"/>, so it never disposes an inner stream under a pending <c>MoveNextAsync</c>.</para>
+/// <para><b>Truth.</b> Nothing is delivered once the run's abort token is cancelled or the caller's is; an inner
+/// stream that ends (<c>yield break</c>) after the abort has been cut off, so its end settles the run as cancelled and
+/// the consumer gets the end's exception, never <see langword="false"/>. Every end is turned into the consumer's
+/// exception by the core's <c>RunEnds.ToCallerException</c>, as <c>RunAsync</c> does.</para>
 /// <para>Like any enumerator it is not thread-safe: one <see cref="MoveNextAsync"/> or <see cref="DisposeAsync"/> at
 /// a time.</para>
 /// </remarks>
 internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResponseUpdate>
 {
+    /// <summary>The abort text when a consumer stopped early and the inner stream did not settle within the grace period.</summary>
+    public const string ConsumerStoppedText = "the consumer stopped the stream early and the inner stream did not settle within the grace period";
+
+    /// <summary>No inner call is pending: the consumer holds the stream between two updates.</summary>
+    private const int Idle = 0;
+
+    /// <summary>An inner <c>MoveNextAsync</c> is pending.</summary>
+    private const int Moving = 1;
+
+    /// <summary>The inner stream is being disposed and the run settled; final.</summary>
+    private const int Stopping = 2;
+
+    private static readonly Action<object?> OnAbortedCallback = static state => ((SupervisedChatStreamEnumerator)state!).OnAborted();
+
     private readonly SupervisedChatStream _stream;
     private readonly CancellationToken _enumeratorToken;
 
-    // Without RunContinuationsAsynchronously on purpose: settling it ends the run inline (the registry's continuation
-    // is synchronous), so the run's end reason is known as soon as Settle returns.
-    private readonly TaskCompletionSource _settled = new();
+    // A method builder, not a TaskCompletionSource: a cancellation settles it cancelled with that very exception (as
+    // an async method would), so the consumer and RunTimedOutException.InnerException see the inner stream's own one.
+    // Its continuations run inline: settling it ends the run at once (the registry's continuation is synchronous).
+    private readonly Task _settled;
+    private AsyncTaskMethodBuilder _settledBuilder;
+    private int _settledOnce;
+
     private RunHandle? _run;
+    private RunContext? _context;
+
+    // Given to the inner stream: cancelled with the run's abort token, and by a consumer that stops early (which must
+    // stop the inner stream at once without aborting the run, so that a prompt stop still ends it Completed).
+    private CancellationTokenSource? _innerStop;
     private IAsyncEnumerator<ChatResponseUpdate>? _inner;
+    private CancellationTokenRegistration _abortRegistration;
     private CancellationTokenRegistration _streamTokenRegistration;
     private CancellationTokenRegistration _enumeratorTokenRegistration;
     private ChatResponseUpdate? _current;
+    private ChatResponseUpdate? _next;
+    private int _phase;
+    private volatile bool _consumerGone;
     private State _state;
 
     public SupervisedChatStreamEnumerator(SupervisedChatStream stream, CancellationToken enumeratorToken)
     {
         _stream = stream;
         _enumeratorToken = enumeratorToken;
+        _settledBuilder = AsyncTaskMethodBuilder.Create();
+
+        // Read once here, before any other thread can complete the builder: its task is created lazily and not thread-safely.
+        _settled = _settledBuilder.Task;
     }
 
     private enum State
@@ -61,61 +102,40 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
         }
 
         RunHandle run = _run!;
-        if (run.Completion.IsCompleted)
+        if (!ShouldStop(run) && Interlocked.CompareExchange(ref _phase, Moving, Idle) == Idle)
         {
-            // The run left the registry while the consumer was between two updates (evicted, superseded, the registry
-            // disposed): nothing more is delivered from it.
-            Finish();
-            _ = SettleAbandonedAsync(Task.FromResult(false));
-            throw EndedException(run);
-        }
-
-        // On the thread pool: an inner stream that blocks its thread must not block the consumer, whose wait is
-        // bounded by the watchdog through the race below.
-        Task<bool> move = Task.Run(MoveInnerAsync, CancellationToken.None);
-        if (!move.IsCompleted)
-        {
-            await Task.WhenAny(move, run.Completion).ConfigureAwait(false);
-        }
-
-        if (!move.IsCompleted || (move.Status == TaskStatus.RanToCompletion && move.Result && run.Completion.IsCompleted))
-        {
-            // The run left the registry first (evicted at deadline + grace, superseded, the registry disposed), or at
-            // the same moment as the update arrived: its late output is suppressed, the inner stream is settled in the
-            // background, and the run stays in the abandoned ledger until it has.
-            Finish();
-            _ = SettleAbandonedAsync(move);
-            throw EndedException(run);
-        }
-
-        if (move.Status == TaskStatus.RanToCompletion)
-        {
-            if (move.Result)
+            // On the thread pool: an inner stream that blocks its thread must not block the consumer, whose wait is
+            // bounded by the watchdog through the race below.
+            Task<bool> step = StepAsync(run, Task.Run(MoveInnerAsync, CancellationToken.None));
+            if (!step.IsCompleted)
             {
-                _current = _inner!.Current;
-                return true;
+                await Task.WhenAny(step, run.Completion).ConfigureAwait(false);
             }
 
-            Finish();
-            Exception? disposeError = await SettleAsync(error: null).ConfigureAwait(false);
-            if (disposeError is not null)
+            // The step never faults. Its update is delivered only if nothing has stopped the stream meanwhile (the
+            // caller's cancellation, an abort, the run's end): what arrives after that is never shown.
+            if (step.IsCompleted && step.Result)
             {
-                ExceptionDispatchInfo.Throw(disposeError);
-            }
+                if (!ShouldStop(run))
+                {
+                    _current = _next;
+                    return true;
+                }
 
-            return false;
+                StopFromIdle(run);
+            }
+        }
+        else
+        {
+            // Between updates the run was aborted or ended, or the caller cancelled: nothing more is delivered.
+            StopFromIdle(run);
         }
 
-        Exception error = ThrownBy(move);
+        // The stream is over. The run ends once the inner stream has settled, or at the latest when the watchdog evicts
+        // it, one grace period after its abort: the consumer never waits longer.
         Finish();
-        await SettleAsync(error).ConfigureAwait(false);
-        Exception outcome = Translate(run, error);
-        if (ReferenceEquals(outcome, error))
-        {
-            ExceptionDispatchInfo.Throw(error);
-        }
-
-        throw outcome;
+        await run.Completion.ConfigureAwait(false);
+        return EndOfStream(run);
     }
 
     public async ValueTask DisposeAsync()
@@ -126,85 +146,55 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
             return;
         }
 
-        // The consumer stopped early, between two updates: dispose the inner stream, then release the run.
         Finish();
-        Exception? disposeError = await SettleAsync(error: null).ConfigureAwait(false);
-        if (disposeError is not null)
+        RunHandle run = _run!;
+        int phase = Interlocked.CompareExchange(ref _phase, Stopping, Idle);
+        if (phase != Idle)
         {
-            ExceptionDispatchInfo.Throw(disposeError);
-        }
-    }
-
-    /// <summary>The exception a failed task rethrows when awaited: for a cancelled one, the inner stream's own <see cref="OperationCanceledException"/>.</summary>
-    private static Exception ThrownBy(Task task)
-    {
-        try
-        {
-            task.GetAwaiter().GetResult();
-        }
-#pragma warning disable CA1031 // Captured to be translated and rethrown by the caller, never swallowed.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            return ex;
+            // Stopping: an abort got there first and its end stands. Moving: a MoveNextAsync left pending (misuse);
+            // its step stops the inner stream when the inner move settles, and the run ends then.
+            _consumerGone = true;
+            return;
         }
 
-        throw new InvalidOperationException("The task did not fail.");
+        // The consumer stopped early. The inner stream is told to stop at once and disposed; the run is not aborted,
+        // because the consumer choosing to stop is not a failure: a disposal that settles within the grace period
+        // ends the run Completed.
+        Task dispose = DisposeInnerAsync(cancelFirst: true);
+        if (!dispose.IsCompleted)
+        {
+            using var timer = new CancellationTokenSource();
+            Task grace = Task.Delay(GracePeriod(run), _stream.Registry.TimeProvider, timer.Token);
+            await Task.WhenAny(dispose, grace, run.Completion).ConfigureAwait(false);
+            await timer.CancelAsync().ConfigureAwait(false);
+        }
+
+        if (dispose.IsCompleted)
+        {
+            // A disposal that throws the cancellation it was asked for has still settled.
+            Exception? disposeError = dispose.Exception?.InnerException;
+            disposeError = disposeError is OperationCanceledException ? null : disposeError;
+            SettleAndRelease(disposeError);
+            if (disposeError is not null)
+            {
+                ExceptionDispatchInfo.Throw(disposeError);
+            }
+
+            return;
+        }
+
+        // Not settled within the grace period: the run ends Aborted now (the consumer does not wait any longer) and
+        // the disposal goes on in the background; the run is settled when it finishes. With a zero grace period the
+        // registry evicts an aborted run at once, so there the run ends ForceEvicted and sits in the abandoned ledger.
+        run.Abort(ConsumerStoppedText);
+        run.Dispose();
+        _ = SettleWhenDisposedAsync(dispose);
     }
 
     private static CancellationTokenRegistration AbortOnCancel(RunHandle run, CancellationToken token) =>
-        token.UnsafeRegister(static state => ((RunHandle)state!).Abort("the caller's cancellation token was cancelled"), run);
+        token.UnsafeRegister(static state => ((RunHandle)state!).Abort(RunEnds.CallerCancelledText), run);
 
-    /// <summary>The consumer's outcome when the inner stream failed: as <c>ActiveRunRegistry.RunAsync</c> maps it.</summary>
-    private Exception Translate(RunHandle run, Exception error)
-    {
-        if (!run.Completion.IsCompletedSuccessfully)
-        {
-            return error;
-        }
-
-        return run.Completion.Result switch
-        {
-            RunEndReason.ForceEvicted or RunEndReason.Superseded => EndedException(run),
-            RunEndReason.TimedOut when error is OperationCanceledException => new RunTimedOutException(run.SessionId, run.RunId, run.Deadline - run.StartedAt, error),
-            _ => error,
-        };
-    }
-
-    /// <summary>The consumer's outcome when the run left the registry before its inner stream settled.</summary>
-    private Exception EndedException(RunHandle run)
-    {
-        RunEndReason reason = run.Completion.Result;
-        return reason switch
-        {
-            RunEndReason.ForceEvicted => new RunEvictedException(run.SessionId, run.RunId, EvictedAge(run)),
-            RunEndReason.Superseded => new OperationCanceledException($"Run {run.RunId} for session '{run.SessionId}' was superseded by a newer run.", run.AbortToken),
-            _ => new OperationCanceledException($"Run {run.RunId} for session '{run.SessionId}' ended ({reason}) before its stream settled.", run.AbortToken),
-        };
-    }
-
-    /// <summary>How long the run was in the registry when it was evicted.</summary>
-    private TimeSpan EvictedAge(RunHandle run)
-    {
-        // The handle does not expose when it ended, but the ledger holds the eviction instant: the inner stream is
-        // still pending here, so the run is in it (unless a full ledger has already forgotten it).
-        try
-        {
-            foreach (AbandonedRunInfo abandoned in _stream.Registry.GetAbandonedRuns())
-            {
-                if (abandoned.RunId == run.RunId)
-                {
-                    return abandoned.EvictedAt - abandoned.StartedAt;
-                }
-            }
-        }
-        catch (ObjectDisposedException)
-        {
-            // The registry was disposed meanwhile; fall back below.
-        }
-
-        return run.Deadline - run.StartedAt;
-    }
+    private static TimeSpan GracePeriod(RunHandle run) => TimeSpan.FromTicks(run.Entry.GraceTicks);
 
     private void Start()
     {
@@ -214,99 +204,234 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
         _enumeratorToken.ThrowIfCancellationRequested();
         RunHandle run = _stream.Registry.Start(_stream.SessionId, _stream.RunStartOptions);
         _run = run;
-        run.Attach(_settled.Task);
+        _context = new RunContext(run.Entry);
+        _innerStop = CancellationTokenSource.CreateLinkedTokenSource(run.AbortToken);
+        run.Attach(_settled);
+        _state = State.Streaming;
+
+        // Registered last: each may run at once (a run superseded already, a token cancelled already).
+        _abortRegistration = run.AbortToken.UnsafeRegister(OnAbortedCallback, this);
         _streamTokenRegistration = AbortOnCancel(run, _stream.CancellationToken);
         _enumeratorTokenRegistration = AbortOnCancel(run, _enumeratorToken);
-        _state = State.Streaming;
+    }
+
+    private CancellationToken CallerToken() =>
+        _stream.CancellationToken.IsCancellationRequested ? _stream.CancellationToken : _enumeratorToken;
+
+    private bool CallerCancelled() => _stream.CancellationToken.IsCancellationRequested || _enumeratorToken.IsCancellationRequested;
+
+    /// <summary>Whether nothing more may be delivered: the run was aborted or has ended, the caller cancelled, or the consumer is gone.</summary>
+    private bool ShouldStop(RunHandle run)
+    {
+        if (CallerCancelled())
+        {
+            // The registration aborts the run too, but perhaps not yet on the cancelling thread: the abort's reason
+            // must be the caller's either way.
+            run.Abort(RunEnds.CallerCancelledText);
+            return true;
+        }
+
+        return run.AbortToken.IsCancellationRequested || run.Completion.IsCompleted || _consumerGone;
+    }
+
+    /// <summary>The abort token's callback: stops the inner stream if it is between updates.</summary>
+    private void OnAborted() => StopFromIdle(_run!);
+
+    /// <summary>
+    /// Stops the inner stream if no inner call is pending (otherwise the pending call's step does), settling the run
+    /// as cancelled by its abort; or, for a consumer that went away without an abort, as finished. Never throws.
+    /// </summary>
+    private void StopFromIdle(RunHandle run)
+    {
+        if (Interlocked.CompareExchange(ref _phase, Stopping, Idle) == Idle)
+        {
+            _ = StopAsync(_consumerGone && !run.AbortToken.IsCancellationRequested ? null : new OperationCanceledException(run.AbortToken));
+        }
     }
 
     private Task<bool> MoveInnerAsync()
     {
-        // Created lazily, on the thread pool, like every inner call: a client that does work before returning its
-        // stream must not block the consumer either. The inner call gets the run's abort token.
+        // The inner call runs as the run's code: RunContext.Current is set for it (and flows into its awaits), and it
+        // gets the stop token. Created lazily, on the thread pool like every inner call, so a client that does work
+        // before returning its stream does not block the consumer either.
+        RunContext.SetCurrent(_context);
+        CancellationToken token = _innerStop!.Token;
         _inner ??= _stream.InnerClient
-            .GetStreamingResponseAsync(_stream.Messages, _stream.Options, _run!.AbortToken)
-            .GetAsyncEnumerator(_run.AbortToken);
-        return _inner.MoveNextAsync().AsTask();
+            .GetStreamingResponseAsync(_stream.Messages, _stream.Options, token)
+            .GetAsyncEnumerator(token);
+        return MoveAndReadAsync(_inner);
+    }
+
+    private async Task<bool> MoveAndReadAsync(IAsyncEnumerator<ChatResponseUpdate> inner)
+    {
+        if (!await inner.MoveNextAsync().ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        // Read here, before the stream can be handed back to Idle (after which an abort may dispose it).
+        _next = inner.Current;
+        return true;
+    }
+
+    /// <summary>
+    /// Waits for one inner move, whether or not the consumer still waits, and decides: deliver the update (back to
+    /// <see cref="Idle"/>), or stop the inner stream and settle the run. Never throws.
+    /// </summary>
+    /// <returns><see langword="true"/> if an update is to be delivered.</returns>
+    private async Task<bool> StepAsync(RunHandle run, Task<bool> move)
+    {
+        bool hasUpdate = false;
+        Exception? error = null;
+        try
+        {
+            hasUpdate = await move.ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Captured to settle the run with it; the consumer rethrows it from the settled task.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            error = ex;
+        }
+
+        if (hasUpdate)
+        {
+            // Back to Idle first, then look: an abort whose callback found the stream Moving is seen here, and one
+            // that comes later finds it Idle and stops it itself (full fences on both sides).
+            Interlocked.Exchange(ref _phase, Idle);
+            if (!ShouldStop(run))
+            {
+                return true;
+            }
+
+            StopFromIdle(run);
+            return false;
+        }
+
+        // Only a finished move leaves Moving, so this step owns the stop. An end after the abort is a cut-off stream.
+        Volatile.Write(ref _phase, Stopping);
+        if (error is null && run.AbortToken.IsCancellationRequested)
+        {
+            error = new OperationCanceledException(run.AbortToken);
+        }
+
+        _ = StopAsync(error);
+        return false;
+    }
+
+    /// <summary>Disposes the inner stream and settles the run with <paramref name="outcome"/>, or with the disposal's own error. Never throws.</summary>
+    private async Task StopAsync(Exception? outcome)
+    {
+        try
+        {
+            await DisposeInnerAsync(cancelFirst: false).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A disposal error is handed to the run (so logged and observed by the registry), never lost.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            outcome ??= ex;
+        }
+
+        SettleAndRelease(outcome);
+    }
+
+    /// <summary>Settles the run once a disposal that outlived the consumer's wait finishes. Never throws.</summary>
+    private async Task SettleWhenDisposedAsync(Task dispose)
+    {
+        Exception? error = null;
+        try
+        {
+            await dispose.ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Background clean-up: the error is handed to the run, never rethrown.
+        catch (Exception ex) when (ex is not OperationCanceledException)
+#pragma warning restore CA1031
+        {
+            error = ex;
+        }
+        catch (OperationCanceledException)
+        {
+            // It was asked to stop: a cancellation is how it settled.
+        }
+
+        SettleAndRelease(error);
+    }
+
+    /// <summary>Disposes the inner stream on the thread pool (it may block its thread) as the run's code, after stopping it if asked.</summary>
+    private Task DisposeInnerAsync(bool cancelFirst)
+    {
+        IAsyncEnumerator<ChatResponseUpdate>? inner = _inner;
+        if (inner is null && !cancelFirst)
+        {
+            return Task.CompletedTask;
+        }
+
+        return Task.Run(
+            async () =>
+            {
+                RunContext.SetCurrent(_context);
+                try
+                {
+                    if (cancelFirst)
+                    {
+                        await _innerStop!.CancelAsync().ConfigureAwait(false);
+                    }
+                }
+                finally
+                {
+                    if (inner is not null)
+                    {
+                        await inner.DisposeAsync().ConfigureAwait(false);
+                    }
+                }
+            },
+            CancellationToken.None);
     }
 
     private void Finish()
     {
         _state = State.Finished;
-        _streamTokenRegistration.Dispose();
-        _enumeratorTokenRegistration.Dispose();
+
+        // Unregister, not Dispose: this may run inside one of these very callbacks.
+        _streamTokenRegistration.Unregister();
+        _enumeratorTokenRegistration.Unregister();
     }
 
-    /// <summary>
-    /// Disposes the inner stream while the run is still registered (its disposal is part of the stream), then
-    /// settles the run with <paramref name="error"/>, or with the disposal's own error. Waits no longer than the run:
-    /// if it is evicted while the disposal hangs, the disposal goes on in the background and the run stays in the
-    /// abandoned ledger until it finishes.
-    /// </summary>
-    /// <returns>The disposal's exception, if it threw.</returns>
-    private async Task<Exception?> SettleAsync(Exception? error)
+    /// <summary>Settles the task attached to the run (success, cancellation or fault, as the inner stream ended) and lets go of the stop token; once.</summary>
+    private void SettleAndRelease(Exception? error)
     {
-        Task dispose = DisposeInnerAsync();
-        if (!dispose.IsCompleted)
+        if (Interlocked.Exchange(ref _settledOnce, 1) != 0)
         {
-            await Task.WhenAny(dispose, _run!.Completion).ConfigureAwait(false);
-            if (!dispose.IsCompleted)
-            {
-                _ = SettleAbandonedAsync(Task.FromResult(false), dispose, error);
-                return null;
-            }
+            return;
         }
 
-        Exception? disposeError = dispose.Exception?.InnerException;
-        Settle(error ?? disposeError);
-        return disposeError;
+        _abortRegistration.Unregister();
+        _streamTokenRegistration.Unregister();
+        _enumeratorTokenRegistration.Unregister();
+        if (error is null)
+        {
+            _settledBuilder.SetResult();
+        }
+        else
+        {
+            // An OperationCanceledException makes the task cancelled with it; anything else faults it.
+            _settledBuilder.SetException(error);
+        }
+
+        _innerStop!.Dispose();
     }
 
-    /// <summary>Waits for an abandoned inner stream to settle, disposes it, and settles the run. Never throws.</summary>
-    private Task SettleAbandonedAsync(Task<bool> pendingMove) => SettleAbandonedAsync(pendingMove, dispose: null, error: null);
-
-    private async Task SettleAbandonedAsync(Task<bool> pendingMove, Task? dispose, Exception? error)
+    /// <summary>What the consumer's last <see cref="MoveNextAsync"/> returns or throws once the run has ended.</summary>
+    private bool EndOfStream(RunHandle run)
     {
-#pragma warning disable CA1031 // Background clean-up of an abandoned stream: every failure is handed to the run (and so logged and observed by the registry), never rethrown.
-        try
+        if (RunEnds.ToCallerException(run, _settled, CallerToken()) is { } error)
         {
-            // A late update is dropped: the consumer has already been told the run ended.
-            await pendingMove.ConfigureAwait(false);
-        }
-        catch (Exception ex)
-        {
-            error ??= ex;
+            throw error;
         }
 
-        try
-        {
-            await (dispose ?? DisposeInnerAsync()).ConfigureAwait(false);
-        }
-        catch (Exception ex)
-        {
-            error ??= ex;
-        }
-#pragma warning restore CA1031
-
-        Settle(error);
-    }
-
-    private Task DisposeInnerAsync()
-    {
-        IAsyncEnumerator<ChatResponseUpdate>? inner = _inner;
-        return inner is null
-            ? Task.CompletedTask
-            : Task.Run(() => inner.DisposeAsync().AsTask(), CancellationToken.None);
-    }
-
-    /// <summary>Settles the task attached to the run: success, cancellation or fault, as the inner stream ended.</summary>
-    private void Settle(Exception? error)
-    {
-        _ = error switch
-        {
-            null => _settled.TrySetResult(),
-            OperationCanceledException canceled => _settled.TrySetCanceled(canceled.CancellationToken),
-            _ => _settled.TrySetException(error),
-        };
+        // The inner stream settled and its own outcome stands: its end, its exception, its cancellation.
+        _settled.GetAwaiter().GetResult();
+        return false;
     }
 }
