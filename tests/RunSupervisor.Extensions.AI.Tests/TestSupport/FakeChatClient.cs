@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 
 namespace RunSupervisor.Extensions.AI.Tests.TestSupport;
@@ -142,12 +143,80 @@ internal static class Behaviours
     }
 }
 
+/// <summary>Inner streams for the consumer-side concerns: cut off without an exception, slow disposal, recording the run context.</summary>
+internal static class StreamBehaviours
+{
+    /// <summary>Yields <paramref name="count"/> updates, then waits for the token and ends quietly (<c>yield break</c>): a cut-off stream that looks finished.</summary>
+    public static async IAsyncEnumerable<ChatResponseUpdate> UpdatesThenEndsQuietlyOnCancel(int count, TaskCompletionSource stalled, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await foreach (ChatResponseUpdate update in Behaviours.Updates(count))
+        {
+            yield return update;
+        }
+
+        stalled.TrySetResult();
+        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (cancellationToken.Register(() => cancelled.TrySetResult()))
+        {
+            await cancelled.Task;
+        }
+    }
+
+    /// <summary>Yields updates forever, ignoring the token; its disposal (the <c>finally</c>) waits for <paramref name="disposeGate"/>, then throws <paramref name="disposeError"/> if given.</summary>
+    public static async IAsyncEnumerable<ChatResponseUpdate> ForeverWithSlowDisposal(Task disposeGate, StreamProbe probe, Exception? disposeError = null)
+    {
+        try
+        {
+            for (int i = 0; ; i++)
+            {
+                await Task.Yield();
+                yield return Behaviours.Update(i);
+            }
+        }
+        finally
+        {
+            probe.MarkDisposeStarted();
+            await disposeGate;
+            probe.MarkDisposed();
+            if (disposeError is not null)
+            {
+                throw disposeError;
+            }
+        }
+    }
+
+    /// <summary>Yields <paramref name="count"/> updates and ends, recording <see cref="RunContext.Current"/> before and after each await and in its disposal.</summary>
+    public static async IAsyncEnumerable<ChatResponseUpdate> RecordsContext(int count, ConcurrentQueue<RunContext?> seen)
+    {
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                seen.Enqueue(RunContext.Current);
+                await Task.Yield();
+                seen.Enqueue(RunContext.Current);
+                yield return Behaviours.Update(i);
+            }
+        }
+        finally
+        {
+            seen.Enqueue(RunContext.Current);
+        }
+    }
+}
+
 /// <summary>Records whether an inner stream was disposed (its <c>finally</c> ran).</summary>
 internal sealed class StreamProbe
 {
     private readonly TaskCompletionSource _disposed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _disposeStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public Task Disposed => _disposed.Task;
+
+    /// <summary>Gets a task that completes once the stream's disposal has begun (for disposals that wait).</summary>
+    public Task DisposeStarted => _disposeStarted.Task;
+
+    public void MarkDisposeStarted() => _disposeStarted.TrySetResult();
 
     public void MarkDisposed() => _disposed.TrySetResult();
 }

@@ -33,25 +33,31 @@ internal static class TestHelpers
     }
 }
 
-/// <summary>A registry on fake time, with a 10 s timeout and a 5 s grace period, and the run-end events it raised.</summary>
+/// <summary>A registry on fake time, with a 10 s timeout and a 5 s grace period (unless given), and the run-end events it raised.</summary>
 internal sealed class RegistryFixture : IDisposable
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(5);
 
     private readonly List<RunEndedEventArgs> _ended = [];
+    private readonly TaskCompletionSource<RunEndedEventArgs> _firstEnd = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public RegistryFixture()
+    public RegistryFixture(TimeSpan? grace = null)
     {
-        Registry = new ActiveRunRegistry(new RunSupervisorOptions { RunTimeout = Timeout, GracePeriod = Grace }, Time, Logs);
+        Registry = new ActiveRunRegistry(new RunSupervisorOptions { RunTimeout = Timeout, GracePeriod = grace ?? Grace }, Time, Logs);
         Registry.RunEnded += (_, e) =>
         {
             lock (_ended)
             {
                 _ended.Add(e);
             }
+
+            _firstEnd.TrySetResult(e);
         };
     }
+
+    /// <summary>Gets a task that completes with the first run end: an event-driven wait for ends that happen on the thread pool.</summary>
+    public Task<RunEndedEventArgs> FirstEnd => _firstEnd.Task;
 
     public FakeTimeProvider Time { get; } = new();
 
