@@ -17,9 +17,10 @@ namespace RunSupervisor.Extensions.AI;
 /// <see cref="SupervisedChatClientOptions.SessionIdSelector"/> is set. A call without a session id passes through
 /// unsupervised; it is counted on the metric <c>runsupervisor.chat.unsupervised_calls</c> (meter
 /// <c>RunSupervisor</c>) and logged at Debug (event 101, <c>UnsupervisedChatCall</c>).</para>
-/// <para><b>Cancellation.</b> The inner call receives the run's <see cref="RunHandle.AbortToken"/>. The caller's
-/// token is linked to it: cancelling the caller's token aborts the run, which cancels the abort token and starts the
-/// grace period.</para>
+/// <para><b>Cancellation.</b> The inner call receives the run's <see cref="RunHandle.AbortToken"/> (a streaming call, a
+/// token linked to it). The caller's token is linked to it: cancelling the caller's token aborts the run, which cancels
+/// the abort token and starts the grace period; the caller then gets <see cref="OperationCanceledException"/> carrying
+/// its own token once the run has ended.</para>
 /// <para>The registry is not owned: disposing this client disposes the inner client, not the registry.</para>
 /// </remarks>
 public sealed class SupervisedChatClient : DelegatingChatClient
@@ -94,18 +95,41 @@ public sealed class SupervisedChatClient : DelegatingChatClient
     /// Streams the response as one supervised run of the call's session. The run starts with the first
     /// <c>MoveNextAsync</c> and spans the whole enumeration; updates do not renew its deadline.
     /// </summary>
+    /// <remarks>
+    /// <para>The inner stream counts as busy only while one of its own calls (<c>MoveNextAsync</c>,
+    /// <c>DisposeAsync</c>) is pending. When the run is aborted between updates (deadline, the caller's token,
+    /// <see cref="ActiveRunRegistry.TryAbort(string, long?, string?)"/>, supersede, the registry's disposal) the inner
+    /// stream is disposed at once, with or without the consumer, and the run ends with the abort's reason: time the
+    /// consumer spends outside the stream never makes the run <see cref="RunEndReason.ForceEvicted"/>.</para>
+    /// <para>Nothing is delivered once the run's abort token or the caller's token is cancelled. An inner stream that
+    /// ends after the abort (a quiet <c>yield break</c>) was cut off: the consumer gets the end's exception, never
+    /// <see langword="false"/>, so a truncated answer cannot pass for a whole one. Ends map to exceptions exactly as for
+    /// <see cref="GetResponseAsync(IEnumerable{ChatMessage}, ChatOptions?, CancellationToken)"/>.</para>
+    /// <para><see cref="RunContext.Current"/> is the run's context inside every inner call. The inner stream gets a token that is
+    /// cancelled with the run's abort token and when the consumer stops early.</para>
+    /// </remarks>
     /// <param name="messages">The chat messages.</param>
     /// <param name="options">The chat options; <see cref="ChatOptions.ConversationId"/> is the session id by default.</param>
-    /// <param name="cancellationToken">Aborts the run when cancelled.</param>
+    /// <param name="cancellationToken">Aborts the run when cancelled, as does the token given to <c>WithCancellation</c>.</param>
     /// <returns>
-    /// The inner client's updates. <c>MoveNextAsync</c> throws <see cref="RunTimedOutException"/> when the inner stream
-    /// honoured the cancellation at the deadline, and <see cref="RunEvictedException"/> at deadline + grace when it did
-    /// not (the consumer never hangs); an exception from the inner stream propagates and the run ends
-    /// <see cref="RunEndReason.Faulted"/>. Stopping early (<c>break</c>, disposing the enumerator) disposes the inner
-    /// stream and releases the run. <see cref="SessionBusyException"/> is thrown by the first <c>MoveNextAsync</c>.
+    /// The inner client's updates. <c>MoveNextAsync</c> returns <see langword="false"/> only when the inner stream
+    /// ended on its own and the run <see cref="RunEndReason.Completed"/>. It throws <see cref="RunTimedOutException"/>
+    /// when the deadline cut the stream off and it settled within the grace period; <see cref="RunEvictedException"/>
+    /// at deadline + grace when a pending inner call did not settle (the consumer never hangs);
+    /// <see cref="OperationCanceledException"/> carrying the caller's token once the run has ended (within one grace
+    /// period) after the caller cancelled, even if the inner stream ignores its token; an
+    /// <see cref="OperationCanceledException"/> when the run was aborted, superseded or the registry disposed; and the
+    /// inner stream's own exception, the run ending <see cref="RunEndReason.Faulted"/>.
+    /// <see cref="SessionBusyException"/> is thrown by the first <c>MoveNextAsync</c>.
+    /// Stopping early (<c>break</c>, disposing the enumerator) cancels the inner stream's token at once and disposes it,
+    /// without aborting the run: if the disposal settles within the run's grace period the run ends
+    /// <see cref="RunEndReason.Completed"/> (the consumer chose to stop; that is not a failure; a disposal that throws
+    /// makes it <see cref="RunEndReason.Faulted"/> and <c>DisposeAsync</c> rethrows); if not, <c>DisposeAsync</c>
+    /// returns at the grace period and the run ends <see cref="RunEndReason.Aborted"/> at once, the disposal going on in
+    /// the background. So <c>DisposeAsync</c> never waits past the grace period, and never for the run's timeout. With a
+    /// zero grace period the registry evicts any aborted run at once, so there a disposal that does not settle at once
+    /// ends the run <see cref="RunEndReason.ForceEvicted"/> and in the abandoned ledger until it settles.
     /// </returns>
-    /// <exception cref="ArgumentNullException"><paramref name="messages"/> is <see langword="null"/>.</exception>
-    /// <exception cref="ArgumentException">The session id is empty, white space or too long.</exception>
     public override IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(messages);
