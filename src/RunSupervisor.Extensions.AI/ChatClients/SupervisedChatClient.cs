@@ -37,7 +37,7 @@ public sealed class SupervisedChatClient : DelegatingChatClient
     /// <param name="options">The options; <see langword="null"/> for the defaults. Read once, here.</param>
     /// <param name="loggerFactory">Creates the logger for unsupervised calls; <see langword="null"/> for no logging.</param>
     /// <exception cref="ArgumentNullException"><paramref name="innerClient"/> or <paramref name="registry"/> is <see langword="null"/>.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><see cref="SupervisedChatClientOptions.BusyBehavior"/> is not a defined value.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="SupervisedChatClientOptions.BusyBehavior"/> is not a defined value, or a value of <see cref="SupervisedChatClientOptions.RunStartOptions"/> is out of the registry's range (checked here, not at the first call).</exception>
     /// <exception cref="ArgumentException"><see cref="SupervisedChatClientOptions.RunStartOptions"/> sets <see cref="RunStartOptions.WhenBusy"/>.</exception>
     public SupervisedChatClient(IChatClient innerClient, ActiveRunRegistry registry, SupervisedChatClientOptions? options = null, ILoggerFactory? loggerFactory = null)
         : base(innerClient)
@@ -46,7 +46,7 @@ public sealed class SupervisedChatClient : DelegatingChatClient
         options ??= new SupervisedChatClientOptions();
         if (!Enum.IsDefined(options.BusyBehavior))
         {
-            throw new ArgumentOutOfRangeException(nameof(options), options.BusyBehavior, "SupervisedChatClientOptions.BusyBehavior must be Reject or Supersede.");
+            throw new ArgumentOutOfRangeException(nameof(options), options.BusyBehavior, "SupervisedChatClientOptions.BusyBehavior must be Reject, Supersede or Wait.");
         }
 
         if (options.RunStartOptions is { WhenBusy: not SessionBusyBehavior.Reject })
@@ -59,10 +59,25 @@ public sealed class SupervisedChatClient : DelegatingChatClient
 
         // Copied into one object up front: per call it is only read, and later changes to the options do not leak in.
         RunStartOptions? perRun = options.RunStartOptions;
-        bool supersede = options.BusyBehavior == SessionBusyBehavior.Supersede;
-        _runStartOptions = perRun is null && !supersede
+        _runStartOptions = perRun is null && options.BusyBehavior == SessionBusyBehavior.Reject
             ? null
-            : new RunStartOptions { Timeout = perRun?.Timeout, GracePeriod = perRun?.GracePeriod, WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject };
+            : new RunStartOptions
+            {
+                Timeout = perRun?.Timeout,
+                GracePeriod = perRun?.GracePeriod,
+                QueueTimeout = perRun?.QueueTimeout,
+                IdleTimeout = perRun?.IdleTimeout,
+                Background = perRun?.Background ?? false,
+                Lane = perRun?.Lane,
+                WhenBusy = options.BusyBehavior,
+            };
+
+        // Validated against the registry now: an invalid value fails the build of the client, not every call.
+        if (_runStartOptions is not null)
+        {
+            registry.ValidateStartOptions(_runStartOptions);
+        }
+
         _logger = loggerFactory?.CreateLogger<SupervisedChatClient>() ?? NullLogger<SupervisedChatClient>.Instance;
     }
 

@@ -23,14 +23,16 @@ public sealed class SupervisedChatClientOptions
 
     /// <summary>
     /// Gets or sets what a call does when its session already has an active run: fail with
-    /// <see cref="SessionBusyException"/> (<see cref="SessionBusyBehavior.Reject"/>, the default) or supersede it
-    /// (<see cref="SessionBusyBehavior.Supersede"/>).
+    /// <see cref="SessionBusyException"/> (<see cref="SessionBusyBehavior.Reject"/>, the default), supersede it
+    /// (<see cref="SessionBusyBehavior.Supersede"/>), or wait for it to end (<see cref="SessionBusyBehavior.Wait"/>, at most
+    /// <see cref="RunStartOptions.QueueTimeout"/>; streaming calls wait in their first <c>MoveNextAsync</c>).
     /// </summary>
     public SessionBusyBehavior BusyBehavior { get; set; } = SessionBusyBehavior.Reject;
 
     /// <summary>
-    /// Gets or sets per-run overrides of the registry's timeout and grace period for every supervised call of this
-    /// client; <see langword="null"/> (the default) uses the registry's options. Its
+    /// Gets or sets per-run overrides (timeout, grace period, queue timeout, idle timeout, background, lane) for every
+    /// supervised call of this client; <see langword="null"/> (the default) uses the registry's options. Validated when
+    /// the client is built. Each streamed update is progress for <see cref="RunStartOptions.IdleTimeout"/>. Its
     /// <see cref="RunStartOptions.WhenBusy"/> must be left at <see cref="SessionBusyBehavior.Reject"/>: use <see cref="BusyBehavior"/>.
     /// </summary>
     public RunStartOptions? RunStartOptions { get; set; }

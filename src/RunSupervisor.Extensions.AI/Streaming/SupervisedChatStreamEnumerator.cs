@@ -98,7 +98,7 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
 
         if (_state == State.NotStarted)
         {
-            Start();
+            await StartAsync().ConfigureAwait(false);
         }
 
         RunHandle run = _run!;
@@ -106,6 +106,8 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
         {
             // On the thread pool: an inner stream that blocks its thread must not block the consumer, whose wait is
             // bounded by the watchdog through the race below.
+            // The consumer asking for more is the provider's turn: its idle clock runs only while the inner call is pending.
+            run.ReportProgress();
             Task<bool> step = StepAsync(run, Task.Run(MoveInnerAsync, CancellationToken.None));
             if (!step.IsCompleted)
             {
@@ -118,6 +120,8 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
             {
                 if (!ShouldStop(run))
                 {
+                    // A streamed update is progress: the idle timeout is a stream idle timeout, distinct from the deadline.
+                    run.ReportProgress();
                     _current = _next;
                     return true;
                 }
@@ -196,13 +200,13 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
 
     private static TimeSpan GracePeriod(RunHandle run) => TimeSpan.FromTicks(run.Entry.GraceTicks);
 
-    private void Start()
+    private async ValueTask StartAsync()
     {
         // Finished until the run has started: a failed start leaves nothing to clean up.
         _state = State.Finished;
         _stream.CancellationToken.ThrowIfCancellationRequested();
         _enumeratorToken.ThrowIfCancellationRequested();
-        RunHandle run = _stream.Registry.Start(_stream.SessionId, _stream.RunStartOptions);
+        RunHandle run = await StartRunAsync().ConfigureAwait(false);
         _run = run;
         _context = new RunContext(run.Entry);
         _innerStop = CancellationTokenSource.CreateLinkedTokenSource(run.AbortToken);
@@ -213,6 +217,27 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
         _abortRegistration = run.AbortToken.UnsafeRegister(OnAbortedCallback, this);
         _streamTokenRegistration = AbortOnCancel(run, _stream.CancellationToken);
         _enumeratorTokenRegistration = AbortOnCancel(run, _enumeratorToken);
+    }
+
+    /// <summary>Starts the run; with <see cref="SessionBusyBehavior.Wait"/> it may wait, cancelled by either of the caller's tokens.</summary>
+    private async ValueTask<RunHandle> StartRunAsync()
+    {
+        if (!_enumeratorToken.CanBeCanceled || !_stream.CancellationToken.CanBeCanceled)
+        {
+            CancellationToken token = _enumeratorToken.CanBeCanceled ? _enumeratorToken : _stream.CancellationToken;
+            return await _stream.Registry.StartAsync(_stream.SessionId, _stream.RunStartOptions, token).ConfigureAwait(false);
+        }
+
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(_stream.CancellationToken, _enumeratorToken);
+        try
+        {
+            return await _stream.Registry.StartAsync(_stream.SessionId, _stream.RunStartOptions, either.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (CallerCancelled())
+        {
+            // The consumer hears its own token, not the link between its two.
+            throw new OperationCanceledException("The call was cancelled while it waited for admission; it never ran.", CallerToken());
+        }
     }
 
     private CancellationToken CallerToken() =>

@@ -98,6 +98,9 @@ public sealed partial class ActiveRunRegistry
         ? RunQueueFullException.LaneFull(sessionId, _table.Lanes.Names[refusal.Spec.Lane], refusal.Result.Limit)
         : new SessionBusyException(sessionId, refusal.Result.Current?.RunId ?? 0);
 
+    /// <summary>Throws what a start with <paramref name="options"/> would throw for them; for adapters that fix their options up front.</summary>
+    internal void ValidateStartOptions(RunStartOptions options) => _ = ResolveStartOptions(options);
+
     private StartSpec ResolveStartOptions(RunStartOptions options)
     {
         TimeSpan timeout = options.Timeout ?? _runTimeout;
