@@ -1,3 +1,5 @@
+using RunSupervisor.Leasing;
+
 namespace RunSupervisor;
 
 /// <summary>
@@ -80,4 +82,10 @@ public sealed class RunSupervisorOptions
     /// Per start: <see cref="RunStartOptions.IdleTimeout"/>.
     /// </summary>
     public TimeSpan? IdleTimeout { get; set; }
+
+    /// <summary>
+    /// Gets how the registry uses its lease store (<see cref="IRunLeaseStore"/>), when it has one: time to live, renew
+    /// interval, safety margin, timeouts, and what to do when the store is unreachable. Bound from <c>RunSupervisor:Lease</c>.
+    /// </summary>
+    public RunLeaseOptions Lease { get; } = new();
 }

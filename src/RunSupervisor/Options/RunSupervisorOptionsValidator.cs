@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Options;
+using RunSupervisor.Leasing;
 
 namespace RunSupervisor;
 
@@ -77,6 +78,7 @@ internal sealed class RunSupervisorOptionsValidator : IValidateOptions<RunSuperv
             Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.IdleTimeout must be null (off) or greater than 00:00:00 and at most {0} (was {1}).", RunSupervisorOptions.RunTimeoutLimit, idle));
         }
 
+        ValidateLease(options.Lease, ref failures);
         return failures is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
@@ -87,6 +89,50 @@ internal sealed class RunSupervisorOptionsValidator : IValidateOptions<RunSuperv
         if (result.Failed)
         {
             throw new OptionsValidationException(Microsoft.Extensions.Options.Options.DefaultName, typeof(RunSupervisorOptions), result.Failures);
+        }
+    }
+
+    private static void ValidateLease(RunLeaseOptions lease, ref List<string>? failures)
+    {
+        if (lease is null)
+        {
+            Add(ref failures, "RunSupervisorOptions.Lease must not be null.");
+            return;
+        }
+
+        if (lease.LeaseTtl < TimeSpan.FromSeconds(1) || lease.LeaseTtl > TimeSpan.FromHours(1))
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.Lease.LeaseTtl must be between 00:00:01 and 01:00:00 (was {0}).", lease.LeaseTtl));
+        }
+
+        if (lease.LeaseSafetyMargin < TimeSpan.Zero || lease.LeaseSafetyMargin >= lease.LeaseTtl)
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.Lease.LeaseSafetyMargin must be at least 00:00:00 and less than LeaseTtl ({0}) (was {1}).", lease.LeaseTtl, lease.LeaseSafetyMargin));
+        }
+        else if (lease.RenewInterval <= TimeSpan.Zero || lease.RenewInterval >= (lease.LeaseTtl - lease.LeaseSafetyMargin) / 2)
+        {
+            // Two renew attempts fit in every validity window, so one lost renew never costs a lease.
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.Lease.RenewInterval must be greater than 00:00:00 and less than (LeaseTtl - LeaseSafetyMargin) / 2 = {0} (was {1}).", (lease.LeaseTtl - lease.LeaseSafetyMargin) / 2, lease.RenewInterval));
+        }
+
+        if (lease.AcquireTimeout <= TimeSpan.Zero || lease.AcquireTimeout > lease.LeaseTtl)
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.Lease.AcquireTimeout must be greater than 00:00:00 and at most LeaseTtl ({0}) (was {1}).", lease.LeaseTtl, lease.AcquireTimeout));
+        }
+
+        if (lease.RemoteIdlePollInterval <= TimeSpan.Zero || lease.RemoteIdlePollInterval > TimeSpan.FromHours(1))
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.Lease.RemoteIdlePollInterval must be greater than 00:00:00 and at most 01:00:00 (was {0}).", lease.RemoteIdlePollInterval));
+        }
+
+        if (!Enum.IsDefined(lease.OnStoreUnavailable))
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.Lease.OnStoreUnavailable must be FailClosed or FailOpen (was {0}).", lease.OnStoreUnavailable));
+        }
+
+        if (lease.HostId is { } hostId && (string.IsNullOrWhiteSpace(hostId) || hostId.Length > 200))
+        {
+            Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.Lease.HostId must be null (generated) or 1 to 200 characters, not only white space (was '{0}').", hostId));
         }
     }
 

@@ -35,4 +35,11 @@ public enum RunEndReason
     /// (<see cref="RunStartOptions.IdleTimeout"/>), its abort token was cancelled, and it was released within its grace period.
     /// </summary>
     Stalled,
+
+    /// <summary>
+    /// The run's lease (<see cref="Leasing.IRunLeaseStore"/>) expired, was taken over by another host, or could not be
+    /// confirmed in time: the session may already be another host's, so the run left the registry at once, with no grace
+    /// period, and its abort token was cancelled.
+    /// </summary>
+    LeaseLost,
 }
