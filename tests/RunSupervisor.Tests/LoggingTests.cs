@@ -37,6 +37,14 @@ public sealed class LoggingTests
         (20, "QueueFull", LogLevel.Warning),
         (21, "RunPreempted", LogLevel.Information),
         (22, "RunStalled", LogLevel.Warning),
+        (23, "LeaseAcquired", LogLevel.Debug),
+        (24, "LeaseHeldElsewhere", LogLevel.Information),
+        (25, "LeaseLost", LogLevel.Warning),
+        (26, "LeaseStoreUnavailable", LogLevel.Warning),
+        (27, "UnfencedStart", LogLevel.Warning),
+        (28, "LeaseRenewFailed", LogLevel.Warning),
+        (29, "RemoteSupersede", LogLevel.Information),
+        (30, "LeaseReleaseFailed", LogLevel.Debug),
     ];
 
     public static TheoryData<int, string, LogLevel> PinnedRows()

@@ -54,6 +54,15 @@ public sealed class RunSupervisorOptionsTests
             ["MaxRunDuration", "at most 365.00:00:00"]),
         ["MaxAbandonedRuns zero"] = (o => o.MaxAbandonedRuns = 0, ["MaxAbandonedRuns", "at least 1"]),
         ["MaxAbandonedRuns negative"] = (o => o.MaxAbandonedRuns = -5, ["MaxAbandonedRuns", "at least 1"]),
+        ["Lease.LeaseTtl over an hour"] = (o => o.Lease.LeaseTtl = TimeSpan.FromHours(1) + Tick, ["Lease.LeaseTtl", "between 00:00:01 and 01:00:00"]),
+        ["Lease.LeaseSafetyMargin not below the TTL"] = (o => o.Lease.LeaseSafetyMargin = o.Lease.LeaseTtl, ["Lease.LeaseSafetyMargin", "less than LeaseTtl (00:00:15)"]),
+        ["Lease.RenewInterval not below half the validity"] = (o => o.Lease.RenewInterval = TimeSpan.FromSeconds(7), ["Lease.RenewInterval", "less than (LeaseTtl - LeaseSafetyMargin) / 2 = 00:00:07"]),
+        ["Lease.RenewInterval zero"] = (o => o.Lease.RenewInterval = TimeSpan.Zero, ["Lease.RenewInterval", "greater than 00:00:00"]),
+        ["Lease.AcquireTimeout over the TTL"] = (o => o.Lease.AcquireTimeout = TimeSpan.FromSeconds(15) + Tick, ["Lease.AcquireTimeout", "at most LeaseTtl (00:00:15)"]),
+        ["Lease.RemoteIdlePollInterval zero"] = (o => o.Lease.RemoteIdlePollInterval = TimeSpan.Zero, ["Lease.RemoteIdlePollInterval", "greater than 00:00:00"]),
+        ["Lease.OnStoreUnavailable undefined"] = (o => o.Lease.OnStoreUnavailable = (RunSupervisor.Leasing.StoreUnavailableBehavior)7, ["Lease.OnStoreUnavailable", "FailClosed or FailOpen"]),
+        ["Lease.HostId white space"] = (o => o.Lease.HostId = "  ", ["Lease.HostId", "1 to 200 characters"]),
+        ["Lease.HostId too long"] = (o => o.Lease.HostId = new string('h', 201), ["Lease.HostId", "1 to 200 characters"]),
     };
 
     private static readonly Dictionary<string, Action<RunSupervisorOptions>> BoundaryCases = new()
@@ -65,6 +74,10 @@ public sealed class RunSupervisorOptionsTests
         ["GracePeriod zero"] = o => o.GracePeriod = TimeSpan.Zero,
         ["GracePeriod exactly 24 days"] = o => o.GracePeriod = TwentyFourDays,
         ["MaxAbandonedRuns one"] = o => o.MaxAbandonedRuns = 1,
+        ["Lease.RenewInterval just below half the validity"] = o => o.Lease.RenewInterval = TimeSpan.FromSeconds(7) - Tick,
+        ["Lease.LeaseSafetyMargin zero"] = o => o.Lease.LeaseSafetyMargin = TimeSpan.Zero,
+        ["Lease.AcquireTimeout equal to the TTL"] = o => o.Lease.AcquireTimeout = TimeSpan.FromSeconds(15),
+        ["Lease.HostId 200 characters"] = o => o.Lease.HostId = new string('h', 200),
     };
 
     public static TheoryData<string, Route> InvalidCasesByRoute() => Cross(InvalidCases.Keys);
@@ -93,6 +106,13 @@ public sealed class RunSupervisorOptionsTests
         options.MaxAbandonedRuns.Should().Be(1000);
         RunSupervisorOptions.RunTimeoutLimit.Should().Be(TwentyFourDays);
         RunSupervisorOptions.GracePeriodLimit.Should().Be(TwentyFourDays);
+        options.Lease.LeaseTtl.Should().Be(TimeSpan.FromSeconds(15));
+        options.Lease.RenewInterval.Should().Be(TimeSpan.FromSeconds(5));
+        options.Lease.LeaseSafetyMargin.Should().Be(TimeSpan.FromSeconds(1));
+        options.Lease.AcquireTimeout.Should().Be(TimeSpan.FromSeconds(2));
+        options.Lease.RemoteIdlePollInterval.Should().Be(TimeSpan.FromSeconds(5));
+        options.Lease.OnStoreUnavailable.Should().Be(RunSupervisor.Leasing.StoreUnavailableBehavior.FailClosed);
+        options.Lease.HostId.Should().BeNull();
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using RunSupervisor;
+using RunSupervisor.Leasing;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -12,7 +13,8 @@ public static class RunSupervisorServiceCollectionExtensions
     /// <summary>
     /// Adds <see cref="ActiveRunRegistry"/> and <see cref="HeartbeatQueuePolicy"/> as singletons, the options
     /// with validation, and <see cref="TimeProvider.System"/> unless a <see cref="TimeProvider"/> is already
-    /// registered. Calling it more than once registers nothing twice.
+    /// registered. A registered <see cref="IRunLeaseStore"/> makes runs exclusive across hosts. Calling it more than
+    /// once registers nothing twice.
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <returns>The same service collection.</returns>
@@ -26,7 +28,8 @@ public static class RunSupervisorServiceCollectionExtensions
         services.TryAddSingleton(static sp => new ActiveRunRegistry(
             sp.GetRequiredService<IOptions<RunSupervisorOptions>>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<ILogger<ActiveRunRegistry>>() ?? NullLogger<ActiveRunRegistry>.Instance));
+            sp.GetService<ILogger<ActiveRunRegistry>>() ?? NullLogger<ActiveRunRegistry>.Instance,
+            sp.GetService<IRunLeaseStore>()));
         services.TryAddSingleton(static sp => new HeartbeatQueuePolicy(
             sp.GetRequiredService<ActiveRunRegistry>(),
             sp.GetService<ILogger<HeartbeatQueuePolicy>>()));

@@ -20,4 +20,10 @@ internal enum EndTrigger
 
     /// <summary>The registry was disposed.</summary>
     Disposed,
+
+    /// <summary>The run's lease expired, was taken over, or could not be confirmed in time.</summary>
+    LeaseLost,
+
+    /// <summary>A leased start did not get its lease (held elsewhere, store unreachable, caller cancelled): it never ran.</summary>
+    Withdrawn,
 }

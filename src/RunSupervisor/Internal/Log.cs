@@ -95,4 +95,36 @@ internal static partial class Log
     [LoggerMessage(EventId = 22, EventName = "RunStalled", Level = LogLevel.Warning,
         Message = "Run {RunId} for session '{SessionId}' made no progress for {IdleTimeout}; abort sent, force eviction at {EvictAt:O} unless it settles.")]
     public static partial void RunStalled(this ILogger logger, string sessionId, long runId, TimeSpan idleTimeout, DateTimeOffset evictAt);
+
+    [LoggerMessage(EventId = 23, EventName = "LeaseAcquired", Level = LogLevel.Debug,
+        Message = "Run {RunId} for session '{SessionId}' holds the session's lease as host '{HostId}' (fencing token {FencingToken}).")]
+    public static partial void LeaseAcquired(this ILogger logger, string sessionId, long runId, string hostId, long fencingToken);
+
+    [LoggerMessage(EventId = 24, EventName = "LeaseHeldElsewhere", Level = LogLevel.Information,
+        Message = "A start for session '{SessionId}' found the session held by host '{OwnerHostId}' (fencing token {FencingToken}).")]
+    public static partial void LeaseHeldElsewhere(this ILogger logger, string sessionId, string ownerHostId, long fencingToken);
+
+    [LoggerMessage(EventId = 25, EventName = "LeaseLost", Level = LogLevel.Warning,
+        Message = "Run {RunId} for session '{SessionId}' (fencing token {FencingToken}) lost its lease and left the registry: {Detail}.")]
+    public static partial void LeaseLost(this ILogger logger, string sessionId, long runId, long fencingToken, string detail);
+
+    [LoggerMessage(EventId = 26, EventName = "LeaseStoreUnavailable", Level = LogLevel.Warning,
+        Message = "The run lease store did not answer for session '{SessionId}' ({Operation}); {Consequence}.")]
+    public static partial void LeaseStoreUnavailable(this ILogger logger, string sessionId, string operation, string consequence, Exception? exception);
+
+    [LoggerMessage(EventId = 27, EventName = "UnfencedStart", Level = LogLevel.Warning,
+        Message = "Run {RunId} for session '{SessionId}' started without a lease (OnStoreUnavailable = FailOpen): another host may run the session too.")]
+    public static partial void UnfencedStart(this ILogger logger, string sessionId, long runId);
+
+    [LoggerMessage(EventId = 28, EventName = "LeaseRenewFailed", Level = LogLevel.Warning,
+        Message = "Renewing {Count} run leases failed; each run keeps its lease until its local validity ends.")]
+    public static partial void LeaseRenewFailed(this ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(EventId = 29, EventName = "RemoteSupersede", Level = LogLevel.Information,
+        Message = "Run {RunId} for session '{SessionId}' was superseded by host '{NewHostId}' (fencing token {NewFencingToken}).")]
+    public static partial void RemoteSupersede(this ILogger logger, string sessionId, long runId, string newHostId, long newFencingToken);
+
+    [LoggerMessage(EventId = 30, EventName = "LeaseReleaseFailed", Level = LogLevel.Debug,
+        Message = "Releasing the lease of session '{SessionId}' (fencing token {FencingToken}) failed; it lapses one time to live after its last renew.")]
+    public static partial void LeaseReleaseFailed(this ILogger logger, string sessionId, long fencingToken, Exception exception);
 }

@@ -69,6 +69,7 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
     {
         Traced = RunSupervisorActivitySource.Source.HasListeners(),
         EndObserver = Observer,
+        Leased = Owner.HasLeaseStore,
     };
 
     /// <summary>Completes the caller's task; outside the gate, once the start has left the queue.</summary>

@@ -31,8 +31,10 @@ internal static class RunEnds
         {
             case EndTrigger.Superseded or EndTrigger.Preempted:
                 return RunEndReason.Superseded;
-            case EndTrigger.Disposed:
+            case EndTrigger.Disposed or EndTrigger.Withdrawn:
                 return RunEndReason.Aborted;
+            case EndTrigger.LeaseLost:
+                return RunEndReason.LeaseLost;
             case EndTrigger.Evicted:
                 // A provider that settled in time but whose continuation has not run yet is not a zombie: it ends with
                 // the outcome it really had.
@@ -82,6 +84,8 @@ internal static class RunEnds
                 return entry.ProviderTask?.Exception?.InnerException is { } fault
                     ? string.Create(CultureInfo.InvariantCulture, $"the provider faulted: {fault.GetType().Name}: {fault.Message}")
                     : "the provider faulted";
+            case RunEndReason.LeaseLost:
+                return "the lease was lost";
             case RunEndReason.ForceEvicted:
                 return string.Create(CultureInfo.InvariantCulture, $"evicted: the provider did not settle within {TimeSpan.FromTicks(entry.GraceTicks)} of the abort ({AbortDetail(entry)})");
         }
@@ -114,7 +118,7 @@ internal static class RunEnds
         RunEndReason reason = entry.EndReason;
         bool settled = providerTask is { IsCompleted: true };
         bool providerCancelled = settled && (providerTask!.IsCanceled || providerTask.Exception?.InnerException is OperationCanceledException);
-        if (callerToken.IsCancellationRequested && (!settled || providerCancelled || reason is RunEndReason.ForceEvicted or RunEndReason.Superseded))
+        if (callerToken.IsCancellationRequested && (!settled || providerCancelled || reason is RunEndReason.ForceEvicted or RunEndReason.Superseded or RunEndReason.LeaseLost))
         {
             // The caller asked to stop: it hears its own cancellation, whatever the run's reason in events and logs.
             return new OperationCanceledException(EndedMessage(entry, byCaller: true, settled), callerToken);
@@ -126,6 +130,9 @@ internal static class RunEnds
                 return new RunEvictedException(entry.SessionId, entry.RunId, entry.Age(entry.EndedAtTicks));
             case RunEndReason.Superseded:
                 return new OperationCanceledException(EndedMessage(entry, byCaller: false, settled), entry.Token);
+            case RunEndReason.LeaseLost:
+                // Whatever the provider produced, the session may already be another host's: its work is not to be trusted.
+                return new Leasing.RunLeaseLostException(entry.SessionId, entry.RunId, entry.FencingToken, entry.Detail, entry.Token);
         }
 
         if (!settled)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using RunSupervisor.Leasing;
 
 namespace RunSupervisor;
 
@@ -23,6 +24,9 @@ internal sealed class RunEntry : CancellationTokenSource
     private Activity? _activity;
     private long _deadlineTicks;
     private long _lastProgressTicks;
+    private long _leaseValidUntilTicks = long.MaxValue;
+    private volatile RunLease? _lease;
+    private readonly bool _leased;
     private int _completed;
     private volatile RunStatus _status;
 
@@ -53,8 +57,53 @@ internal sealed class RunEntry : CancellationTokenSource
     /// <summary>Gets or sets the run's id; assigned under the gate as the entry enters the table, before any reader can see it.</summary>
     public long RunId { get; set; }
 
-    /// <summary>Gets the fencing token: without a lease store, the run id itself.</summary>
-    public long FencingToken => RunId;
+    /// <summary>Gets the fencing token: the lease's, or without one (no store, or a start let through unfenced), the run id itself.</summary>
+    public long FencingToken => _lease?.FencingToken ?? RunId;
+
+    /// <summary>
+    /// Gets a value indicating whether the registry has a lease store: such a run is entered locally first, then its
+    /// lease is taken, and only then is its start published (<see cref="StartPublished"/>); a start the store refuses is
+    /// withdrawn without ever appearing as a run.
+    /// </summary>
+    public bool Leased
+    {
+        get => _leased;
+        init
+        {
+            _leased = value;
+            StartPublished = !value;
+        }
+    }
+
+    /// <summary>Gets or sets a value indicating whether the run's start has been (or is being) published; under the gate. Always true for a run without a store.</summary>
+    public bool StartPublished { get; set; } = true;
+
+    /// <summary>Gets or sets the run's lease, once taken; written under the gate, read lock-free.</summary>
+    public RunLease? Lease
+    {
+        get => _lease;
+        set => _lease = value;
+    }
+
+    /// <summary>Gets or sets a value indicating whether the run's lease is no longer its own (lost, or taken by another host): it is not released.</summary>
+    public bool LeaseForfeited { get; set; }
+
+    /// <summary>
+    /// Gets or sets the instant the run stops trusting its lease: the send time of its last confirmed renew plus the
+    /// time to live minus the safety margin; <see cref="long.MaxValue"/> without a lease. Only ever moves later.
+    /// </summary>
+    public long LeaseValidUntilTicks
+    {
+        get => Volatile.Read(ref _leaseValidUntilTicks);
+        set
+        {
+            long current = Volatile.Read(ref _leaseValidUntilTicks);
+            while ((current == long.MaxValue || value > current) && Interlocked.CompareExchange(ref _leaseValidUntilTicks, value, current) is long seen && seen != current)
+            {
+                current = seen;
+            }
+        }
+    }
 
     // Instants are ticks of the registry's monotonic clock (TimeProvider.GetTimestamp), so a wall-clock step never
     // delays or hastens an abort or an eviction. Wall-clock times are derived from the start's wall-clock reading.

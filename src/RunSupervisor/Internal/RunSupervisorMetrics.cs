@@ -13,6 +13,7 @@ internal sealed class RunSupervisorMetrics : IDisposable
     public const string EndReasonTag = "runsupervisor.end_reason";
     public const string LaneTag = "runsupervisor.lane";
     public const string QueueOutcomeTag = "runsupervisor.queue_outcome";
+    public const string LeaseCauseTag = "runsupervisor.lease_cause";
 
     private readonly Meter _meter;
 
@@ -30,7 +31,22 @@ internal sealed class RunSupervisorMetrics : IDisposable
         QueueLength = _meter.CreateUpDownCounter<long>("runsupervisor.queue.length", "{start}", "Starts waiting for admission, tagged by lane.");
         QueueWait = _meter.CreateHistogram<double>("runsupervisor.queue.wait", "s", "How long each waiting start waited, tagged by lane and outcome (admitted, timed_out, cancelled, queue_full, disposed).");
         RunsPreempted = _meter.CreateCounter<long>("runsupervisor.runs.preempted", "{run}", "Background runs superseded by a foreground start on their session.");
+        LeasesAcquired = _meter.CreateCounter<long>("runsupervisor.leases.acquired", "{lease}", "Run leases taken from the lease store.");
+        LeasesLost = _meter.CreateCounter<long>("runsupervisor.leases.lost", "{lease}", "Runs that lost their lease, tagged by cause (expired, missing, taken_over, superseded).");
+        LeaseStoreFailures = _meter.CreateCounter<long>("runsupervisor.leases.store_failures", "{call}", "Lease store calls that failed or timed out, tagged by operation.");
+        UnfencedStarts = _meter.CreateCounter<long>("runsupervisor.leases.unfenced_starts", "{run}", "Runs started without a lease because the store was unreachable (FailOpen).");
+        RenewBatchDuration = _meter.CreateHistogram<double>("runsupervisor.leases.renew_duration", "s", "How long each batched renew of this host's leases took.");
     }
+
+    public Counter<long> LeasesAcquired { get; }
+
+    public Counter<long> LeasesLost { get; }
+
+    public Counter<long> LeaseStoreFailures { get; }
+
+    public Counter<long> UnfencedStarts { get; }
+
+    public Histogram<double> RenewBatchDuration { get; }
 
     public UpDownCounter<long> ActiveRuns { get; }
 
@@ -83,6 +99,7 @@ internal sealed class RunSupervisorMetrics : IDisposable
             RunEndReason.Superseded => "superseded",
             RunEndReason.ForceEvicted => "force_evicted",
             RunEndReason.Stalled => "stalled",
+            RunEndReason.LeaseLost => "lease_lost",
             _ => "unknown",
         };
     }

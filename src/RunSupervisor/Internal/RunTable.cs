@@ -255,7 +255,12 @@ internal sealed class RunTable
     /// entry (or replaced by <paramref name="replacement"/>), so a stale caller can never touch a newer run. A run that
     /// leaves while its provider is pending, by eviction or supersede, goes to the abandoned ledger.
     /// </summary>
-    public Left LeaveLocked(RunEntry entry, EndTrigger trigger, long nowTicks, RunEntry? replacement = null)
+    /// <param name="entry">The run.</param>
+    /// <param name="trigger">What made it leave.</param>
+    /// <param name="nowTicks">Now.</param>
+    /// <param name="replacement">The run that replaces it in place, for a local supersede.</param>
+    /// <param name="detail">The end's detail when the trigger alone cannot say it (a lease lost, a supersede from another host).</param>
+    public Left LeaveLocked(RunEntry entry, EndTrigger trigger, long nowTicks, RunEntry? replacement = null, string? detail = null)
     {
         Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
         bool removed = replacement is null ? _sessions.TryRemove(entry) : _sessions.TryReplace(entry, replacement);
@@ -268,10 +273,10 @@ internal sealed class RunTable
         _laneActive[entry.Lane]--;
         RunEndReason reason = RunEnds.Decide(entry, trigger);
         long replacementRunId = replacement?.RunId ?? 0;
-        entry.MarkEnded(reason, RunEnds.Describe(entry, reason, trigger, replacementRunId), nowTicks);
+        entry.MarkEnded(reason, detail ?? RunEnds.Describe(entry, reason, trigger, replacementRunId), nowTicks);
         AbandonedRunInfo? forgotten = null;
         bool providerPending = entry.ProviderTask is { IsCompleted: false } || (entry.ProviderTask is null && !entry.Released);
-        if (providerPending && reason is RunEndReason.ForceEvicted or RunEndReason.Superseded)
+        if (providerPending && entry.StartPublished && reason is RunEndReason.ForceEvicted or RunEndReason.Superseded or RunEndReason.LeaseLost)
         {
             forgotten = _ledger.Add(new AbandonedRunInfo(entry.SessionId, entry.RunId, entry.StartedAt, entry.ToWallClock(nowTicks)));
             entry.Abandoned = true;
@@ -284,10 +289,34 @@ internal sealed class RunTable
         }
 
         AdmitWaitingLocked(nowTicks);
-        bool cancel = trigger is EndTrigger.Evicted or EndTrigger.Superseded or EndTrigger.Preempted or EndTrigger.Disposed;
+        bool cancel = trigger is EndTrigger.Evicted or EndTrigger.Superseded or EndTrigger.Preempted or EndTrigger.Disposed or EndTrigger.LeaseLost or EndTrigger.Withdrawn;
         bool sessionIdle = replacement is null && trigger != EndTrigger.Disposed
             && _sessions.Find(entry.SessionId, entry.SessionHash) is null && _queue.CountFor(entry.SessionId) == 0;
-        return new Left(entry, cancel, sessionIdle, forgotten);
+        return new Left(entry, cancel, sessionIdle, forgotten, quiet: !entry.StartPublished);
+    }
+
+    /// <summary>
+    /// Marks a leased run's start as published now that its lease is held; under the gate, so a concurrent end sees
+    /// either an unpublished run (and leaves quietly) or a published one (and is published).
+    /// </summary>
+    /// <returns><see langword="true"/> if the run is still current and its start is now to be published.</returns>
+    public bool ConfirmStartLocked(RunEntry entry, Leasing.RunLease? lease, long validUntilTicks)
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        Debug.Assert(entry.Leased && !entry.StartPublished, "Only a leased run awaiting its lease is confirmed.");
+        if (entry.HasEnded || !IsCurrent(entry))
+        {
+            return false;
+        }
+
+        entry.Lease = lease;
+        if (lease is not null)
+        {
+            entry.LeaseValidUntilTicks = validUntilTicks;
+        }
+
+        entry.StartPublished = true;
+        return true;
     }
 
     /// <summary>Marks the handle released; returns whether this was the first release.</summary>
@@ -542,11 +571,12 @@ internal readonly struct EnterResult
     public Left Superseded { get; }
 }
 
-/// <summary>What <see cref="RunTable.LeaveLocked(RunEntry, EndTrigger, long, RunEntry?)"/> did: the input to publishing.</summary>
+/// <summary>What <see cref="RunTable.LeaveLocked(RunEntry, EndTrigger, long, RunEntry?, string?)"/> did: the input to publishing.</summary>
 internal readonly struct Left
 {
-    public Left(RunEntry entry, bool cancel, bool sessionIdle, AbandonedRunInfo? forgotten)
+    public Left(RunEntry entry, bool cancel, bool sessionIdle, AbandonedRunInfo? forgotten, bool quiet = false)
     {
+        Quiet = quiet;
         Entry = entry;
         Cancel = cancel;
         SessionIdle = sessionIdle;
@@ -567,4 +597,10 @@ internal readonly struct Left
 
     /// <summary>Gets the ledger entry a full ledger forgot to make room for this run, if any.</summary>
     public AbandonedRunInfo? Forgotten { get; }
+
+    /// <summary>
+    /// Gets a value indicating whether the run's start was never published (a leased start that did not get its lease):
+    /// it leaves without a trace in events, logs and metrics, as it never appeared in them.
+    /// </summary>
+    public bool Quiet { get; }
 }

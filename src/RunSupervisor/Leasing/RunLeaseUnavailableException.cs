@@ -14,7 +14,7 @@ public sealed class RunLeaseUnavailableException : InvalidOperationException
     /// <param name="sessionId">The session whose lease could not be taken or read.</param>
     /// <param name="innerException">What the store threw, or the timeout; <see langword="null"/> when none.</param>
     public RunLeaseUnavailableException(string sessionId, Exception? innerException = null)
-        : base(string.Format(CultureInfo.InvariantCulture, "The run lease store is unavailable: the lease for session '{0}' could not be taken{1}.", sessionId, innerException is null ? string.Empty : ": " + innerException.Message), innerException)
+        : base(string.Format(CultureInfo.InvariantCulture, "The run lease store is unavailable for session '{0}'{1}.", sessionId, innerException is null ? string.Empty : ": " + innerException.Message), innerException)
     {
         SessionId = sessionId;
     }

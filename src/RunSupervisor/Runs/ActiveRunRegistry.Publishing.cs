@@ -7,8 +7,24 @@ namespace RunSupervisor;
 public sealed partial class ActiveRunRegistry
 {
     /// <summary>Publishes a run's start (and the end of the run it superseded).</summary>
+    /// <remarks>
+    /// A leased run's own start is published only once its lease is held (<see cref="RunEntry.StartPublished"/>); until
+    /// then only the end of the run it superseded is, and the watchdog is armed for its deadline all the same.
+    /// </remarks>
     private void PublishStart(RunEntry entry, Left superseded)
     {
+        if (entry.Leased && !entry.StartPublished)
+        {
+            if (superseded.HasLeft)
+            {
+                _logger.RunSuperseded(entry.SessionId, superseded.Entry.RunId, entry.RunId);
+                Publish(superseded);
+            }
+
+            _watchdog.ScheduleNoLaterThan(entry.DueTicks);
+            return;
+        }
+
         StartActivity(entry);
         Metrics.RunsStarted.Add(1);
         Metrics.ActiveRuns.Add(1);
@@ -47,6 +63,19 @@ public sealed partial class ActiveRunRegistry
         if (left.Cancel)
         {
             CancelOffThisThread(entry);
+        }
+
+        if (left.Quiet)
+        {
+            // A leased start withdrawn before its lease was held: it never appeared as a run, so it leaves no trace.
+            NotifyEndListeners(entry.SessionId, left.SessionIdle);
+            entry.Complete();
+            return;
+        }
+
+        if (entry.Lease is { } lease && !entry.LeaseForfeited)
+        {
+            ReleaseLease(lease);
         }
 
         string? detail = entry.Detail;

@@ -11,6 +11,11 @@ public sealed partial class ActiveRunRegistry
     {
         SessionIds.Validate(sessionId);
         ThrowIfDisposed();
+        if (!mayWait && _leaseStore is not null)
+        {
+            throw new InvalidOperationException("This registry has a lease store: a start must wait for the store's answer. Use StartAsync (or RunAsync) instead of Start and TryStart.");
+        }
+
         StartSpec spec = options is null ? _defaultSpec : ResolveStartOptions(options);
 
         // The synchronous starts never wait: to them, Wait is Reject.
@@ -31,6 +36,7 @@ public sealed partial class ActiveRunRegistry
             // Decided before the run is published, so whichever thread ends it knows without a fence whether to look for an activity.
             Traced = RunSupervisorActivitySource.Source.HasListeners(),
             EndObserver = observer,
+            Leased = _leaseStore is not null,
         };
         EnterResult result;
         PendingStart? waiter = null;
@@ -80,8 +86,12 @@ public sealed partial class ActiveRunRegistry
         return result.Entered ? new RunHandle(entry) : null;
     }
 
-    /// <summary>Starts a run that may wait: completes at once when admitted (or refused) at once.</summary>
+    /// <summary>Starts a run that may wait: through the lease store when there is one, else <see cref="StartLocalAsync"/>.</summary>
     private ValueTask<RunHandle> StartAsyncCore(string sessionId, RunStartOptions? options, IRunEndObserver? observer, CancellationToken cancellationToken)
+        => _leaseStore is null ? StartLocalAsync(sessionId, options, observer, cancellationToken) : StartLeasedAsync(sessionId, options, observer, cancellationToken);
+
+    /// <summary>Starts a run that may wait, in this process: completes at once when admitted (or refused) at once.</summary>
+    private ValueTask<RunHandle> StartLocalAsync(string sessionId, RunStartOptions? options, IRunEndObserver? observer, CancellationToken cancellationToken)
     {
         RunHandle? handle = StartCore(sessionId, options, observer, mayWait: true, cancellationToken, out StartRefusal refusal);
         if (handle is not null)
@@ -96,7 +106,9 @@ public sealed partial class ActiveRunRegistry
 
     private Exception RefusalException(string sessionId, in StartRefusal refusal) => refusal.Result.Outcome == EnterOutcome.Full
         ? RunQueueFullException.LaneFull(sessionId, _table.Lanes.Names[refusal.Spec.Lane], refusal.Result.Limit)
-        : new SessionBusyException(sessionId, refusal.Result.Current?.RunId ?? 0);
+        : refusal.Result.Current is { } current
+            ? new SessionBusyException(sessionId, current.RunId, current.FencingToken, _leaseStore is null ? null : _hostId)
+            : new SessionBusyException(sessionId, 0);
 
     /// <summary>Throws what a start with <paramref name="options"/> would throw for them; for adapters that fix their options up front.</summary>
     internal void ValidateStartOptions(RunStartOptions options) => _ = ResolveStartOptions(options);

@@ -87,6 +87,8 @@ public sealed partial class ActiveRunRegistry
             }
         }
 
+        next = Math.Min(next, LeaseTick(now));
+
         // A timer that fired before the instant it was armed for rounds to milliseconds (the system timer does);
         // re-arming it for less than a millisecond would spin until the due instant.
         _watchdog.ScheduleNoLaterThan(next, minimumDelay: armedFor != long.MaxValue && now < armedFor);

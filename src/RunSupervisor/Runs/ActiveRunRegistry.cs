@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using RunSupervisor.Leasing;
 
 namespace RunSupervisor;
 
@@ -42,9 +43,13 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <param name="options">The options; validated here.</param>
     /// <param name="timeProvider">The source of all time: deadlines, grace periods and waits.</param>
     /// <param name="logger">The logger for run transitions.</param>
-    /// <exception cref="ArgumentNullException">An argument is <see langword="null"/>.</exception>
+    /// <param name="leaseStore">
+    /// The lease store that makes a session's run exclusive across hosts; <see langword="null"/> for one process. With a
+    /// store, starts are asynchronous (<see cref="StartAsync(string, RunStartOptions?, CancellationToken)"/>, <see cref="RunAsync{T}(string, Func{CancellationToken, Task{T}}, RunStartOptions?, CancellationToken)"/>).
+    /// </param>
+    /// <exception cref="ArgumentNullException">An argument other than <paramref name="leaseStore"/> is <see langword="null"/>.</exception>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names the option and its allowed range.</exception>
-    public ActiveRunRegistry(IOptions<RunSupervisorOptions> options, TimeProvider timeProvider, ILogger<ActiveRunRegistry> logger)
+    public ActiveRunRegistry(IOptions<RunSupervisorOptions> options, TimeProvider timeProvider, ILogger<ActiveRunRegistry> logger, IRunLeaseStore? leaseStore = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(timeProvider);
@@ -66,18 +71,35 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         _table = new RunTable(_maxAbandonedRuns, new LaneSet(value.Lanes), value.MaxActiveRuns, value.MaxQueuedPerSession, value.QueueOverflow);
         Metrics = new RunSupervisorMetrics();
         _watchdog = new WatchdogTimer(_clock, static state => ((ActiveRunRegistry)state!).OnWatchdogTick(), this);
+
+        RunLeaseOptions lease = value.Lease;
+        _leaseStore = leaseStore;
+        _hostId = lease.HostId ?? NewHostId();
+        _leaseTtl = lease.LeaseTtl;
+        _renewInterval = lease.RenewInterval;
+        _leaseSafetyMargin = lease.LeaseSafetyMargin;
+        _storeTimeout = lease.AcquireTimeout;
+        _remotePollInterval = lease.RemoteIdlePollInterval;
+        _failOpen = lease.OnStoreUnavailable == StoreUnavailableBehavior.FailOpen;
+        if (leaseStore is not null)
+        {
+            _remoteWaits = new(StringComparer.Ordinal);
+            _subscriptionLock = new();
+        }
     }
 
     /// <summary>Initializes a new instance of the <see cref="ActiveRunRegistry"/> class without dependency injection.</summary>
     /// <param name="options">The options; <see langword="null"/> for the defaults. Validated here.</param>
     /// <param name="timeProvider">The source of all time; <see langword="null"/> for <see cref="TimeProvider.System"/>.</param>
     /// <param name="loggerFactory">The logger factory; <see langword="null"/> for no logging.</param>
+    /// <param name="leaseStore">The lease store that makes a session's run exclusive across hosts; <see langword="null"/> for one process.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names the option and its allowed range.</exception>
-    public ActiveRunRegistry(RunSupervisorOptions? options = null, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
+    public ActiveRunRegistry(RunSupervisorOptions? options = null, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null, IRunLeaseStore? leaseStore = null)
         : this(
             Microsoft.Extensions.Options.Options.Create(options ?? new RunSupervisorOptions()),
             timeProvider ?? TimeProvider.System,
-            loggerFactory?.CreateLogger<ActiveRunRegistry>() ?? NullLogger<ActiveRunRegistry>.Instance)
+            loggerFactory?.CreateLogger<ActiveRunRegistry>() ?? NullLogger<ActiveRunRegistry>.Instance,
+            leaseStore)
     {
     }
 
@@ -135,6 +157,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <exception cref="SessionBusyException">The session has an active run and <see cref="RunStartOptions.WhenBusy"/> is not <see cref="SessionBusyBehavior.Supersede"/> (this method never waits), unless the run is background work and this start is not.</exception>
     /// <exception cref="RunQueueFullException">The start's lane or the registry is at its cap of concurrent runs.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
+    /// <exception cref="InvalidOperationException">The registry has a lease store: a start must wait for the store, so use <see cref="StartAsync(string, RunStartOptions?, CancellationToken)"/>.</exception>
     public RunHandle Start(string sessionId, RunStartOptions? options = null)
         => StartCore(sessionId, options, observer: null, mayWait: false, CancellationToken.None, out StartRefusal refusal) ?? throw RefusalException(sessionId, refusal);
 
@@ -178,6 +201,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A per-run override is out of range.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
+    /// <exception cref="InvalidOperationException">The registry has a lease store: a start must wait for the store, so use <see cref="StartAsync(string, RunStartOptions?, CancellationToken)"/>.</exception>
     public bool TryStart(string sessionId, [NotNullWhen(true)] out RunHandle? handle, RunStartOptions? options = null)
     {
         handle = StartCore(sessionId, options, observer: null, mayWait: false, CancellationToken.None, out _);
@@ -276,6 +300,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         }
 
         _watchdog.Dispose();
+        DisposeLeasing();
         long now = NowTicks();
         List<Left> ended;
         List<PendingStart>? waiting;

@@ -1,0 +1,662 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using RunSupervisor.Leasing;
+
+namespace RunSupervisor;
+
+/// <summary>
+/// Admission across hosts through an <see cref="IRunLeaseStore"/>: a start is entered locally (which settles every
+/// local race and keeps local waiting first in, first out), then takes the session's lease, and only then is published.
+/// The watchdog renews every lease in one batch, ends a run whose lease cannot be confirmed in time, and the store's
+/// notifications carry aborts, supersedes and releases between hosts.
+/// </summary>
+public sealed partial class ActiveRunRegistry
+{
+    private readonly IRunLeaseStore? _leaseStore;
+    private readonly string _hostId;
+    private readonly TimeSpan _leaseTtl;
+    private readonly TimeSpan _renewInterval;
+    private readonly TimeSpan _leaseSafetyMargin;
+    private readonly TimeSpan _storeTimeout;
+    private readonly TimeSpan _remotePollInterval;
+    private readonly bool _failOpen;
+
+    // Created only with a store: a registry without one allocates nothing for leasing.
+    private readonly ConcurrentDictionary<string, TaskCompletionSource>? _remoteWaits;
+    private readonly Lock? _subscriptionLock;
+    private Task? _subscription;
+    private IAsyncDisposable? _subscriptionHandle;
+    private long _nextRenewTicks = long.MaxValue;
+    private int _renewInFlight;
+
+    /// <summary>Gets a value indicating whether the registry admits runs through a lease store.</summary>
+    internal bool HasLeaseStore => _leaseStore is not null;
+
+    /// <summary>Gets this registry's host id in the lease store (generated unless <see cref="RunLeaseOptions.HostId"/> is set).</summary>
+    internal string HostId => _hostId;
+
+    /// <summary>
+    /// Aborts the session's run wherever it runs: on this host as <see cref="TryAbort(string, long?, string?)"/> does
+    /// (its abort-token callbacks run on this thread), otherwise, with a lease store, by asking the owning host through
+    /// the store (a token-checked abort flag its next renew reads, and a message to that host).
+    /// </summary>
+    /// <param name="sessionId">The session.</param>
+    /// <param name="expectedFencingToken">The run the caller means, by its <see cref="RunInfo.FencingToken"/>; when given and the session's run has another token, nothing happens.</param>
+    /// <param name="reason">Why: the end's <see cref="RunEndedEventArgs.Detail"/> on the owning host.</param>
+    /// <param name="cancellationToken">Cancels the store call.</param>
+    /// <returns><see langword="true"/> if a run was aborted here, or the owning host was asked to.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
+    /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
+    /// <exception cref="RunLeaseUnavailableException">The run is not on this host and the store did not answer within <see cref="RunLeaseOptions.AcquireTimeout"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public ValueTask<bool> TryAbortAsync(string sessionId, long? expectedFencingToken = null, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        ThrowIfDisposed();
+        if (_table.Find(sessionId) is { } entry && (expectedFencingToken is not long expected || entry.FencingToken == expected))
+        {
+            return new ValueTask<bool>(Abort(entry, reason ?? RunEnds.RegistryAbortText));
+        }
+
+        if (_leaseStore is null)
+        {
+            return new ValueTask<bool>(false);
+        }
+
+        return RequestRemoteAbortAsync(sessionId, expectedFencingToken, reason, cancellationToken);
+    }
+
+    /// <summary>Reads who runs the session: this host's run, or, with a lease store, whichever host holds the session's lease.</summary>
+    /// <param name="sessionId">The session.</param>
+    /// <param name="cancellationToken">Cancels the store call.</param>
+    /// <returns>The owner, or <see langword="null"/> when the session is idle (cluster-wide, with a store).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="sessionId"/> is empty, white space or too long.</exception>
+    /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
+    /// <exception cref="RunLeaseUnavailableException">The store did not answer within <see cref="RunLeaseOptions.AcquireTimeout"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public ValueTask<RunLeaseInfo?> GetSessionOwnerAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        ThrowIfDisposed();
+        if (_leaseStore is null)
+        {
+            return new ValueTask<RunLeaseInfo?>(_table.Find(sessionId) is { } entry ? new RunLeaseInfo(sessionId, _hostId, entry.FencingToken) : null);
+        }
+
+        return StoreCallAsync(sessionId, "get owner", static (store, id, token) => store.GetOwnerAsync(id, token), cancellationToken);
+    }
+
+    private static string NewHostId() => string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}");
+
+    private async ValueTask<bool> RequestRemoteAbortAsync(string sessionId, long? expectedFencingToken, string? reason, CancellationToken cancellationToken)
+        => await StoreCallAsync(sessionId, "abort", (store, id, token) => store.RequestAbortAsync(id, expectedFencingToken, reason, token), cancellationToken).ConfigureAwait(false);
+
+    /// <summary>One store call with the store timeout; any failure but the caller's cancellation is "unavailable".</summary>
+    private async ValueTask<T> StoreCallAsync<T>(string sessionId, string operation, Func<IRunLeaseStore, string, CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
+    {
+        using StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, cancellationToken);
+        try
+        {
+            return await call(_leaseStore!, sessionId, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+#pragma warning disable CA1031 // Whatever the store throws (or a timeout) means the same to the caller: it is unreachable.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", operation));
+            throw new RunLeaseUnavailableException(sessionId, ex);
+        }
+    }
+
+    /// <summary>
+    /// The start of a registry with a lease store: enter locally (waiting locally as the options say), take the lease,
+    /// publish. A session held by another host is refused (<see cref="SessionBusyException"/> naming it), or, with
+    /// <see cref="SessionBusyBehavior.Wait"/>, waited for until its release message or the next poll, within the queue timeout.
+    /// </summary>
+    private async ValueTask<RunHandle> StartLeasedAsync(string sessionId, RunStartOptions? options, IRunEndObserver? observer, CancellationToken cancellationToken)
+    {
+        StartSpec spec = options is null ? _defaultSpec : ResolveStartOptions(options);
+        long begun = NowTicks();
+        long waitUntil = spec.QueueTimeoutTicks > long.MaxValue - begun ? long.MaxValue : begun + spec.QueueTimeoutTicks;
+        EnsureSubscribed();
+        RunStartOptions? attempt = options;
+        while (true)
+        {
+            RunHandle handle = await StartLocalAsync(sessionId, attempt, observer, cancellationToken).ConfigureAwait(false);
+            RunEntry entry = handle.Entry;
+            long sent = NowTicks();
+            RunLeaseAcquireResult result;
+            try
+            {
+                result = await AcquireAsync(entry, spec.WhenBusy == SessionBusyBehavior.Supersede, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                Withdraw(entry, "the caller cancelled while the lease was being taken");
+                throw;
+            }
+#pragma warning disable CA1031 // Whatever the store throws (or a timeout) means the same here: it is unreachable.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", "acquire"));
+                if (_failOpen)
+                {
+                    _logger.LeaseStoreUnavailable(sessionId, "acquire", "the run starts unfenced (FailOpen)", ex);
+                    Confirm(entry, lease: null, sent);
+                    Metrics.UnfencedStarts.Add(1);
+                    _logger.UnfencedStart(sessionId, entry.RunId);
+                    return handle;
+                }
+
+                _logger.LeaseStoreUnavailable(sessionId, "acquire", "the start fails (FailClosed)", ex);
+                Withdraw(entry, "the lease store was unavailable");
+                throw new RunLeaseUnavailableException(sessionId, ex);
+            }
+
+            if (result.Lease is { } lease)
+            {
+                Confirm(entry, lease, sent);
+                return handle;
+            }
+
+            RunLeaseInfo owner = result.Owner!;
+            _logger.LeaseHeldElsewhere(sessionId, owner.HostId, owner.FencingToken);
+            Withdraw(entry, "the session is held by another host");
+            long now = NowTicks();
+            if (spec.WhenBusy != SessionBusyBehavior.Wait)
+            {
+                throw new SessionBusyException(sessionId, 0, owner.FencingToken, owner.HostId);
+            }
+
+            if (now >= waitUntil)
+            {
+                throw new RunQueueTimeoutException(sessionId, _table.Lanes.Names[spec.Lane], TimeSpan.FromTicks(now - begun));
+            }
+
+            TimeSpan remaining = TimeSpan.FromTicks(waitUntil - now);
+            await WaitForRemoteReleaseAsync(sessionId, remaining < _remotePollInterval ? remaining : _remotePollInterval, cancellationToken).ConfigureAwait(false);
+            now = NowTicks();
+            attempt = WithQueueTimeout(options, TimeSpan.FromTicks(Math.Max(0, waitUntil - now)));
+        }
+    }
+
+    private static RunStartOptions WithQueueTimeout(RunStartOptions? options, TimeSpan queueTimeout) => new()
+    {
+        Timeout = options?.Timeout,
+        GracePeriod = options?.GracePeriod,
+        WhenBusy = options?.WhenBusy ?? SessionBusyBehavior.Reject,
+        QueueTimeout = queueTimeout,
+        IdleTimeout = options?.IdleTimeout,
+        Background = options?.Background ?? false,
+        Lane = options?.Lane,
+    };
+
+    /// <summary>Takes the lease for a locally entered run. A lease this very host still holds for the session is stale (its run has left): it is taken over.</summary>
+    private async ValueTask<RunLeaseAcquireResult> AcquireAsync(RunEntry entry, bool supersede, CancellationToken cancellationToken)
+    {
+        using StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, cancellationToken);
+        RunLeaseAcquireResult result = await _leaseStore!.AcquireAsync(new RunLeaseRequest(entry.SessionId, _hostId, _leaseTtl, supersede), timeout.Token).ConfigureAwait(false);
+        if (!result.IsAcquired && result.Owner!.HostId == _hostId && IsCurrent(entry))
+        {
+            // The entry holds the session locally, so no run of this host can hold its lease: the release is in flight.
+            result = await _leaseStore.AcquireAsync(new RunLeaseRequest(entry.SessionId, _hostId, _leaseTtl, supersede: true), timeout.Token).ConfigureAwait(false);
+        }
+
+        return result;
+    }
+
+    /// <summary>Publishes a leased run's start once its lease is held (or, failing open, without one).</summary>
+    private void Confirm(RunEntry entry, RunLease? lease, long sentTicks)
+    {
+        long validUntil = lease is null ? long.MaxValue : sentTicks + _leaseTtl.Ticks - _leaseSafetyMargin.Ticks;
+        bool confirmed;
+        using (_table.EnterGate())
+        {
+            confirmed = _table.ConfirmStartLocked(entry, lease, validUntil);
+        }
+
+        if (!confirmed)
+        {
+            // The run ended (superseded locally, disposed) while its lease was taken: nothing holds the lease now.
+            if (lease is not null)
+            {
+                ReleaseLease(lease);
+            }
+
+            return;
+        }
+
+        if (lease is not null)
+        {
+            Metrics.LeasesAcquired.Add(1);
+            if (_logger.IsEnabled(LogLevel.Debug))
+            {
+                _logger.LeaseAcquired(entry.SessionId, entry.RunId, _hostId, lease.FencingToken);
+            }
+
+            long firstRenew = NowTicks() + _renewInterval.Ticks;
+            Interlocked.CompareExchange(ref _nextRenewTicks, firstRenew, long.MaxValue);
+        }
+
+        PublishStart(entry, superseded: default);
+        if (lease is not null)
+        {
+            _watchdog.ScheduleNoLaterThan(Math.Min(validUntil, Volatile.Read(ref _nextRenewTicks)));
+        }
+    }
+
+    /// <summary>Takes a leased start that did not get its lease back out of the table: it never appeared as a run.</summary>
+    private void Withdraw(RunEntry entry, string detail)
+    {
+        Left left;
+        List<PendingStart>? settled;
+        long now = NowTicks();
+        using (_table.EnterGate())
+        {
+            left = _table.LeaveLocked(entry, EndTrigger.Withdrawn, now, detail: detail);
+            settled = _table.TakeSettledLocked();
+        }
+
+        Publish(left, settled);
+    }
+
+    /// <summary>Ends a run whose lease is gone: at once, with no grace period, for the session may already be another host's.</summary>
+    private void LoseLease(RunEntry entry, string cause, string detail)
+    {
+        Left left;
+        List<PendingStart>? settled;
+        long now = NowTicks();
+        using (_table.EnterGate())
+        {
+            left = _table.LeaveLocked(entry, EndTrigger.LeaseLost, now, detail: detail);
+            if (left.HasLeft)
+            {
+                // The lease is another host's now, or nobody's: releasing it would be a stale write.
+                entry.LeaseForfeited = true;
+            }
+
+            settled = _table.TakeSettledLocked();
+        }
+
+        if (left.HasLeft && !left.Quiet)
+        {
+            Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, cause));
+            _logger.LeaseLost(entry.SessionId, entry.RunId, entry.FencingToken, detail);
+        }
+
+        Publish(left, settled);
+    }
+
+    /// <summary>Ends this host's run that another host superseded through the store.</summary>
+    private void SupersededRemotely(RunEntry entry, RunLeaseInfo newOwner)
+    {
+        Left left;
+        List<PendingStart>? settled;
+        long now = NowTicks();
+        string detail = string.Create(CultureInfo.InvariantCulture, $"superseded by host '{newOwner.HostId}' (fencing token {newOwner.FencingToken})");
+        using (_table.EnterGate())
+        {
+            left = _table.LeaveLocked(entry, EndTrigger.Superseded, now, detail: detail);
+            if (left.HasLeft)
+            {
+                // The lease is another host's now, or nobody's: releasing it would be a stale write.
+                entry.LeaseForfeited = true;
+            }
+
+            settled = _table.TakeSettledLocked();
+        }
+
+        if (left.HasLeft && !left.Quiet)
+        {
+            Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, "superseded"));
+            _logger.RemoteSupersede(entry.SessionId, entry.RunId, newOwner.HostId, newOwner.FencingToken);
+        }
+
+        Publish(left, settled);
+    }
+
+    /// <summary>Releases a lease in the background: its run has left, and nothing waits for the store.</summary>
+    private void ReleaseLease(RunLease lease) => _ = ReleaseLeaseAsync(lease);
+
+    private async Task ReleaseLeaseAsync(RunLease lease)
+    {
+        try
+        {
+            using StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, CancellationToken.None);
+            await _leaseStore!.ReleaseAsync(lease, timeout.Token).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A release that fails is recovered by the lease's time to live; nothing can be done here but note it.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", "release"));
+            _logger.LeaseReleaseFailed(lease.SessionId, lease.FencingToken, ex);
+        }
+    }
+
+    /// <summary>
+    /// The watchdog's lease work, on its tick: ends the runs whose local validity has run out (failing closed), starts
+    /// the batched renew when due (at most one in flight, never awaited here), and says when to look again.
+    /// </summary>
+    /// <returns>The next instant lease work is due; <see cref="long.MaxValue"/> for none.</returns>
+    private long LeaseTick(long now)
+    {
+        if (_leaseStore is null || Volatile.Read(ref _nextRenewTicks) == long.MaxValue)
+        {
+            return long.MaxValue;
+        }
+
+        bool renewDue = now >= Volatile.Read(ref _nextRenewTicks);
+        List<RunEntry>? expired = null;
+        List<RunEntry>? renew = null;
+        long nextValidityEnd = long.MaxValue;
+        foreach (RunEntry entry in _table)
+        {
+            if (entry.Lease is null || entry.HasEnded)
+            {
+                continue;
+            }
+
+            long validUntil = entry.LeaseValidUntilTicks;
+            if (!_failOpen)
+            {
+                if (validUntil <= now)
+                {
+                    (expired ??= []).Add(entry);
+                    continue;
+                }
+
+                nextValidityEnd = Math.Min(nextValidityEnd, validUntil);
+            }
+
+            if (renewDue)
+            {
+                (renew ??= []).Add(entry);
+            }
+        }
+
+        if (expired is not null)
+        {
+            string detail = string.Create(CultureInfo.InvariantCulture, $"no renew was confirmed within {_leaseTtl - _leaseSafetyMargin} (lease time to live less the safety margin): the store did not answer in time");
+            foreach (RunEntry entry in expired)
+            {
+                LoseLease(entry, "expired", detail);
+            }
+        }
+
+        if (renewDue)
+        {
+            if (renew is null && expired is null && nextValidityEnd == long.MaxValue)
+            {
+                // No leased run left: renewing stops until the next lease is taken.
+                Interlocked.Exchange(ref _nextRenewTicks, long.MaxValue);
+                return long.MaxValue;
+            }
+
+            Volatile.Write(ref _nextRenewTicks, now + _renewInterval.Ticks);
+            if (renew is not null && Interlocked.CompareExchange(ref _renewInFlight, 1, 0) == 0)
+            {
+                _ = RenewAsync(renew, now);
+            }
+        }
+
+        return Math.Min(nextValidityEnd, Volatile.Read(ref _nextRenewTicks));
+    }
+
+    /// <summary>One batched renew of this host's leases; its answers extend each run's validity, or end it, or abort it.</summary>
+    private async Task RenewAsync(List<RunEntry> entries, long sentTicks)
+    {
+        try
+        {
+            var leases = new RunLease[entries.Count];
+            for (int i = 0; i < leases.Length; i++)
+            {
+                leases[i] = entries[i].Lease!;
+            }
+
+            IReadOnlyList<RunLeaseRenewResult> results;
+            using (StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, CancellationToken.None))
+            {
+                results = await _leaseStore!.RenewAsync(leases, _leaseTtl, timeout.Token).ConfigureAwait(false);
+            }
+
+            Metrics.RenewBatchDuration.Record(TimeSpan.FromTicks(NowTicks() - sentTicks).TotalSeconds);
+            long validUntil = sentTicks + _leaseTtl.Ticks - _leaseSafetyMargin.Ticks;
+            for (int i = 0; i < entries.Count && i < results.Count; i++)
+            {
+                RunEntry entry = entries[i];
+                RunLeaseRenewResult result = results[i];
+                switch (result.Status)
+                {
+                    case RunLeaseRenewStatus.Renewed:
+                        entry.LeaseValidUntilTicks = validUntil;
+                        if (result.AbortRequested)
+                        {
+                            Abort(entry, result.AbortReason ?? "aborted from another host", cancelOnThisThread: false);
+                        }
+
+                        break;
+                    case RunLeaseRenewStatus.Missing:
+                        LoseLease(entry, "missing", "the lease was gone at renew: it expired in the store, or the store lost it");
+                        break;
+                    default:
+                        LoseLease(entry, "taken_over", result.CurrentOwner is { } owner
+                            ? string.Create(CultureInfo.InvariantCulture, $"the lease was taken over by host '{owner.HostId}' (fencing token {owner.FencingToken})")
+                            : "the lease was taken over by another host");
+                        break;
+                }
+            }
+        }
+#pragma warning disable CA1031 // A failed renew costs nothing yet: each run keeps its lease until its local validity ends, when the watchdog ends it.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", "renew"));
+            _logger.LeaseRenewFailed(entries.Count, ex);
+        }
+        finally
+        {
+            Volatile.Write(ref _renewInFlight, 0);
+        }
+    }
+
+    /// <summary>
+    /// Subscribes this host to its notifications once, in the background: a start never waits for (or fails for want
+    /// of) the subscription, since renew carries abort flags and takeovers and the poll finds releases. A failed
+    /// subscription is tried again by the next start.
+    /// </summary>
+    private void EnsureSubscribed()
+    {
+        lock (_subscriptionLock!)
+        {
+            if (_subscription is null || (_subscription.IsCompleted && _subscriptionHandle is null))
+            {
+                _subscription = SubscribeAsync();
+            }
+        }
+    }
+
+    private async Task SubscribeAsync()
+    {
+        try
+        {
+            using StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, CancellationToken.None);
+            IAsyncDisposable handle = await _leaseStore!.SubscribeAsync(_hostId, new LeaseObserver(this), timeout.Token).ConfigureAwait(false);
+            bool disposed;
+            lock (_subscriptionLock!)
+            {
+                disposed = IsDisposed;
+                if (!disposed)
+                {
+                    _subscriptionHandle = handle;
+                }
+            }
+
+            if (disposed)
+            {
+                await DisposeSubscriptionAsync(handle).ConfigureAwait(false);
+            }
+        }
+#pragma warning disable CA1031 // Notifications are an optimisation over renew and poll; a start does not fail for want of them.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", "subscribe"));
+            _logger.LeaseStoreUnavailable(string.Empty, "subscribe", "aborts and releases from other hosts arrive by renew and poll until it succeeds", ex);
+        }
+    }
+
+    /// <summary>Waits for the session's release message, or the poll interval, whichever comes first.</summary>
+    private async Task WaitForRemoteReleaseAsync(string sessionId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        TaskCompletionSource released = _remoteWaits!.GetOrAdd(sessionId, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        using var delay = new CancellationTokenSource(timeout, _clock.TimeProvider);
+        using CancellationTokenRegistration registration = cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), delay);
+        try
+        {
+            await released.Task.WaitAsync(delay.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The poll interval passed: the caller tries again, which also reveals a crashed owner.
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    private void OnLeaseNotification(RunLeaseNotification notification)
+    {
+        switch (notification.Kind)
+        {
+            case RunLeaseNotificationKind.AbortRequested:
+                if (_table.Find(notification.SessionId) is { } aborted && aborted.Lease?.FencingToken == notification.FencingToken)
+                {
+                    Abort(aborted, notification.Reason ?? "aborted from another host", cancelOnThisThread: false);
+                }
+
+                break;
+            case RunLeaseNotificationKind.Superseded:
+                if (_table.Find(notification.SessionId) is { } superseded && superseded.Lease?.FencingToken == notification.FencingToken)
+                {
+                    SupersededRemotely(superseded, notification.NewOwner ?? new RunLeaseInfo(notification.SessionId, "unknown", 0));
+                }
+
+                break;
+            case RunLeaseNotificationKind.Released:
+                if (_remoteWaits!.TryRemove(notification.SessionId, out TaskCompletionSource? waiters))
+                {
+                    waiters.TrySetResult();
+                }
+
+                break;
+            case RunLeaseNotificationKind.Reconnected:
+                // Messages may have been lost meanwhile: every waiter looks again.
+                foreach (string sessionId in _remoteWaits!.Keys)
+                {
+                    if (_remoteWaits.TryRemove(sessionId, out TaskCompletionSource? all))
+                    {
+                        all.TrySetResult();
+                    }
+                }
+
+                break;
+        }
+    }
+
+    private void DisposeLeasing()
+    {
+        if (_remoteWaits is null)
+        {
+            return;
+        }
+
+        IAsyncDisposable? handle;
+        lock (_subscriptionLock!)
+        {
+            handle = _subscriptionHandle;
+            _subscriptionHandle = null;
+        }
+
+        if (handle is not null)
+        {
+            _ = DisposeSubscriptionAsync(handle);
+        }
+
+        foreach (string sessionId in _remoteWaits.Keys)
+        {
+            if (_remoteWaits.TryRemove(sessionId, out TaskCompletionSource? waiters))
+            {
+                waiters.TrySetResult();
+            }
+        }
+    }
+
+    private async Task DisposeSubscriptionAsync(IAsyncDisposable handle)
+    {
+        try
+        {
+            await handle.DisposeAsync().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The registry is going away; an unsubscribe that fails only leaves a subscription the store drops with the connection.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.LeaseStoreUnavailable(string.Empty, "unsubscribe", "the subscription ends with the connection", ex);
+        }
+    }
+
+    /// <summary>The observer the store calls; never throws into the store.</summary>
+    private sealed class LeaseObserver(ActiveRunRegistry registry) : IRunLeaseObserver
+    {
+        public void OnNotification(RunLeaseNotification notification)
+        {
+            ArgumentNullException.ThrowIfNull(notification);
+            if (registry.IsDisposed)
+            {
+                return;
+            }
+
+            try
+            {
+                registry.OnLeaseNotification(notification);
+            }
+#pragma warning disable CA1031 // The store's delivery thread must never see the registry's failure.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                registry._logger.LeaseStoreUnavailable(notification.SessionId, "notification", "the notification was dropped", ex);
+            }
+        }
+    }
+
+    /// <summary>A store call's own timeout on the registry's clock, linked to the caller's token.</summary>
+    private sealed class StoreTimeout : IDisposable
+    {
+        private readonly CancellationTokenSource _source;
+        private readonly CancellationTokenRegistration _registration;
+
+        public StoreTimeout(TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken)
+        {
+            _source = new CancellationTokenSource(timeout, timeProvider);
+            _registration = cancellationToken.CanBeCanceled
+                ? cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _source)
+                : default;
+        }
+
+        public CancellationToken Token => _source.Token;
+
+        public void Dispose()
+        {
+            _registration.Dispose();
+            _source.Dispose();
+        }
+    }
+}
