@@ -19,4 +19,19 @@ internal interface IHeartbeatSource
     void Subscribe(IRunEndListener listener);
 
     void Unsubscribe(IRunEndListener listener);
+
+    /// <summary>Gets a value indicating whether the registry fails open when its lease store is unavailable.</summary>
+    bool FailsOpen { get; }
+
+    /// <summary>Gets a value indicating whether the registry has a lease store, so a session may be busy on another host.</summary>
+    bool HasLeaseStore { get; }
+
+    /// <summary>Reads whether another host holds the session's lease; throws <see cref="Leasing.RunLeaseUnavailableException"/> when the store does not answer.</summary>
+    ValueTask<bool> IsHeldElsewhereAsync(string sessionId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Watches a session held elsewhere (or unreadable): once it is idle cluster-wide (its release message, a poll, a
+    /// reconnect) the listeners are told it became idle, as if a local run had ended.
+    /// </summary>
+    void WatchRemote(string sessionId);
 }

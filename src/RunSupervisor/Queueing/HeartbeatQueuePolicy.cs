@@ -87,6 +87,36 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
             : new QueueDecision(QueueAction.Enqueue, QueueDecisionReasons.QueueMode);
     }
 
+    /// <summary>
+    /// Decides what <paramref name="request"/> does across hosts: as <see cref="Resolve(in QueueRequest)"/> does when the
+    /// session is busy here; when it is idle here and the registry has a lease store, a session whose lease another host
+    /// holds is busy too (a heartbeat is dropped with <see cref="QueueDecisionReasons.HeartbeatWhileRemote"/>, counted, and
+    /// owed on this host once the session is idle cluster-wide: its release message, a poll every
+    /// <see cref="Leasing.RunLeaseOptions.RemoteIdlePollInterval"/>, or a reconnect). Without a store it completes
+    /// synchronously with <see cref="Resolve(in QueueRequest)"/>'s answer.
+    /// </summary>
+    /// <param name="request">The message or heartbeat tick.</param>
+    /// <param name="cancellationToken">Cancels the store call.</param>
+    /// <returns>The action and a stable reason (see <see cref="QueueDecisionReasons"/>).</returns>
+    /// <remarks>
+    /// When the store does not answer within <see cref="Leasing.RunLeaseOptions.AcquireTimeout"/>, a registry that fails
+    /// closed drops the heartbeat (<see cref="QueueDecisionReasons.HeartbeatWhileStoreUnavailable"/>, owed once the store
+    /// answers that the session is idle); one that fails open runs it.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The request's session id is null, empty, white space or too long.</exception>
+    /// <exception cref="ObjectDisposedException">The policy or its registry is disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public ValueTask<QueueDecision> ResolveAsync(QueueRequest request, CancellationToken cancellationToken = default)
+    {
+        QueueDecision local = Resolve(request);
+        if (!_runs.HasLeaseStore || local.Reason != QueueDecisionReasons.Idle)
+        {
+            return new ValueTask<QueueDecision>(local);
+        }
+
+        return ResolveRemoteAsync(request, cancellationToken);
+    }
+
     /// <summary>Gets how many heartbeats the session dropped since it was last idle.</summary>
     /// <param name="sessionId">The session.</param>
     /// <returns>The count; zero once <see cref="HeartbeatOwed"/> has been raised for it.</returns>
@@ -147,6 +177,51 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
         {
             Callbacks.Raise(handlers, this, new HeartbeatOwedEventArgs(sessionId, dropped), nameof(HeartbeatOwed), sessionId, _logger);
         }
+    }
+
+    private async ValueTask<QueueDecision> ResolveRemoteAsync(QueueRequest request, CancellationToken cancellationToken)
+    {
+        string sessionId = request.SessionId;
+        string busyReason;
+        try
+        {
+            if (!await _runs.IsHeldElsewhereAsync(sessionId, cancellationToken).ConfigureAwait(false))
+            {
+                return new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Idle);
+            }
+
+            busyReason = QueueDecisionReasons.HeartbeatWhileRemote;
+        }
+        catch (Leasing.RunLeaseUnavailableException) when (!_runs.FailsOpen)
+        {
+            busyReason = QueueDecisionReasons.HeartbeatWhileStoreUnavailable;
+        }
+        catch (Leasing.RunLeaseUnavailableException)
+        {
+            return new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Idle);
+        }
+
+        if (!request.IsHeartbeat)
+        {
+            // A message for a session running elsewhere follows the same table as one for a session busy here.
+            return request.ResetTriggered ? new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Reset)
+                : request.ShouldFollowup ? new QueueDecision(QueueAction.Enqueue, QueueDecisionReasons.Followup)
+                : request.Mode is QueueMode.Interrupt ? new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Interrupt)
+                : new QueueDecision(QueueAction.Enqueue, QueueDecisionReasons.QueueMode);
+        }
+
+        int dropped;
+        lock (_dropsLock)
+        {
+            ref int count = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_dropped, sessionId, out _);
+            dropped = ++count;
+        }
+
+        // Watched after the drop is counted, so the idle notice that follows always finds it.
+        _runs.WatchRemote(sessionId);
+        _runs.RecordHeartbeatDropped();
+        _logger.HeartbeatDropped(sessionId, busyReason, dropped);
+        return new QueueDecision(QueueAction.Drop, busyReason);
     }
 
     /// <param name="sessionId">The session.</param>

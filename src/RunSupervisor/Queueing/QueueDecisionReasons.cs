@@ -12,6 +12,12 @@ public static class QueueDecisionReasons
     /// <summary>A heartbeat arrived while follow-ups are queued: dropped, counted and owed.</summary>
     public const string HeartbeatWhileQueued = "heartbeat while follow-ups are queued";
 
+    /// <summary>A heartbeat arrived while another host runs the session (through the lease store): dropped, counted and owed.</summary>
+    public const string HeartbeatWhileRemote = "heartbeat while another host runs the session";
+
+    /// <summary>A heartbeat arrived while the lease store could not say who runs the session, and the registry fails closed: dropped, counted and owed.</summary>
+    public const string HeartbeatWhileStoreUnavailable = "heartbeat while the lease store is unavailable";
+
     /// <summary>A reset runs now.</summary>
     public const string Reset = "reset";
 

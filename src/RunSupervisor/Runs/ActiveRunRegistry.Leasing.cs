@@ -25,6 +25,9 @@ public sealed partial class ActiveRunRegistry
     // Created only with a store: a registry without one allocates nothing for leasing.
     private readonly ConcurrentDictionary<string, TaskCompletionSource>? _remoteWaits;
     private readonly Lock? _subscriptionLock;
+    private readonly ConcurrentDictionary<string, byte>? _watchedRemote;
+    private long _nextPollTicks = long.MaxValue;
+    private int _pollInFlight;
     private Task? _subscription;
     private IAsyncDisposable? _subscriptionHandle;
     private long _nextRenewTicks = long.MaxValue;
@@ -349,7 +352,19 @@ public sealed partial class ActiveRunRegistry
     /// <returns>The next instant lease work is due; <see cref="long.MaxValue"/> for none.</returns>
     private long LeaseTick(long now)
     {
-        if (_leaseStore is null || Volatile.Read(ref _nextRenewTicks) == long.MaxValue)
+        if (_leaseStore is null)
+        {
+            return long.MaxValue;
+        }
+
+        long nextPoll = PollTick(now);
+        return Math.Min(nextPoll, RenewTick(now));
+    }
+
+    /// <summary>The renew half of <see cref="LeaseTick(long)"/>.</summary>
+    private long RenewTick(long now)
+    {
+        if (Volatile.Read(ref _nextRenewTicks) == long.MaxValue)
         {
             return long.MaxValue;
         }
@@ -468,6 +483,125 @@ public sealed partial class ActiveRunRegistry
         }
     }
 
+    /// <summary>Whether another host holds the session's lease (this host's own stale lease, whose release is in flight, is not another's).</summary>
+    private async ValueTask<bool> IsHeldElsewhereAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        RunLeaseInfo? owner = await StoreCallAsync(sessionId, "get owner", static (store, id, token) => store.GetOwnerAsync(id, token), cancellationToken).ConfigureAwait(false);
+        return owner is not null && !string.Equals(owner.HostId, _hostId, StringComparison.Ordinal);
+    }
+
+    /// <summary>Watches a session another host runs, for the heartbeat policy: polled until the store says it is idle.</summary>
+    private void WatchRemote(string sessionId)
+    {
+        if (_watchedRemote is null || !_watchedRemote.TryAdd(sessionId, 0))
+        {
+            return;
+        }
+
+        // The release message is what makes the owed heartbeat prompt; the poll only bounds its delay.
+        EnsureSubscribed();
+
+        long due = NowTicks() + _remotePollInterval.Ticks;
+        if (Interlocked.CompareExchange(ref _nextPollTicks, due, long.MaxValue) == long.MaxValue)
+        {
+            _watchdog.ScheduleNoLaterThan(due);
+        }
+    }
+
+    /// <summary>Starts the poll of the watched sessions when due (at most one in flight, never awaited here).</summary>
+    private long PollTick(long now)
+    {
+        long due = Volatile.Read(ref _nextPollTicks);
+        if (due == long.MaxValue || now < due)
+        {
+            return due;
+        }
+
+        if (_watchedRemote!.IsEmpty)
+        {
+            Interlocked.Exchange(ref _nextPollTicks, long.MaxValue);
+
+            // Watched meanwhile: that start saw a pending poll and did not arm one.
+            if (!_watchedRemote.IsEmpty && Interlocked.CompareExchange(ref _nextPollTicks, now + _remotePollInterval.Ticks, long.MaxValue) == long.MaxValue)
+            {
+                return now + _remotePollInterval.Ticks;
+            }
+
+            return Volatile.Read(ref _nextPollTicks);
+        }
+
+        long next = now + _remotePollInterval.Ticks;
+        Volatile.Write(ref _nextPollTicks, next);
+        if (Interlocked.CompareExchange(ref _pollInFlight, 1, 0) == 0)
+        {
+            _ = PollWatchedAsync();
+        }
+
+        return next;
+    }
+
+    /// <summary>Asks the store about every watched session; an idle one is announced and no longer watched.</summary>
+    private async Task PollWatchedAsync()
+    {
+        try
+        {
+            foreach (string sessionId in _watchedRemote!.Keys)
+            {
+                if (IsDisposed)
+                {
+                    return;
+                }
+
+                bool elsewhere;
+                try
+                {
+                    elsewhere = await IsHeldElsewhereAsync(sessionId, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (RunLeaseUnavailableException)
+                {
+                    // Still unknown: watched on, and the next poll (or the reconnect) asks again.
+                    continue;
+                }
+
+                if (!elsewhere)
+                {
+                    RemoteSessionIdle(sessionId);
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _pollInFlight, 0);
+        }
+    }
+
+    /// <summary>A watched session is idle cluster-wide: the listeners hear it as they hear a local run's end, unless a run or a waiting start here has it now (whose end they will hear).</summary>
+    private void RemoteSessionIdle(string sessionId)
+    {
+        if (!_watchedRemote!.TryRemove(sessionId, out _))
+        {
+            return;
+        }
+
+        if (_table.Find(sessionId) is null && _table.QueuedCount(sessionId) == 0)
+        {
+            NotifyEndListeners(sessionId, sessionIdle: true);
+        }
+    }
+
+    /// <summary>Polls the watched sessions at the next watchdog tick (a reconnect may have hidden their release messages).</summary>
+    private void PollWatchedSoon()
+    {
+        if (_watchedRemote is null || _watchedRemote.IsEmpty)
+        {
+            return;
+        }
+
+        long now = NowTicks();
+        Volatile.Write(ref _nextPollTicks, now);
+        _watchdog.ScheduleNoLaterThan(now);
+    }
+
     /// <summary>
     /// Subscribes this host to its notifications once, in the background: a start never waits for (or fails for want
     /// of) the subscription, since renew carries abort flags and takeovers and the poll finds releases. A failed
@@ -556,6 +690,8 @@ public sealed partial class ActiveRunRegistry
                     waiters.TrySetResult();
                 }
 
+                RemoteSessionIdle(notification.SessionId);
+
                 break;
             case RunLeaseNotificationKind.Reconnected:
                 // Messages may have been lost meanwhile: every waiter looks again.
@@ -566,6 +702,8 @@ public sealed partial class ActiveRunRegistry
                         all.TrySetResult();
                     }
                 }
+
+                PollWatchedSoon();
 
                 break;
         }

@@ -85,6 +85,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         {
             _remoteWaits = new(StringComparer.Ordinal);
             _subscriptionLock = new();
+            _watchedRemote = new(StringComparer.Ordinal);
         }
     }
 
@@ -346,6 +347,14 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     void IHeartbeatSource.Subscribe(IRunEndListener listener) => UpdateEndListeners(listener, add: true);
 
     void IHeartbeatSource.Unsubscribe(IRunEndListener listener) => UpdateEndListeners(listener, add: false);
+
+    bool IHeartbeatSource.HasLeaseStore => _leaseStore is not null;
+
+    bool IHeartbeatSource.FailsOpen => _failOpen;
+
+    ValueTask<bool> IHeartbeatSource.IsHeldElsewhereAsync(string sessionId, CancellationToken cancellationToken) => IsHeldElsewhereAsync(sessionId, cancellationToken);
+
+    void IHeartbeatSource.WatchRemote(string sessionId) => WatchRemote(sessionId);
 
     private RunInfo ToInfo(RunEntry entry)
         => new(entry.SessionId, entry.RunId, entry.StartedAt, entry.Deadline, entry.Status, entry.FencingToken, entry.ToWallClock(entry.LastProgressTicks), entry.Background, _table.Lanes.Names[entry.Lane]);

@@ -1,0 +1,188 @@
+using FluentAssertions;
+using RunSupervisor.Leasing;
+using RunSupervisor.Tests.TestSupport;
+using Xunit;
+
+namespace RunSupervisor.Tests.Leasing;
+
+/// <summary><see cref="HeartbeatQueuePolicy.ResolveAsync"/>: heartbeats for a session another host runs are dropped, counted and owed here.</summary>
+public sealed class RemoteHeartbeatTests
+{
+    private const string Session = "s1";
+
+    private static readonly QueueRequest Heartbeat = new(Session, IsHeartbeat: true, QueueMode.Collect);
+
+    [Fact]
+    public async Task ResolveAsync_SessionRunsOnAnotherHost_DropsAndCountsTheHeartbeat()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        using RunHandle remote = await a.Registry.StartAsync(Session);
+
+        QueueDecision first = await policy.ResolveAsync(Heartbeat);
+        QueueDecision second = await policy.ResolveAsync(Heartbeat);
+
+        first.Should().Be(new QueueDecision(QueueAction.Drop, QueueDecisionReasons.HeartbeatWhileRemote));
+        second.Action.Should().Be(QueueAction.Drop);
+        policy.GetDroppedHeartbeats(Session).Should().Be(2);
+        policy.Resolve(Heartbeat).Action.Should().Be(QueueAction.RunNow, "the synchronous Resolve knows only this host");
+    }
+
+    [Fact]
+    public async Task ResolveAsync_RemoteRunReleased_HeartbeatOwedOnTheDroppingHost()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        var owed = new List<HeartbeatOwedEventArgs>();
+        policy.HeartbeatOwed += (_, e) => owed.Add(e);
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        await policy.ResolveAsync(Heartbeat);
+        await policy.ResolveAsync(Heartbeat);
+
+        remote.Dispose();
+
+        owed.Should().ContainSingle().Which.DroppedHeartbeats.Should().Be(2);
+        policy.GetDroppedHeartbeats(Session).Should().Be(0);
+        (await policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.RunNow);
+    }
+
+    [Fact]
+    public async Task ResolveAsync_RemoteOwnerCrashed_OwedByAPollOnceTheLeaseExpires()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        int owed = 0;
+        policy.HeartbeatOwed += (_, _) => owed++;
+        _ = await a.Registry.StartAsync(Session);
+        cluster.Store.CrashHost("a");
+        await policy.ResolveAsync(Heartbeat);
+
+        cluster.Time.Advance(LeaseCluster.Ttl - LeaseCluster.Poll);
+        await Task.Yield();
+        owed.Should().Be(0, "the crashed host's lease is still live");
+        for (int i = 0; i < 3 && owed == 0; i++)
+        {
+            cluster.Time.Advance(LeaseCluster.Poll);
+            await Task.Yield();
+        }
+
+        owed.Should().Be(1);
+    }
+
+    [Fact]
+    public async Task ResolveAsync_IdleCluster_RunsNow()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+
+        (await policy.ResolveAsync(Heartbeat)).Should().Be(new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Idle));
+    }
+
+    [Fact]
+    public async Task ResolveAsync_BusyHere_AnswersAsResolveWithoutAskingTheStore()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        using var policy = new HeartbeatQueuePolicy(a.Registry);
+        using RunHandle run = await a.Registry.StartAsync(Session);
+        long calls = cluster.Store.CallCount;
+
+        ValueTask<QueueDecision> decision = policy.ResolveAsync(Heartbeat);
+
+        decision.IsCompletedSuccessfully.Should().BeTrue();
+        (await decision).Should().Be(new QueueDecision(QueueAction.Drop, QueueDecisionReasons.HeartbeatWhileBusy));
+        cluster.Store.CallCount.Should().Be(calls);
+    }
+
+    [Fact]
+    public async Task ResolveAsync_NoStore_CompletesSynchronouslyAsResolve()
+    {
+        using var registry = new ActiveRunRegistry(timeProvider: new FakeTimeProvider());
+        using var policy = new HeartbeatQueuePolicy(registry);
+
+        ValueTask<QueueDecision> idle = policy.ResolveAsync(Heartbeat);
+        using RunHandle run = registry.Start(Session);
+        ValueTask<QueueDecision> busy = policy.ResolveAsync(Heartbeat);
+
+        idle.IsCompletedSuccessfully.Should().BeTrue();
+        (await idle).Action.Should().Be(QueueAction.RunNow);
+        (await busy).Reason.Should().Be(QueueDecisionReasons.HeartbeatWhileBusy);
+    }
+
+    [Fact]
+    public async Task ResolveAsync_MessageWhileAnotherHostRuns_FollowsTheBusyTable()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        using RunHandle remote = await a.Registry.StartAsync(Session);
+
+        (await policy.ResolveAsync(new QueueRequest(Session, IsHeartbeat: false, QueueMode.Collect))).Should().Be(new QueueDecision(QueueAction.Enqueue, QueueDecisionReasons.QueueMode));
+        (await policy.ResolveAsync(new QueueRequest(Session, IsHeartbeat: false, QueueMode.Interrupt))).Should().Be(new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Interrupt));
+        policy.GetDroppedHeartbeats(Session).Should().Be(0);
+    }
+
+    [Fact]
+    public async Task ResolveAsync_StoreDownFailClosed_DropsAndOwesOnceTheStoreAnswersIdle()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        int owed = 0;
+        policy.HeartbeatOwed += (_, _) => owed++;
+        cluster.Store.BeginOutage();
+
+        QueueDecision decision = await policy.ResolveAsync(Heartbeat);
+        cluster.Time.Advance(LeaseCluster.Poll);
+        await Task.Yield();
+        owed.Should().Be(0, "the poll during the outage learns nothing");
+        cluster.Store.EndOutage();
+        cluster.Time.Advance(LeaseCluster.Poll);
+        await Task.Yield();
+
+        decision.Should().Be(new QueueDecision(QueueAction.Drop, QueueDecisionReasons.HeartbeatWhileStoreUnavailable));
+        owed.Should().Be(1, "the first poll after the outage finds the session idle");
+    }
+
+    [Fact]
+    public async Task ResolveAsync_ReconnectAfterAnOutage_PollsTheWatchedSessionsAtOnce()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        int owed = 0;
+        policy.HeartbeatOwed += (_, _) => owed++;
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        await policy.ResolveAsync(Heartbeat);
+
+        // The release message is lost in the outage; the reconnect makes host b look again.
+        cluster.Store.RemoveLease(Session);
+        cluster.Store.BeginOutage();
+        cluster.Store.EndOutage();
+        cluster.Time.Advance(AsyncTestHelpers.Tick);
+        await Task.Yield();
+
+        owed.Should().Be(1);
+        remote.Dispose();
+    }
+
+    [Fact]
+    public async Task ResolveAsync_StoreDownFailOpen_RunsNow()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host b = cluster.AddHost("b", o => o.Lease.OnStoreUnavailable = StoreUnavailableBehavior.FailOpen);
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        cluster.Store.BeginOutage();
+
+        (await policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.RunNow);
+    }
+}
