@@ -13,7 +13,7 @@ public static class QueueDecisionReasons
     public const string HeartbeatWhileQueued = "heartbeat while follow-ups are queued";
 
     /// <summary>A heartbeat arrived while another host runs the session (through the lease store): dropped, counted and owed.</summary>
-    public const string HeartbeatWhileRemote = "heartbeat while another host runs the session";
+    public const string HeartbeatWhileRemote = "heartbeat while a run is active on another host";
 
     /// <summary>A heartbeat arrived while the lease store could not say who runs the session, and the registry fails closed: dropped, counted and owed.</summary>
     public const string HeartbeatWhileStoreUnavailable = "heartbeat while the lease store is unavailable";

@@ -107,7 +107,7 @@ public sealed partial class ActiveRunRegistry
     private Exception RefusalException(string sessionId, in StartRefusal refusal) => refusal.Result.Outcome == EnterOutcome.Full
         ? RunQueueFullException.LaneFull(sessionId, _table.Lanes.Names[refusal.Spec.Lane], refusal.Result.Limit)
         : refusal.Result.Current is { } current
-            ? new SessionBusyException(sessionId, current.RunId, current.FencingToken, _leaseStore is null ? null : _hostId)
+            ? new SessionBusyException(sessionId, current.RunId, current.FencingToken, ownerHostId: null)
             : new SessionBusyException(sessionId, 0);
 
     /// <summary>Throws what a start with <paramref name="options"/> would throw for them; for adapters that fix their options up front.</summary>
