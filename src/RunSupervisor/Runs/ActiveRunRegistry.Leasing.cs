@@ -27,6 +27,10 @@ public sealed partial class ActiveRunRegistry
     private readonly Lock? _subscriptionLock;
     private readonly ConcurrentDictionary<string, byte>? _watchedRemote;
     private long _nextPollTicks = long.MaxValue;
+    private int _storeFailing;
+    private long _lastStoreFailureTicks = long.MinValue;
+    private long _leasesLost;
+    private long _unfencedStarts;
     private int _pollInFlight;
     private Task? _subscription;
     private IAsyncDisposable? _subscriptionHandle;
@@ -92,6 +96,40 @@ public sealed partial class ActiveRunRegistry
         return StoreCallAsync(sessionId, "get owner", static (store, id, token) => store.GetOwnerAsync(id, token), cancellationToken);
     }
 
+    /// <summary>Reads how the lease store is doing: reachable or not, when it last failed, how many leases were lost. Lock-free.</summary>
+    /// <returns>A snapshot; <see cref="RunLeaseHealth.HasStore"/> is <see langword="false"/> for a registry without a store.</returns>
+    /// <remarks>Readable after disposal.</remarks>
+    public RunLeaseHealth GetLeaseHealth()
+    {
+        if (_leaseStore is null)
+        {
+            return new RunLeaseHealth(hasStore: false, isStoreAvailable: true, lastStoreFailureAt: null, leasesLost: 0, unfencedStarts: 0);
+        }
+
+        long failedAt = Volatile.Read(ref _lastStoreFailureTicks);
+        return new RunLeaseHealth(
+            hasStore: true,
+            isStoreAvailable: Volatile.Read(ref _storeFailing) == 0,
+            lastStoreFailureAt: failedAt == long.MinValue ? null : _clock.ToWallClock(failedAt),
+            leasesLost: Interlocked.Read(ref _leasesLost),
+            unfencedStarts: Interlocked.Read(ref _unfencedStarts));
+    }
+
+    private void StoreSucceeded()
+    {
+        if (Volatile.Read(ref _storeFailing) != 0)
+        {
+            Volatile.Write(ref _storeFailing, 0);
+        }
+    }
+
+    private void StoreFailed(string operation)
+    {
+        Volatile.Write(ref _lastStoreFailureTicks, NowTicks());
+        Volatile.Write(ref _storeFailing, 1);
+        Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", operation));
+    }
+
     private static string NewHostId() => string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}");
 
     private async ValueTask<bool> RequestRemoteAbortAsync(string sessionId, long? expectedFencingToken, string? reason, CancellationToken cancellationToken)
@@ -103,7 +141,9 @@ public sealed partial class ActiveRunRegistry
         using StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, cancellationToken);
         try
         {
-            return await call(_leaseStore!, sessionId, timeout.Token).ConfigureAwait(false);
+            T result = await call(_leaseStore!, sessionId, timeout.Token).ConfigureAwait(false);
+            StoreSucceeded();
+            return result;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -113,7 +153,7 @@ public sealed partial class ActiveRunRegistry
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", operation));
+            StoreFailed(operation);
             throw new RunLeaseUnavailableException(sessionId, ex);
         }
     }
@@ -149,12 +189,13 @@ public sealed partial class ActiveRunRegistry
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", "acquire"));
+                StoreFailed("acquire");
                 if (_failOpen)
                 {
                     _logger.LeaseStoreUnavailable(sessionId, "acquire", "the run starts unfenced (FailOpen)", ex);
                     Confirm(entry, lease: null, sent);
                     Metrics.UnfencedStarts.Add(1);
+                    Interlocked.Increment(ref _unfencedStarts);
                     _logger.UnfencedStart(sessionId, entry.RunId);
                     return handle;
                 }
@@ -164,6 +205,7 @@ public sealed partial class ActiveRunRegistry
                 throw new RunLeaseUnavailableException(sessionId, ex);
             }
 
+            StoreSucceeded();
             if (result.Lease is { } lease)
             {
                 Confirm(entry, lease, sent);
@@ -292,6 +334,7 @@ public sealed partial class ActiveRunRegistry
         if (left.HasLeft && !left.Quiet)
         {
             Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, cause));
+            Interlocked.Increment(ref _leasesLost);
             _logger.LeaseLost(entry.SessionId, entry.RunId, entry.FencingToken, detail);
         }
 
@@ -320,6 +363,7 @@ public sealed partial class ActiveRunRegistry
         if (left.HasLeft && !left.Quiet)
         {
             Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, "superseded"));
+            Interlocked.Increment(ref _leasesLost);
             _logger.RemoteSupersede(entry.SessionId, entry.RunId, newOwner.HostId, newOwner.FencingToken);
         }
 
@@ -335,12 +379,13 @@ public sealed partial class ActiveRunRegistry
         {
             using StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, CancellationToken.None);
             await _leaseStore!.ReleaseAsync(lease, timeout.Token).ConfigureAwait(false);
+            StoreSucceeded();
         }
 #pragma warning disable CA1031 // A release that fails is recovered by the lease's time to live; nothing can be done here but note it.
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", "release"));
+            StoreFailed("release");
             _logger.LeaseReleaseFailed(lease.SessionId, lease.FencingToken, ex);
         }
     }
@@ -443,6 +488,7 @@ public sealed partial class ActiveRunRegistry
                 results = await _leaseStore!.RenewAsync(leases, _leaseTtl, timeout.Token).ConfigureAwait(false);
             }
 
+            StoreSucceeded();
             Metrics.RenewBatchDuration.Record(TimeSpan.FromTicks(NowTicks() - sentTicks).TotalSeconds);
             long validUntil = sentTicks + _leaseTtl.Ticks - _leaseSafetyMargin.Ticks;
             for (int i = 0; i < entries.Count && i < results.Count; i++)
@@ -474,7 +520,7 @@ public sealed partial class ActiveRunRegistry
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", "renew"));
+            StoreFailed("renew");
             _logger.LeaseRenewFailed(entries.Count, ex);
         }
         finally
@@ -643,7 +689,7 @@ public sealed partial class ActiveRunRegistry
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", "subscribe"));
+            StoreFailed("subscribe");
             _logger.LeaseStoreUnavailable(string.Empty, "subscribe", "aborts and releases from other hosts arrive by renew and poll until it succeeds", ex);
         }
     }
