@@ -259,6 +259,8 @@ public sealed partial class ActiveRunRegistry
     }
 
     /// <summary>Publishes a leased run's start once its lease is held (or, failing open, without one).</summary>
+    /// <exception cref="SessionBusyException">A newer local start superseded the run while its lease was taken.</exception>
+    /// <exception cref="ObjectDisposedException">The registry was disposed meanwhile.</exception>
     private void Confirm(RunEntry entry, RunLease? lease, long sentTicks)
     {
         long validUntil = lease is null ? long.MaxValue : sentTicks + _leaseTtl.Ticks - _leaseSafetyMargin.Ticks;
@@ -270,13 +272,16 @@ public sealed partial class ActiveRunRegistry
 
         if (!confirmed)
         {
-            // The run ended (superseded locally, disposed) while its lease was taken: nothing holds the lease now.
+            // The run left (a newer local start superseded it, the registry was disposed) while its lease was taken:
+            // it never began, so nothing holds the lease now and the caller learns who has the session instead.
             if (lease is not null)
             {
                 ReleaseLease(lease);
             }
 
-            return;
+            ThrowIfDisposed();
+            RunEntry? current = _table.Find(entry.SessionId);
+            throw new SessionBusyException(entry.SessionId, current?.RunId ?? 0, current?.FencingToken ?? 0, ownerHostId: null);
         }
 
         if (lease is not null)

@@ -17,7 +17,11 @@ public sealed partial class ActiveRunRegistry
         {
             if (superseded.HasLeft)
             {
-                _logger.RunSuperseded(entry.SessionId, superseded.Entry.RunId, entry.RunId);
+                if (!superseded.Quiet)
+                {
+                    _logger.RunSuperseded(entry.SessionId, superseded.Entry.RunId, entry.RunId);
+                }
+
                 Publish(superseded);
             }
 
