@@ -45,6 +45,7 @@ public sealed class LoggingTests
         (28, "LeaseRenewFailed", LogLevel.Warning),
         (29, "RemoteSupersede", LogLevel.Information),
         (30, "LeaseReleaseFailed", LogLevel.Debug),
+        (31, "DrainCancelledWaiting", LogLevel.Information),
     ];
 
     public static TheoryData<int, string, LogLevel> PinnedRows()

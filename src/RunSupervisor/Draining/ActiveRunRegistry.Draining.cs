@@ -64,7 +64,8 @@ public sealed partial class ActiveRunRegistry
         }
 
         runs.Sort(static (a, b) => a.RunId.CompareTo(b.RunId));
-        return DrainCoreAsync(runs, timeout, options, cancellationToken);
+        string[] cancelled = options?.CancelWaiting == true ? CancelAllWaiting() : [];
+        return DrainCoreAsync(runs, cancelled, timeout, options, cancellationToken);
     }
 
     private static void ValidateTimeout(TimeSpan timeout)
@@ -88,7 +89,28 @@ public sealed partial class ActiveRunRegistry
         }
     }
 
-    private async Task<DrainResult> DrainCoreAsync(List<RunEntry> runs, TimeSpan timeout, DrainOptions? options, CancellationToken cancellationToken)
+    /// <summary>Fails every waiting start for a drain; returns their sessions, oldest first.</summary>
+    private string[] CancelAllWaiting()
+    {
+        List<PendingStart> cancelled;
+        List<PendingStart>? settled;
+        long now = NowTicks();
+        using (_table.EnterGate())
+        {
+            cancelled = _table.CancelAllWaitingLocked(static start => new OperationCanceledException($"The registry is draining: the start for session '{start.SessionId}' was cancelled while it waited for admission."), now);
+            settled = _table.TakeSettledLocked();
+        }
+
+        PublishSettled(settled);
+        if (cancelled.Count > 0)
+        {
+            _logger.DrainCancelledWaiting(cancelled.Count);
+        }
+
+        return [.. cancelled.Select(static s => s.SessionId)];
+    }
+
+    private async Task<DrainResult> DrainCoreAsync(List<RunEntry> runs, string[] cancelledStarts, TimeSpan timeout, DrainOptions? options, CancellationToken cancellationToken)
     {
         if (runs.Count > 0)
         {
@@ -124,7 +146,7 @@ public sealed partial class ActiveRunRegistry
                 : new DrainedRun(entry.SessionId, entry.RunId, Reason: null, Detail: null, outcome);
         }
 
-        var result = new DrainResult(drained);
+        var result = new DrainResult(drained, cancelledStarts);
         if (result.IsComplete)
         {
             _logger.DrainCompleted(result.Drained.Count);

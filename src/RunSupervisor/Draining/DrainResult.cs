@@ -6,9 +6,10 @@ namespace RunSupervisor;
 /// </summary>
 public sealed class DrainResult
 {
-    internal DrainResult(IReadOnlyList<DrainedRun> runs)
+    internal DrainResult(IReadOnlyList<DrainedRun> runs, IReadOnlyList<string>? cancelledStarts = null)
     {
         Runs = runs;
+        CancelledStarts = cancelledStarts ?? [];
         Drained = Sessions(runs, DrainOutcome.Drained);
         Aborted = Sessions(runs, DrainOutcome.Aborted);
         Evicted = Sessions(runs, DrainOutcome.Evicted);
@@ -17,6 +18,12 @@ public sealed class DrainResult
 
     /// <summary>Gets every run the drain saw, in run-id order, with its end reason and detail and the drain's outcome.</summary>
     public IReadOnlyList<DrainedRun> Runs { get; }
+
+    /// <summary>
+    /// Gets the session of each start that was waiting for admission when the drain began and that the drain failed
+    /// (<see cref="DrainOptions.CancelWaiting"/>), oldest first; a session appears once per start. Empty otherwise.
+    /// </summary>
+    public IReadOnlyList<string> CancelledStarts { get; }
 
     /// <summary>Gets the sessions whose runs ended within the drain's timeout by themselves or their owners.</summary>
     public IReadOnlyList<string> Drained { get; }

@@ -16,6 +16,7 @@ internal sealed class AdmissionQueue
     private readonly LinkedList<PendingStart>[] _lanes;
     private readonly PriorityQueue<PendingStart, long> _timeouts = new();
     private long _readySequence;
+    private long _enqueueSequence;
 
     public AdmissionQueue(Lock gate, int laneCount)
     {
@@ -62,6 +63,7 @@ internal sealed class AdmissionQueue
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
         LinkedList<PendingStart> queue = _sessions.GetOrAdd(start.SessionId, static _ => new LinkedList<PendingStart>());
         start.SessionNode = queue.AddLast(start);
+        start.EnqueueSequence = ++_enqueueSequence;
         Count++;
         _timeouts.Enqueue(start, start.TimeoutAtTicks);
         if (sessionFree && queue.Count == 1)
@@ -135,6 +137,20 @@ internal sealed class AdmissionQueue
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
         return NextTimeoutTicksLocked() <= nowTicks ? _timeouts.Dequeue() : null;
+    }
+
+    /// <summary>Lists every waiting start, oldest first; under the gate.</summary>
+    public List<PendingStart> SnapshotLocked()
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        List<PendingStart> all = new(Count);
+        foreach (LinkedList<PendingStart> queue in _sessions.Values)
+        {
+            all.AddRange(queue);
+        }
+
+        all.Sort(static (a, b) => a.EnqueueSequence.CompareTo(b.EnqueueSequence));
+        return all;
     }
 
     /// <summary>Takes every waiting start out, for the registry's disposal.</summary>

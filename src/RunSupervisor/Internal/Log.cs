@@ -127,4 +127,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 30, EventName = "LeaseReleaseFailed", Level = LogLevel.Debug,
         Message = "Releasing the lease of session '{SessionId}' (fencing token {FencingToken}) failed; it lapses one time to live after its last renew.")]
     public static partial void LeaseReleaseFailed(this ILogger logger, string sessionId, long fencingToken, Exception exception);
+
+    [LoggerMessage(EventId = 31, EventName = "DrainCancelledWaiting", Level = LogLevel.Information,
+        Message = "Drain cancelled {Count} start(s) waiting for admission: their work never runs.")]
+    public static partial void DrainCancelledWaiting(this ILogger logger, int count);
 }

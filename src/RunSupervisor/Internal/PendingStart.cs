@@ -33,6 +33,9 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
 
     public long EnqueuedTicks { get; }
 
+    /// <summary>Gets or sets the start's place in the order of all starts ever queued; set under the gate as it is queued.</summary>
+    public long EnqueueSequence { get; set; }
+
     public long TimeoutAtTicks { get; }
 
     public CancellationToken CancellationToken { get; }

@@ -185,6 +185,27 @@ internal sealed class RunTable
         return true;
     }
 
+    /// <summary>Fails every waiting start, oldest first, for a drain that cancels waiting; each gets its own exception.</summary>
+    /// <returns>The starts taken out, oldest first.</returns>
+    public List<PendingStart> CancelAllWaitingLocked(Func<PendingStart, Exception> failure, long nowTicks)
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        List<PendingStart> all = _queue.SnapshotLocked();
+        foreach (PendingStart start in all)
+        {
+            LeaveQueueLocked(start, failure(start), nowTicks);
+        }
+
+        return all;
+    }
+
+    /// <summary>Lists every waiting start, oldest first, for a snapshot.</summary>
+    public List<PendingStart> GetWaitingLocked()
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        return _queue.SnapshotLocked();
+    }
+
     /// <summary>Takes the waiting starts that left the queue during this hold of the gate, to complete after it.</summary>
     public List<PendingStart>? TakeSettledLocked()
     {

@@ -21,6 +21,36 @@ public sealed partial class ActiveRunRegistry
         return _table.QueuedCount(sessionId);
     }
 
+    /// <summary>Gets, for each lane (the default lane first, then the configured ones), how many starts wait and since when the oldest has.</summary>
+    /// <returns>One entry per lane, lanes with no waiting start included.</returns>
+    /// <remarks>Takes the registry's lock for a copy; meant for health checks and diagnostics, not for the hot path.</remarks>
+    /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
+    public IReadOnlyList<LaneQueueInfo> GetQueueSnapshot()
+    {
+        ThrowIfDisposed();
+        string?[] names = _table.Lanes.Names;
+        int[] waiting = new int[names.Length];
+        long[] oldest = new long[names.Length];
+        Array.Fill(oldest, long.MaxValue);
+        using (_table.EnterGate())
+        {
+            foreach (PendingStart start in _table.GetWaitingLocked())
+            {
+                int lane = start.Spec.Lane;
+                waiting[lane]++;
+                oldest[lane] = Math.Min(oldest[lane], start.EnqueuedTicks);
+            }
+        }
+
+        var lanes = new LaneQueueInfo[names.Length];
+        for (int i = 0; i < lanes.Length; i++)
+        {
+            lanes[i] = new LaneQueueInfo(names[i], waiting[i], oldest[i] == long.MaxValue ? null : _clock.ToWallClock(oldest[i]));
+        }
+
+        return lanes;
+    }
+
     /// <summary>Converts a monotonic instant to wall-clock ticks without calling the time provider; safe under the gate.</summary>
     internal long ToWallClockUtcTicksCached(long nowTicks) => _clock.ToWallClockUtcTicksCached(nowTicks);
 
