@@ -5,8 +5,10 @@ namespace RunSupervisor.Hosting;
 
 /// <summary>
 /// Fails <see cref="RunSupervisorOptions"/> when a key of the section they are bound from has an empty value. The
-/// configuration binder skips an empty value, so <c>"RunTimeout": ""</c> (or <c>null</c> in JSON, or an environment
-/// variable set to nothing) would otherwise silently mean the default: a value someone meant to set and did not.
+/// configuration binder skips an empty value, so <c>"RunTimeout": ""</c> (or an environment variable set to nothing)
+/// would otherwise silently mean the default: a value someone meant to set and did not. JSON <c>null</c> and an empty
+/// object arrive as no value at all, the configuration system's "not set", and stay allowed: for options such as
+/// <c>IdleTimeout</c> (off) and <c>Lanes</c> (none) that is exactly what they say.
 /// </summary>
 internal sealed class EmptyConfigurationValueValidator : IValidateOptions<RunSupervisorOptions>
 {
