@@ -2,8 +2,8 @@ namespace RunSupervisor.HealthChecks;
 
 /// <summary>
 /// Thresholds of the RunSupervisor health check. Validated at host start-up (an invalid value fails start-up with a
-/// message that names the option and its allowed range) and each time the check runs (an invalid value makes the check's
-/// entry Unhealthy, with that message as its description).
+/// message that names the option and its allowed range) and when the check runs (an invalid value makes the check's entry
+/// Unhealthy, with that message as its description).
 /// </summary>
 public sealed class RunSupervisorHealthCheckOptions
 {

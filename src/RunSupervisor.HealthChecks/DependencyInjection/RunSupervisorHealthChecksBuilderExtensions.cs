@@ -26,7 +26,7 @@ public static class RunSupervisorHealthChecksBuilderExtensions
     /// <param name="builder">The health checks builder.</param>
     /// <param name="name">The registration name; also the name of the check's options.</param>
     /// <param name="configure">
-    /// Configures the thresholds; validated at host start-up and each time the check runs, where invalid options make
+    /// Configures the thresholds; validated at host start-up and when the check runs, where invalid options make
     /// this check's entry Unhealthy with the failures as its description, and leave the other checks alone.
     /// </param>
     /// <param name="failureStatus">The status reported when the ledger is full; <see langword="null"/> for Unhealthy.</param>
@@ -60,7 +60,7 @@ public static class RunSupervisorHealthChecksBuilderExtensions
     }
 
     /// <summary>
-    /// Resolves and validates the check's options each time the check runs. <c>HealthCheckService</c> calls the factory
+    /// Resolves and validates the check's options when the check runs. <c>HealthCheckService</c> calls the factory
     /// outside its per-check error handling, so a validation failure thrown here would fail the whole report: it becomes
     /// this check's own Unhealthy entry instead.
     /// </summary>
