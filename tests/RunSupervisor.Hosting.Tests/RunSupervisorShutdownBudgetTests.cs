@@ -1,4 +1,5 @@
 using System.Globalization;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -130,6 +131,31 @@ public sealed class RunSupervisorShutdownBudgetTests
         await Drain(host).StopAsync(CancellationToken.None).WaitAsync(TestHost.HangGuard);
 
         host.LogsWithEvent(Summary).Should().ContainSingle().Which.GetStructuredStateValue("Budget").Should().Be("00:00:19");
+    }
+
+    [Fact]
+    public async Task StopAsync_RealClockShutdownTimeoutShorterThanTheGrace_ReportsBeforeTheHostGivesUp()
+    {
+        // Real time on both sides, as the host's own shutdown timer always is: 3 s window, 5 s grace, a 2 s wait.
+        HostApplicationBuilder builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            [TestHost.ShutdownTimeoutKey] = "3",
+            ["RunSupervisor:GracePeriod"] = "00:00:05",
+        });
+        builder.Services.AddFakeLogging();
+        builder.Services.AddRunSupervisor(builder.Configuration);
+        using IHost host = builder.Build();
+        await host.StartAsync();
+        RunHandle zombie = host.Services.GetRequiredService<ActiveRunRegistry>().Start("zombie");
+        zombie.Attach(new TaskCompletionSource().Task);
+
+        await host.StopAsync().WaitAsync(TestHost.HangGuard);
+
+        FakeLogRecord summary = host.Services.GetFakeLogCollector().GetSnapshot().Single(r => r.Id.Name == Summary);
+        summary.GetStructuredStateValue("Cancelled").Should().Be(bool.FalseString, "the drain stops a second before the host's token fires");
+        TimeSpan.Parse(summary.GetStructuredStateValue("Budget")!, CultureInfo.InvariantCulture).Should().BeGreaterThan(TimeSpan.FromSeconds(1)).And.BeLessOrEqualTo(TimeSpan.FromSeconds(2));
+        summary.GetStructuredStateValue("StillRunning").Should().Be("1");
     }
 
     [Theory]
