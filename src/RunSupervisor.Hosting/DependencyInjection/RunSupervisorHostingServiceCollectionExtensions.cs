@@ -62,7 +62,9 @@ public static class RunSupervisorHostingServiceCollectionExtensions
         services.AddOptions<RunSupervisorOptions>()
             .Bind(section)
             .ValidateOnStart();
-        if (!services.Any(d => d.ImplementationInstance is EmptyConfigurationValueValidator v && v.Path == section.Path))
+        // One check per bound section, so binding the same section twice reports an empty key once.
+        if (!services.Any(d => d.ServiceType == typeof(IValidateOptions<RunSupervisorOptions>)
+            && d.ImplementationInstance is EmptyConfigurationValueValidator validator && validator.Path == section.Path))
         {
             services.AddSingleton<IValidateOptions<RunSupervisorOptions>>(new EmptyConfigurationValueValidator(section));
         }
