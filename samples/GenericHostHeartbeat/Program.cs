@@ -43,7 +43,7 @@ builder.Logging.AddSimpleConsole(console =>
     console.TimestampFormat = "HH:mm:ss.fff ";
 });
 
-// The shutdown drain waits up to GracePeriod (+1 s) within this bound; see Scenario.ShutdownTimeout.
+// The shutdown drain waits up to GracePeriod + 1 s, cut to what is left of this bound - 1 s; see Scenario.ShutdownTimeout.
 builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = Scenario.ShutdownTimeout);
 
 // RunSupervisor.Hosting: binds the "RunSupervisor" section, validates it when the host starts, and registers the

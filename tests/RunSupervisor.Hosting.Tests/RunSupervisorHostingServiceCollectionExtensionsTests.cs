@@ -85,6 +85,69 @@ public sealed class RunSupervisorHostingServiceCollectionExtensionsTests
             .Which.Message.Should().Contain("RunSupervisor:RunTimeout");
     }
 
+    [Theory]
+    [InlineData("RunTimeout")]
+    [InlineData("GracePeriod")]
+    [InlineData("MaxAbandonedRuns")]
+    [InlineData("QueueOverflow")]
+    [InlineData("IdleTimeout")]
+    [InlineData("Lanes:cron")]
+    [InlineData("Lease:LeaseTtl")]
+    public async Task StartAsync_EmptyValue_FailsNamingTheKeyInsteadOfUsingTheDefault(string key)
+    {
+        // The binder skips an empty value, which would otherwise leave the default in place without a word.
+        Dictionary<string, string?> settings = TestHost.DefaultSettings();
+        settings["RunSupervisor:" + key] = string.Empty;
+        await using TestHost host = TestHost.Build(settings);
+
+        Func<Task> start = () => host.Host.StartAsync();
+
+        (await start.Should().ThrowAsync<OptionsValidationException>())
+            .Which.Failures.Should().ContainSingle().Which.Should().StartWith($"RunSupervisor:{key} is empty");
+    }
+
+    [Fact]
+    public async Task StartAsync_EmptyValueInACustomSection_NamesTheFullKey()
+    {
+        var settings = new Dictionary<string, string?> { ["Agents:Supervision:GracePeriod"] = string.Empty };
+        await using TestHost host = TestHost.Build(settings, static (services, configuration) => services.AddRunSupervisor(configuration.GetSection("Agents:Supervision")));
+
+        Func<Task> start = () => host.Host.StartAsync();
+
+        (await start.Should().ThrowAsync<OptionsValidationException>()).Which.Message.Should().Contain("Agents:Supervision:GracePeriod is empty");
+    }
+
+    [Fact]
+    public void Registry_JsonEmptyStringWithoutAHost_FailsNamingTheKeyButAcceptsNullAndAnEmptyObject()
+    {
+        // JSON null and an empty object reach configuration as no value at all, which is what null means for
+        // IdleTimeout (off) and Lanes (none); only the empty string is a value that was meant and is missing.
+        using var json = new MemoryStream("""{ "RunSupervisor": { "RunTimeout": "", "IdleTimeout": null, "Lanes": {} } }"""u8.ToArray());
+        IConfiguration configuration = new ConfigurationBuilder().AddJsonStream(json).Build();
+        using ServiceProvider services = new ServiceCollection().AddRunSupervisor(configuration).BuildServiceProvider();
+
+        Action resolve = () => services.GetRequiredService<ActiveRunRegistry>();
+
+        resolve.Should().Throw<OptionsValidationException>().Which.Failures.Should().ContainSingle()
+            .Which.Should().Be("RunSupervisor:RunTimeout is empty: remove the key to use the default, or give it a value.");
+    }
+
+    [Fact]
+    public async Task AddRunSupervisor_CalledTwiceWithAnEmptyValue_ReportsItOnce()
+    {
+        Dictionary<string, string?> settings = TestHost.DefaultSettings();
+        settings["RunSupervisor:RunTimeout"] = string.Empty;
+        await using TestHost host = TestHost.Build(settings, static (services, configuration) =>
+        {
+            services.AddRunSupervisor(configuration);
+            services.AddRunSupervisor(configuration.GetSection(RunSupervisorOptions.SectionName));
+        });
+
+        Func<Task> start = () => host.Host.StartAsync();
+
+        (await start.Should().ThrowAsync<OptionsValidationException>()).Which.Failures.Should().ContainSingle();
+    }
+
     [Fact]
     public async Task AddRunSupervisor_CalledTwice_RegistersOneHostedServiceAndOneRegistry()
     {

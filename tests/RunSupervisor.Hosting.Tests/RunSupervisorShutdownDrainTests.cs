@@ -8,6 +8,7 @@ namespace RunSupervisor.Hosting.Tests;
 public sealed class RunSupervisorShutdownDrainTests
 {
     private const string Summary = "ShutdownDrainSummary";
+    private const string NotDrained = "ShutdownRunNotDrained";
 
     [Fact]
     public async Task StopAsync_NoRuns_LogsOneInformationSummaryWithZeroCounts()
@@ -20,6 +21,8 @@ public sealed class RunSupervisorShutdownDrainTests
         summary.Id.Id.Should().Be(100);
         summary.Level.Should().Be(LogLevel.Information);
         Counts(summary).Should().Be((0, 0, 0, 0, 0, false));
+        summary.GetStructuredStateValue("Budget").Should().Be((TestHost.Grace + RunSupervisorShutdownDrain.EvictionSlack).ToString());
+        host.LogsWithEvent(NotDrained).Should().BeEmpty();
     }
 
     [Fact]
@@ -40,6 +43,7 @@ public sealed class RunSupervisorShutdownDrainTests
         FakeLogRecord summary = host.LogsWithEvent(Summary).Should().ContainSingle().Subject;
         summary.Level.Should().Be(LogLevel.Information);
         Counts(summary).Should().Be((2, 2, 0, 0, 0, false));
+        host.LogsWithEvent(NotDrained).Should().BeEmpty();
     }
 
     [Fact]
@@ -69,6 +73,13 @@ public sealed class RunSupervisorShutdownDrainTests
         FakeLogRecord summary = host.LogsWithEvent(Summary).Should().ContainSingle().Subject;
         summary.Level.Should().Be(LogLevel.Warning);
         Counts(summary).Should().Be((2, 1, 1, 0, 1, false));
+        FakeLogRecord notDrained = host.LogsWithEvent(NotDrained).Should().ContainSingle().Subject;
+        notDrained.Id.Id.Should().Be(102);
+        notDrained.Level.Should().Be(LogLevel.Warning);
+        notDrained.GetStructuredStateValue("SessionId").Should().Be("zombie");
+        notDrained.GetStructuredStateValue("RunId").Should().Be(zombie.RunId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        notDrained.GetStructuredStateValue("Outcome").Should().Be(nameof(DrainOutcome.Evicted));
+        notDrained.GetStructuredStateValue("Reason").Should().Be(nameof(RunEndReason.ForceEvicted));
     }
 
     [Fact]
@@ -86,6 +97,8 @@ public sealed class RunSupervisorShutdownDrainTests
         FakeLogRecord summary = host.LogsWithEvent(Summary).Should().ContainSingle().Subject;
         summary.Level.Should().Be(LogLevel.Warning);
         Counts(summary).Should().Be((1, 0, 0, 1, 0, false));
+        host.LogsWithEvent(NotDrained).Should().ContainSingle()
+            .Which.GetStructuredStateValue("Outcome").Should().Be(nameof(DrainOutcome.StillRunning));
     }
 
     [Fact]
@@ -102,6 +115,10 @@ public sealed class RunSupervisorShutdownDrainTests
 
         (await run.Completion).Should().Be(RunEndReason.ForceEvicted);
         Counts(host.LogsWithEvent(Summary).Should().ContainSingle().Subject).Should().Be((1, 0, 1, 0, 1, false));
+
+        FakeLogRecord notDrained = host.LogsWithEvent(NotDrained).Should().ContainSingle().Subject;
+        notDrained.GetStructuredStateValue("Outcome").Should().Be(nameof(DrainOutcome.Evicted));
+        notDrained.GetStructuredStateValue("Detail").Should().Contain("deadline passed after 00:10:00");
     }
 
     [Fact]
@@ -121,6 +138,32 @@ public sealed class RunSupervisorShutdownDrainTests
         FakeLogRecord summary = host.LogsWithEvent(Summary).Should().ContainSingle().Subject;
         summary.Level.Should().Be(LogLevel.Warning);
         Counts(summary).Should().Be((1, 0, 0, 1, 0, true));
+        host.LogsWithEvent(NotDrained).Should().ContainSingle()
+            .Which.GetStructuredStateValue("Outcome").Should().Be(nameof(DrainOutcome.StillRunning));
+    }
+
+    [Fact]
+    public async Task StopAsync_ShutdownTokenCancelledAfterAnEviction_ReportsEachRunFromTheRegistrysEnds()
+    {
+        // Cancelled, the drain has no result: each run the drain saw is reported as the registry's end notification says.
+        await using TestHost host = await TestHost.StartAsync();
+        RunHandle zombie = host.Registry.Start("zombie");
+        zombie.Attach(new TaskCompletionSource().Task);
+        RunHandle patient = host.Registry.Start("patient", new RunStartOptions { GracePeriod = TimeSpan.FromDays(1) });
+        Task aborted = WhenCancelled(patient.AbortToken);
+        using var shutdown = new CancellationTokenSource();
+
+        Task stop = host.Host.StopAsync(shutdown.Token);
+        await aborted.WaitAsync(TestHost.HangGuard);
+        host.Time.Advance(TestHost.Grace);
+        (await zombie.Completion.WaitAsync(TestHost.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        await shutdown.CancelAsync();
+        await stop.WaitAsync(TestHost.HangGuard);
+
+        FakeLogRecord summary = host.LogsWithEvent(Summary).Should().ContainSingle().Subject;
+        Counts(summary).Should().Be((2, 0, 1, 1, 1, true));
+        host.LogsWithEvent(NotDrained).Select(r => (r.GetStructuredStateValue("SessionId"), r.GetStructuredStateValue("Outcome")))
+            .Should().Equal(("zombie", nameof(DrainOutcome.Evicted)), ("patient", nameof(DrainOutcome.StillRunning)));
     }
 
     [Fact]
@@ -131,7 +174,7 @@ public sealed class RunSupervisorShutdownDrainTests
         RunHandle first = host.Registry.Start("s");
         first.AbortToken.Register(() => host.Registry.Start("s", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede }));
 
-        // The drain still waits up to the grace period for the newcomer, then leaves it alone (not overdue).
+        // The drain waits only for the runs it saw, so it ends with the superseded run and leaves the newcomer alone.
         Task stop = host.Host.StopAsync();
         await AdvanceUntilCompletedAsync(host.Time, stop, TestHost.Grace + RunSupervisorShutdownDrain.EvictionSlack);
 
@@ -139,6 +182,7 @@ public sealed class RunSupervisorShutdownDrainTests
         host.Registry.TryGetRun("s", out RunInfo? replacement).Should().BeTrue();
         replacement!.Status.Should().Be(RunStatus.Running);
         Counts(host.LogsWithEvent(Summary).Should().ContainSingle().Subject).Should().Be((1, 1, 0, 0, 1, false));
+        host.LogsWithEvent(NotDrained).Should().BeEmpty();
     }
 
     [Fact]

@@ -17,14 +17,18 @@ public static class RunSupervisorHealthChecksBuilderExtensions
     /// registered): Healthy; Degraded when at least <see cref="RunSupervisorHealthCheckOptions.DegradedAbandonedRuns"/>
     /// runs are abandoned or a session's heartbeat-drop streak exceeds
     /// <see cref="RunSupervisorHealthCheckOptions.MaxHeartbeatDropStreak"/>; <paramref name="failureStatus"/> (Unhealthy by
-    /// default) when the abandoned-run ledger reaches <see cref="ActiveRunRegistry.MaxAbandonedRuns"/>. The result's data
+    /// default) when the abandoned-run ledger reaches <see cref="RunSupervisorHealthCheckOptions.UnhealthyAbandonedRuns"/>
+    /// (by default <see cref="ActiveRunRegistry.MaxAbandonedRuns"/>, which no threshold may exceed). The result's data
     /// carries the counts and the oldest ages in seconds (active_runs, abandoned_runs, max_abandoned_runs,
     /// oldest_active_run_age_seconds, oldest_abandoned_run_age_seconds, sessions_dropping_heartbeats,
-    /// longest_heartbeat_drop_streak).
+    /// longest_heartbeat_drop_streak, watchdog_lateness_seconds).
     /// </summary>
     /// <param name="builder">The health checks builder.</param>
     /// <param name="name">The registration name; also the name of the check's options.</param>
-    /// <param name="configure">Configures the thresholds; validated at host start-up and when the check first runs.</param>
+    /// <param name="configure">
+    /// Configures the thresholds; validated at host start-up and when the check runs, where invalid options make
+    /// this check's entry Unhealthy with the failures as its description, and leave the other checks alone.
+    /// </param>
     /// <param name="failureStatus">The status reported when the ledger is full; <see langword="null"/> for Unhealthy.</param>
     /// <param name="tags">Tags to filter checks by (for example "ready").</param>
     /// <param name="timeout">The check's timeout; <see langword="null"/> for none.</param>
@@ -52,15 +56,27 @@ public static class RunSupervisorHealthChecksBuilderExtensions
 
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RunSupervisorHealthCheckOptions>, RunSupervisorHealthCheckOptionsValidator>());
-        return builder.Add(new HealthCheckRegistration(
-            name,
-            sp => new RunSupervisorHealthCheck(
-                sp.GetRequiredService<ActiveRunRegistry>(),
-                sp.GetService<HeartbeatQueuePolicy>(),
-                sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<IOptionsMonitor<RunSupervisorHealthCheckOptions>>().Get(name)),
-            failureStatus,
-            tags,
-            timeout));
+        return builder.Add(new HealthCheckRegistration(name, sp => CreateCheck(sp, name), failureStatus, tags, timeout));
+    }
+
+    /// <summary>
+    /// Resolves and validates the check's options when the check runs. <c>HealthCheckService</c> calls the factory
+    /// outside its per-check error handling, so a validation failure thrown here would fail the whole report: it becomes
+    /// this check's own Unhealthy entry instead.
+    /// </summary>
+    private static IHealthCheck CreateCheck(IServiceProvider services, string name)
+    {
+        try
+        {
+            return new RunSupervisorHealthCheck(
+                services.GetRequiredService<ActiveRunRegistry>(),
+                services.GetService<HeartbeatQueuePolicy>(),
+                services.GetRequiredService<TimeProvider>(),
+                services.GetRequiredService<IOptionsMonitor<RunSupervisorHealthCheckOptions>>().Get(name));
+        }
+        catch (OptionsValidationException exception)
+        {
+            return new InvalidOptionsHealthCheck(exception);
+        }
     }
 }

@@ -49,14 +49,18 @@ internal sealed class RunSupervisorHealthCheck : IHealthCheck
         double oldestActive = active.Count == 0 ? 0 : Seconds(now - active.Min(static r => r.StartedAt));
         double oldestAbandoned = abandoned.Count == 0 ? 0 : Seconds(now - abandoned[0].EvictedAt);
         int longestStreak = drops.Count == 0 ? 0 : drops.Values.Max();
-        int unhealthyAt = _options.UnhealthyAbandonedRuns ?? _registry.MaxAbandonedRuns;
+        // Capped at the ledger's size, which the count never passes: validation rejects larger thresholds, and options
+        // that reached the check some other way must still leave Unhealthy reachable.
+        int maxAbandoned = _registry.MaxAbandonedRuns;
+        int unhealthyAt = Math.Min(_options.UnhealthyAbandonedRuns ?? maxAbandoned, maxAbandoned);
+        int degradedAt = Math.Min(_options.DegradedAbandonedRuns, maxAbandoned);
         TimeSpan lateness = _registry.WatchdogLateness;
 
         var data = new Dictionary<string, object>(StringComparer.Ordinal)
         {
             [ActiveRunsKey] = active.Count,
             [AbandonedRunsKey] = abandoned.Count,
-            [MaxAbandonedRunsKey] = _registry.MaxAbandonedRuns,
+            [MaxAbandonedRunsKey] = maxAbandoned,
             [OldestActiveRunAgeKey] = oldestActive,
             [OldestAbandonedRunAgeKey] = oldestAbandoned,
             [SessionsDroppingHeartbeatsKey] = drops.Count,
@@ -72,7 +76,7 @@ internal sealed class RunSupervisorHealthCheck : IHealthCheck
                 Format("{0} abandoned run(s) reached the limit of {1}: the ledger forgets the oldest; providers are leaking (oldest evicted {2:0.#} s ago).", abandoned.Count, unhealthyAt, oldestAbandoned),
                 data: data);
         }
-        else if (abandoned.Count >= _options.DegradedAbandonedRuns)
+        else if (abandoned.Count >= degradedAt)
         {
             result = HealthCheckResult.Degraded(
                 Format("{0} abandoned run(s): force-evicted or superseded while their provider was still pending (oldest evicted {1:0.#} s ago).", abandoned.Count, oldestAbandoned),

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using RunSupervisor;
 using RunSupervisor.Hosting;
 
@@ -36,10 +37,12 @@ public static class RunSupervisorHostingServiceCollectionExtensions
     /// <summary>
     /// Adds RunSupervisor (as <see cref="RunSupervisorServiceCollectionExtensions.AddRunSupervisor(IServiceCollection)"/>
     /// does), binds <see cref="RunSupervisorOptions"/> from <paramref name="section"/>, validates the options when the host
-    /// starts (an invalid value fails <c>StartAsync</c> with a message that names the option and its allowed range), and
+    /// starts (an invalid value fails <c>StartAsync</c> with a message that names the option and its allowed range; an
+    /// empty value, such as <c>"RunTimeout": ""</c>, fails naming its key instead of silently meaning the default), and
     /// drains the registry when the host stops: every run is aborted, the drain waits up to
-    /// <see cref="RunSupervisorOptions.GracePeriod"/> (bounded by the host's shutdown timeout), runs that do not settle
-    /// are force-evicted, and one summary line is logged.
+    /// <see cref="RunSupervisorOptions.GracePeriod"/> plus one second, cut to what is left of
+    /// <c>HostOptions.ShutdownTimeout</c> minus one second, runs that do not settle are force-evicted, and the drain logs
+    /// one line per run it did not drain and one summary line.
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="section">The configuration section that holds the options, for example <c>configuration.GetSection("RunSupervisor")</c>.</param>
@@ -47,7 +50,9 @@ public static class RunSupervisorHostingServiceCollectionExtensions
     /// <exception cref="ArgumentNullException"><paramref name="services"/> or <paramref name="section"/> is <see langword="null"/>.</exception>
     /// <remarks>
     /// Values are TimeSpan strings such as <c>"00:10:00"</c>. Set <c>HostOptions.ShutdownTimeout</c> above the grace
-    /// period so that the drain can wait for it. Calling this method more than once registers the hosted service once.
+    /// period plus one second so that the drain can wait for it; a start-up warning (EventId 101,
+    /// <c>ShutdownTimeoutTooShort</c>) says when it is not, which is the case with both defaults (30 seconds each).
+    /// Calling this method more than once registers the hosted service once.
     /// </remarks>
     public static IServiceCollection AddRunSupervisor(this IServiceCollection services, IConfigurationSection section)
     {
@@ -57,6 +62,13 @@ public static class RunSupervisorHostingServiceCollectionExtensions
         services.AddOptions<RunSupervisorOptions>()
             .Bind(section)
             .ValidateOnStart();
+        // One check per bound section, so binding the same section twice reports an empty key once.
+        if (!services.Any(d => d.ServiceType == typeof(IValidateOptions<RunSupervisorOptions>)
+            && d.ImplementationInstance is EmptyConfigurationValueValidator validator && validator.Path == section.Path))
+        {
+            services.AddSingleton<IValidateOptions<RunSupervisorOptions>>(new EmptyConfigurationValueValidator(section));
+        }
+
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, RunSupervisorShutdownDrain>());
         return services;
     }

@@ -15,6 +15,12 @@ internal sealed class TestHost : IAsyncDisposable
     public static readonly TimeSpan Timeout = TimeSpan.FromMinutes(10);
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The host's shutdown timeout in <see cref="DefaultSettings"/>: long enough for the drain's full wait (grace + 1 s).
+    /// The host measures it on the real clock, so it also bounds a test that hangs in StopAsync.
+    /// </summary>
+    public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromMinutes(2);
+
     /// <summary>A real-time bound that only turns a hang into a failure; never the behaviour under test.</summary>
     public static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(10);
 
@@ -36,7 +42,11 @@ internal sealed class TestHost : IAsyncDisposable
     {
         ["RunSupervisor:RunTimeout"] = Timeout.ToString(),
         ["RunSupervisor:GracePeriod"] = Grace.ToString(),
+        [ShutdownTimeoutKey] = ((int)ShutdownTimeout.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
+
+    /// <summary>The configuration key the host reads <c>HostOptions.ShutdownTimeout</c> from, in whole seconds.</summary>
+    public const string ShutdownTimeoutKey = "shutdownTimeoutSeconds";
 
     /// <summary>Builds (does not start) a host; <paramref name="configure"/> may add services after RunSupervisor.</summary>
     public static TestHost Build(IDictionary<string, string?>? settings = null, Action<IServiceCollection, IConfiguration>? register = null)
