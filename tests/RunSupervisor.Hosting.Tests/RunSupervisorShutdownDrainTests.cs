@@ -47,6 +47,21 @@ public sealed class RunSupervisorShutdownDrainTests
     }
 
     [Fact]
+    public async Task StopAsync_StartWaitingForAdmission_IsCancelledAndNeverRuns()
+    {
+        await using TestHost host = await TestHost.StartAsync();
+        RunHandle busy = host.Registry.Start("a");
+        busy.Attach(HonourTokenAsync(busy.AbortToken));
+        Task<RunHandle> waiting = host.Registry.StartAsync("a", new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
+
+        await host.Host.StopAsync().WaitAsync(TestHost.HangGuard);
+
+        await FluentActions.Awaiting(() => waiting.WaitAsync(TestHost.HangGuard)).Should().ThrowAsync<OperationCanceledException>();
+        host.Registry.ActiveCount.Should().Be(0, "the aborted run's end admitted nothing");
+        host.LogsWithEvent("DrainCancelledWaiting").Should().ContainSingle();
+    }
+
+    [Fact]
     public async Task StopAsync_RunThatIgnoresTheAbort_ForceEvictsItAtTheGracePeriodAndReportsItAbandoned()
     {
         await using TestHost host = await TestHost.StartAsync();

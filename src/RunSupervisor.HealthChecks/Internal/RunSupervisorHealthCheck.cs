@@ -5,7 +5,8 @@ namespace RunSupervisor.HealthChecks;
 
 /// <summary>
 /// Reports the registry's health: Unhealthy (the registration's failure status) when the abandoned-run ledger is full,
-/// Degraded when runs are abandoned, a session keeps dropping heartbeats or the watchdog ran late, Healthy otherwise. Reads snapshots only:
+/// Degraded when runs are abandoned, a session keeps dropping heartbeats, the lease store is unreachable or the
+/// watchdog ran late, Healthy otherwise; the data also carry queue lengths and oldest waits per lane and lease counts. Reads snapshots only:
 /// it never blocks a run and never changes anything.
 /// </summary>
 internal sealed class RunSupervisorHealthCheck : IHealthCheck
@@ -18,6 +19,11 @@ internal sealed class RunSupervisorHealthCheck : IHealthCheck
     public const string SessionsDroppingHeartbeatsKey = "sessions_dropping_heartbeats";
     public const string LongestHeartbeatDropStreakKey = "longest_heartbeat_drop_streak";
     public const string WatchdogLatenessKey = "watchdog_lateness_seconds";
+    public const string QueuedStartsKey = "queued_starts";
+    public const string OldestQueuedWaitKey = "oldest_queued_wait_seconds";
+    public const string LeaseStoreAvailableKey = "lease_store_available";
+    public const string LeasesLostKey = "leases_lost";
+    public const string UnfencedStartsKey = "unfenced_starts";
 
     private static readonly IReadOnlyDictionary<string, int> NoDrops = new Dictionary<string, int>();
 
@@ -55,6 +61,8 @@ internal sealed class RunSupervisorHealthCheck : IHealthCheck
         int unhealthyAt = Math.Min(_options.UnhealthyAbandonedRuns ?? maxAbandoned, maxAbandoned);
         int degradedAt = Math.Min(_options.DegradedAbandonedRuns, maxAbandoned);
         TimeSpan lateness = _registry.WatchdogLateness;
+        IReadOnlyList<LaneQueueInfo> lanes = _registry.GetQueueSnapshot();
+        RunSupervisor.Leasing.RunLeaseHealth lease = _registry.GetLeaseHealth();
 
         var data = new Dictionary<string, object>(StringComparer.Ordinal)
         {
@@ -66,7 +74,22 @@ internal sealed class RunSupervisorHealthCheck : IHealthCheck
             [SessionsDroppingHeartbeatsKey] = drops.Count,
             [LongestHeartbeatDropStreakKey] = longestStreak,
             [WatchdogLatenessKey] = lateness.TotalSeconds,
+            [QueuedStartsKey] = lanes.Sum(static l => l.Waiting),
+            [OldestQueuedWaitKey] = lanes.Where(static l => l.OldestQueuedAt is not null).Select(l => Seconds(now - l.OldestQueuedAt!.Value)).DefaultIfEmpty(0).Max(),
         };
+        foreach (LaneQueueInfo lane in lanes)
+        {
+            string name = lane.Lane ?? "default";
+            data["queued_starts." + name] = lane.Waiting;
+            data["oldest_queued_wait_seconds." + name] = lane.OldestQueuedAt is { } since ? Seconds(now - since) : 0;
+        }
+
+        if (lease.HasStore)
+        {
+            data[LeaseStoreAvailableKey] = lease.IsStoreAvailable;
+            data[LeasesLostKey] = lease.LeasesLost;
+            data[UnfencedStartsKey] = lease.UnfencedStarts;
+        }
 
         HealthCheckResult result;
         if (abandoned.Count >= unhealthyAt)
@@ -86,6 +109,13 @@ internal sealed class RunSupervisorHealthCheck : IHealthCheck
         {
             result = HealthCheckResult.Degraded(
                 Format("A session dropped {0} heartbeats in a row (more than {1}): its run is holding it busy.", longestStreak, _options.MaxHeartbeatDropStreak),
+                data: data);
+        }
+        else if (lease.HasStore && !lease.IsStoreAvailable)
+        {
+            // Until a store call succeeds again: new starts fail (or run unfenced) and leased runs end at their validity.
+            result = HealthCheckResult.Degraded(
+                Format("The run lease store is unreachable (last failure {0:O}); {1} lease(s) lost so far.", lease.LastStoreFailureAt ?? now, lease.LeasesLost),
                 data: data);
         }
         else if (lateness > _registry.WatchdogLatenessThreshold)

@@ -28,7 +28,8 @@ internal sealed class RunSupervisorShutdownDrain : IHostedLifecycleService
 
     internal const string AbortReason = "the host is stopping";
 
-    private static readonly DrainOptions EvictOverdue = new() { ForceEvictOverdue = true };
+    // Starts waiting for admission are cancelled: a run admitted now would only be aborted by the same shutdown.
+    private static readonly DrainOptions EvictOverdue = new() { ForceEvictOverdue = true, CancelWaiting = true };
 
     private readonly ActiveRunRegistry _registry;
     private readonly TimeProvider _timeProvider;
