@@ -40,7 +40,7 @@ public sealed partial class RedisRunLeaseStore
         {
             if (!_releasedSubscribed)
             {
-                await CallAsync("subscribe", hostId, Confirmed(subscriber.SubscribeAsync(_keys.ReleasedChannel, _onReleased, CommandFlags.DemandMaster)), cancellationToken).ConfigureAwait(false);
+                await SubscribeChannelAsync(subscriber, hostId, _keys.ReleasedChannel, _onReleased, cancellationToken).ConfigureAwait(false);
                 _releasedSubscribed = true;
             }
 
@@ -55,7 +55,7 @@ public sealed partial class RedisRunLeaseStore
                 entry = new HostEntry(hostId);
                 HostEntry target = entry;
                 entry.Handler = (_, message) => OnHostMessage(target, message);
-                await CallAsync("subscribe", hostId, Confirmed(subscriber.SubscribeAsync(_keys.HostChannel(hostId), entry.Handler, CommandFlags.DemandMaster)), cancellationToken).ConfigureAwait(false);
+                await SubscribeChannelAsync(subscriber, hostId, _keys.HostChannel(hostId), entry.Handler, cancellationToken).ConfigureAwait(false);
             }
 
             lock (_observersLock)
@@ -70,6 +70,21 @@ public sealed partial class RedisRunLeaseStore
         }
 
         return subscription;
+    }
+
+    private async Task SubscribeChannelAsync(ISubscriber subscriber, string hostId, RedisChannel channel, Action<RedisChannel, RedisValue> handler, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await CallAsync("subscribe", hostId, Confirmed(subscriber.SubscribeAsync(channel, handler, CommandFlags.DemandMaster)), cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // The client registers the handler before the server confirms, and would re-subscribe it on reconnect: drop it,
+            // or a retried subscribe would deliver every message twice.
+            subscriber.Unsubscribe(channel, handler, CommandFlags.FireAndForget);
+            throw;
+        }
     }
 
     private static async Task<bool> Confirmed(Task subscribe)

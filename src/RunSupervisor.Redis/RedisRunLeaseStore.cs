@@ -80,6 +80,12 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
     {
         ArgumentNullException.ThrowIfNull(request);
         ThrowIfDisposed();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // Nothing is sent: a call given up before it starts must not leave a lease behind.
+            return ValueTask.FromCanceled<RunLeaseAcquireResult>(cancellationToken);
+        }
+
         return new ValueTask<RunLeaseAcquireResult>(AcquireCoreAsync(request, cancellationToken));
     }
 
@@ -99,6 +105,12 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
             return new ValueTask<IReadOnlyList<RunLeaseRenewResult>>(Array.Empty<RunLeaseRenewResult>());
         }
 
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // Nothing is sent: a call given up before it starts must not leave a lease behind.
+            return ValueTask.FromCanceled<IReadOnlyList<RunLeaseRenewResult>>(cancellationToken);
+        }
+
         return new ValueTask<IReadOnlyList<RunLeaseRenewResult>>(RenewCoreAsync(leases, ttl, cancellationToken));
     }
 
@@ -110,6 +122,12 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
     {
         ArgumentNullException.ThrowIfNull(lease);
         ThrowIfDisposed();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // Nothing is sent: a call given up before it starts must not leave a lease behind.
+            return ValueTask.FromCanceled<bool>(cancellationToken);
+        }
+
         return new ValueTask<bool>(ReleaseCoreAsync(lease, cancellationToken));
     }
 
@@ -121,6 +139,12 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
     {
         ArgumentNullException.ThrowIfNull(sessionId);
         ThrowIfDisposed();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // Nothing is sent: a call given up before it starts must not leave a lease behind.
+            return ValueTask.FromCanceled<bool>(cancellationToken);
+        }
+
         return new ValueTask<bool>(RequestAbortCoreAsync(sessionId, expectedFencingToken, reason, cancellationToken));
     }
 
@@ -132,6 +156,12 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
     {
         ArgumentNullException.ThrowIfNull(sessionId);
         ThrowIfDisposed();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // Nothing is sent: a call given up before it starts must not leave a lease behind.
+            return ValueTask.FromCanceled<RunLeaseInfo?>(cancellationToken);
+        }
+
         return new ValueTask<RunLeaseInfo?>(GetOwnerCoreAsync(sessionId, cancellationToken));
     }
 
@@ -185,9 +215,10 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
         }
         catch when (!call.IsCompletedSuccessfully)
         {
-            // The script may still run: it is on the wire or in the connection's backlog. A release keyed by this acquire's
-            // nonce, queued on the same connection, runs after it and removes exactly what it took, if anything.
-            _ = CompensateAsync(request.SessionId, nonce);
+            // The script may still run: it is on the wire, in the connection's backlog, or about to be re-sent with its source
+            // after a NOSCRIPT. A release keyed by this acquire's nonce, sent once the acquire has settled, runs after it and
+            // removes exactly what it took, if anything.
+            _ = CompensateAsync(call, request.SessionId, nonce);
             throw;
         }
 
@@ -205,9 +236,12 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
         return RunLeaseAcquireResult.Acquired(lease, superseded);
     }
 
-    private async Task CompensateAsync(string sessionId, string nonce)
+    private async Task CompensateAsync(Task<RedisResult> acquire, string sessionId, string nonce)
     {
         _logger.AcquireCompensationQueued(sessionId);
+
+        // Not before: a release sent while the acquire still waits for its NOSCRIPT fallback would run first and find nothing.
+        await ((Task)acquire).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         try
         {
             RedisResult answer = await CallAsync(

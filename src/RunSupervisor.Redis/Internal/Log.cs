@@ -20,7 +20,7 @@ internal static partial class Log
     public static partial void CallTimedOut(this ILogger logger, string operation, string sessionId, TimeSpan timeout);
 
     [LoggerMessage(EventId = 302, EventName = "RedisAcquireCompensationQueued", Level = LogLevel.Information,
-        Message = "The acquire for session '{SessionId}' did not complete; a release of whatever it took has been queued behind it.")]
+        Message = "The acquire for session '{SessionId}' did not complete; a release of whatever it took follows once it settles.")]
     public static partial void AcquireCompensationQueued(this ILogger logger, string sessionId);
 
     [LoggerMessage(EventId = 303, EventName = "RedisAcquireCompensated", Level = LogLevel.Information,
