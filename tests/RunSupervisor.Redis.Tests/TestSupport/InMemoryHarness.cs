@@ -1,0 +1,25 @@
+using RunSupervisor.Leasing;
+
+namespace RunSupervisor.Redis.Tests.TestSupport;
+
+/// <summary>The core's reference store on the real clock: every host shares the one instance.</summary>
+public sealed class InMemoryHarness : LeaseStoreHarness
+{
+    private readonly InMemoryRunLeaseStore _store = new();
+
+    public override Task<IRunLeaseStore> CreateStoreAsync() => Task.FromResult<IRunLeaseStore>(_store);
+
+    public override Task RestartAsync()
+    {
+        _store.Restart();
+        return Task.CompletedTask;
+    }
+
+    public override Task DeleteLeaseAsync(string sessionId)
+    {
+        _store.RemoveLease(sessionId);
+        return Task.CompletedTask;
+    }
+
+    public override ValueTask DisposeAsync() => default;
+}
