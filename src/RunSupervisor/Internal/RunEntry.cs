@@ -24,9 +24,7 @@ internal sealed class RunEntry : CancellationTokenSource
     private Activity? _activity;
     private long _deadlineTicks;
     private long _lastProgressTicks;
-    private long _leaseValidUntilTicks = long.MaxValue;
-    private volatile RunLease? _lease;
-    private readonly bool _leased;
+    private readonly LeaseState? _leaseState;
     private int _completed;
     private volatile RunStatus _status;
 
@@ -58,35 +56,44 @@ internal sealed class RunEntry : CancellationTokenSource
     public long RunId { get; set; }
 
     /// <summary>Gets the fencing token: the lease's, or without one (no store, or a start let through unfenced), the run id itself.</summary>
-    public long FencingToken => _lease?.FencingToken ?? RunId;
+    public long FencingToken => _leaseState?.Lease?.FencingToken ?? RunId;
 
     /// <summary>
     /// Gets a value indicating whether the registry has a lease store: such a run is entered locally first, then its
     /// lease is taken, and only then is its start published (<see cref="StartPublished"/>); a start the store refuses is
-    /// withdrawn without ever appearing as a run.
+    /// withdrawn without ever appearing as a run. Only such a run carries lease state, so a registry without a store
+    /// pays one field per run for leasing.
     /// </summary>
     public bool Leased
     {
-        get => _leased;
-        init
-        {
-            _leased = value;
-            StartPublished = !value;
-        }
+        get => _leaseState is not null;
+        init => _leaseState = value ? new LeaseState() : null;
     }
 
     /// <summary>Gets or sets a value indicating whether the run's start has been (or is being) published; under the gate. Always true for a run without a store.</summary>
-    public bool StartPublished { get; set; } = true;
+    public bool StartPublished
+    {
+        get => _leaseState?.StartPublished ?? true;
+        set
+        {
+            Debug.Assert(_leaseState is not null, "Only a leased run's start is published late.");
+            _leaseState!.StartPublished = value;
+        }
+    }
 
     /// <summary>Gets or sets the run's lease, once taken; written under the gate, read lock-free.</summary>
     public RunLease? Lease
     {
-        get => _lease;
-        set => _lease = value;
+        get => _leaseState?.Lease;
+        set => _leaseState!.Lease = value;
     }
 
     /// <summary>Gets or sets a value indicating whether the run's lease is no longer its own (lost, or taken by another host): it is not released.</summary>
-    public bool LeaseForfeited { get; set; }
+    public bool LeaseForfeited
+    {
+        get => _leaseState?.Forfeited ?? false;
+        set => _leaseState!.Forfeited = value;
+    }
 
     /// <summary>
     /// Gets or sets the instant the run stops trusting its lease: the send time of its last confirmed renew plus the
@@ -94,11 +101,12 @@ internal sealed class RunEntry : CancellationTokenSource
     /// </summary>
     public long LeaseValidUntilTicks
     {
-        get => Volatile.Read(ref _leaseValidUntilTicks);
+        get => _leaseState is { } state ? Volatile.Read(ref state.ValidUntilTicks) : long.MaxValue;
         set
         {
-            long current = Volatile.Read(ref _leaseValidUntilTicks);
-            while ((current == long.MaxValue || value > current) && Interlocked.CompareExchange(ref _leaseValidUntilTicks, value, current) is long seen && seen != current)
+            LeaseState state = _leaseState!;
+            long current = Volatile.Read(ref state.ValidUntilTicks);
+            while ((current == long.MaxValue || value > current) && Interlocked.CompareExchange(ref state.ValidUntilTicks, value, current) is long seen && seen != current)
             {
                 current = seen;
             }
@@ -251,5 +259,23 @@ internal sealed class RunEntry : CancellationTokenSource
         }
 
         return completion;
+    }
+
+    /// <summary>A leased run's lease and how far it trusts it; allocated only for runs of a registry with a store.</summary>
+    private sealed class LeaseState
+    {
+        public long ValidUntilTicks = long.MaxValue;
+
+        private volatile RunLease? _lease;
+
+        public RunLease? Lease
+        {
+            get => _lease;
+            set => _lease = value;
+        }
+
+        public bool StartPublished { get; set; }
+
+        public bool Forfeited { get; set; }
     }
 }

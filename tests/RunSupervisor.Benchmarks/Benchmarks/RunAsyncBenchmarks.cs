@@ -26,6 +26,15 @@ public class RunAsyncBenchmarks : ThreeWayBenchmark
     [Benchmark(Description = "Peer (Polly)")]
     public Task<int> Peer() => PollyPeer.RunAsync(SessionId, Provider);
 
+    /// <summary>Fills the peer for the row with the thread-pool hop.</summary>
+    [GlobalSetup(Target = nameof(PeerOnPool))]
+    public void SetupPeerOnPool() => SetupPeer();
+
+    /// <summary>Peer with the same guarantee as RunAsync (a blocking provider never blocks the caller): entry + CTS + Polly timeout + <c>Task.Run</c> hop.</summary>
+    /// <returns>The provider's result.</returns>
+    [Benchmark(Description = "Peer (Polly + Task.Run)")]
+    public Task<int> PeerOnPool() => PollyPeer.RunOnPoolAsync(SessionId, Provider);
+
     /// <summary><see cref="ActiveRunRegistry.RunAsync{T}(string, Func{CancellationToken, Task{T}}, RunStartOptions?, CancellationToken)"/>.</summary>
     /// <returns>The provider's result.</returns>
     [Benchmark(Description = "RunSupervisor")]

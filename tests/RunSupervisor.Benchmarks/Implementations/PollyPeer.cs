@@ -83,6 +83,37 @@ public sealed class PollyPeer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Case (b) with RunSupervisor's guarantee that a provider which blocks its thread never blocks the caller: the
+    /// pipeline runs on the thread pool (<see cref="Task.Run{TResult}(Func{Task{TResult}})"/>), as a user would write it.
+    /// </summary>
+    /// <typeparam name="T">The provider's result type.</typeparam>
+    /// <param name="sessionId">The session.</param>
+    /// <param name="provider">The provider call.</param>
+    /// <returns>The provider's result.</returns>
+    public async Task<T> RunOnPoolAsync<T>(string sessionId, Func<CancellationToken, Task<T>> provider)
+    {
+        var abort = new CancellationTokenSource();
+        if (!_runs.TryAdd(sessionId, abort))
+        {
+            abort.Dispose();
+            throw new InvalidOperationException($"Session '{sessionId}' is busy.");
+        }
+
+        try
+        {
+            return await Task.Run(() => _pipeline.ExecuteAsync(
+                static (state, token) => new ValueTask<T>(state(token)),
+                provider,
+                abort.Token).AsTask()).ConfigureAwait(false);
+        }
+        finally
+        {
+            _runs.TryRemove(sessionId, out _);
+            abort.Dispose();
+        }
+    }
+
     /// <summary>Case (c): whether the session has a run.</summary>
     /// <param name="sessionId">The session.</param>
     /// <returns><see langword="true"/> if a run owns the session.</returns>

@@ -44,9 +44,17 @@ public static class WarmRegistries
     /// <summary>Creates a registry (default options, <see cref="TimeProvider.System"/>, no logging) with <paramref name="activeRuns"/> active runs.</summary>
     /// <param name="activeRuns">How many runs to start.</param>
     /// <returns>The registry; disposing it ends the warm runs.</returns>
-    public static ActiveRunRegistry Registry(int activeRuns)
+    public static ActiveRunRegistry Registry(int activeRuns) => Registry(activeRuns, configure: null);
+
+    /// <summary>Creates a registry with <paramref name="activeRuns"/> active runs, its options adjusted by <paramref name="configure"/>.</summary>
+    /// <param name="activeRuns">How many runs to start.</param>
+    /// <param name="configure">Adjusts the default options; <see langword="null"/> for none.</param>
+    /// <returns>The registry.</returns>
+    public static ActiveRunRegistry Registry(int activeRuns, Action<RunSupervisorOptions>? configure)
     {
-        var registry = new ActiveRunRegistry(new RunSupervisorOptions(), TimeProvider.System);
+        var options = new RunSupervisorOptions();
+        configure?.Invoke(options);
+        var registry = new ActiveRunRegistry(options, TimeProvider.System);
         foreach (string sessionId in WarmSessionIds(activeRuns))
         {
             // The handles stay referenced by the registry; the benchmark never releases them.
