@@ -32,10 +32,10 @@ public sealed class ActiveRunRegistryRunAsyncTests
         received.CanBeCanceled.Should().BeTrue();
         received.IsCancellationRequested.Should().BeFalse();
 
-        f.Time.Advance(RegistryFixture.Timeout - Tick);
+        f.Time.Advance(RegistryFixture.Timeout - TestTime.Tick);
         received.IsCancellationRequested.Should().BeFalse("the deadline has not been reached yet");
 
-        f.Time.Advance(Tick);
+        f.Time.Advance(TestTime.Tick);
         received.IsCancellationRequested.Should().BeTrue("the run's abort token is cancelled at the deadline");
         f.Registry.TryGetRun(Session, out RunInfo? info).Should().BeTrue();
         info!.Status.Should().Be(RunStatus.Aborting);
@@ -63,7 +63,7 @@ public sealed class ActiveRunRegistryRunAsyncTests
                 invoked.SetResult((Environment.CurrentManagedThreadId, Thread.CurrentThread.IsThreadPoolThread, flowing.Value));
 
                 // A broken SDK that blocks its calling thread before returning a task.
-                release.Wait(HangGuard);
+                release.Wait(TestTime.HangGuard);
                 return Task.FromResult(5);
             });
 
@@ -208,9 +208,9 @@ public sealed class ActiveRunRegistryRunAsyncTests
         Task call = f.Registry.InvokeRunAsync(generic, Session, HonourTokenAsync, new RunStartOptions { Timeout = timeout });
         f.Registry.TryGetRun(Session, out RunInfo? run).Should().BeTrue();
 
-        f.Time.Advance(timeout - Tick);
+        f.Time.Advance(timeout - TestTime.Tick);
         call.IsCompleted.Should().BeFalse();
-        f.Time.Advance(Tick);
+        f.Time.Advance(TestTime.Tick);
 
         RunTimedOutException ex = (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<RunTimedOutException>()).Which;
         ex.SessionId.Should().Be(Session);
@@ -242,7 +242,7 @@ public sealed class ActiveRunRegistryRunAsyncTests
         await invoked.Task.Guard();
 
         f.Time.Advance(RegistryFixture.Timeout);
-        f.Time.Advance(RegistryFixture.Grace - Tick);
+        f.Time.Advance(RegistryFixture.Grace - TestTime.Tick);
 
         // One tick before the eviction instant the run is still registered and has not ended. RunAsync completes
         // only from the run's end, so it cannot have completed (checking the run's state avoids a racy "not yet").
@@ -250,7 +250,7 @@ public sealed class ActiveRunRegistryRunAsyncTests
         f.Ended.Should().BeEmpty();
         call.IsCompleted.Should().BeFalse();
 
-        f.Time.Advance(Tick);
+        f.Time.Advance(TestTime.Tick);
 
         RunEvictedException ex = (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<RunEvictedException>()).Which;
         ex.SessionId.Should().Be(Session);
@@ -284,7 +284,7 @@ public sealed class ActiveRunRegistryRunAsyncTests
         });
         await invoked.Task.Guard();
         f.Time.Advance(RegistryFixture.Timeout);
-        f.Time.Advance(RegistryFixture.Grace - Tick);
+        f.Time.Advance(RegistryFixture.Grace - TestTime.Tick);
 
         // Like Polly's optimistic timeout: a result that arrives after the abort but within the grace period is
         // still the caller's result; only the run's end reason records the timeout.

@@ -12,9 +12,6 @@ namespace RunSupervisor.Tests;
 /// </summary>
 public sealed class ActiveRunRegistryTests
 {
-    // A guard against a hang in the code under test; never the thing being measured (time comes from FakeTimeProvider).
-    private static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(10);
-
     // Long enough that it never elapses in a test that does not advance the fake clock by that much.
     private static readonly TimeSpan WaitTimeout = TimeSpan.FromMinutes(1);
 
@@ -313,7 +310,7 @@ public sealed class ActiveRunRegistryTests
 
         run.Dispose();
 
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Aborted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
         f.Registry.IsActive("s1").Should().BeFalse();
     }
 
@@ -376,7 +373,7 @@ public sealed class ActiveRunRegistryTests
         old.AbortToken.IsCancellationRequested.Should().BeTrue();
         old.Status.Should().Be(RunStatus.Ended);
         old.IsCurrent.Should().BeFalse();
-        (await old.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Superseded);
+        (await old.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Superseded);
 
         replacement.RunId.Should().BeGreaterThan(old.RunId);
         replacement.IsCurrent.Should().BeTrue();
@@ -407,7 +404,7 @@ public sealed class ActiveRunRegistryTests
 
         started.Should().BeTrue();
         replacement!.IsCurrent.Should().BeTrue();
-        (await old.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Superseded);
+        (await old.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Superseded);
     }
 
     [Fact]
@@ -432,13 +429,13 @@ public sealed class ActiveRunRegistryTests
 
         RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
-        (await waiterOnOld.WaitAsync(HangGuard)).Should().BeTrue();
+        (await waiterOnOld.WaitAsync(TestTime.HangGuard)).Should().BeTrue();
 
         // A wait started now is for the replacement, which is still running.
         Task<bool> waiterOnNew = f.Registry.WaitForRunEndAsync("s1", WaitTimeout);
         waiterOnNew.IsCompleted.Should().BeFalse();
         replacement.Dispose();
-        (await waiterOnNew.WaitAsync(HangGuard)).Should().BeTrue();
+        (await waiterOnNew.WaitAsync(TestTime.HangGuard)).Should().BeTrue();
         old.IsCurrent.Should().BeFalse();
     }
 
@@ -812,7 +809,7 @@ public sealed class ActiveRunRegistryTests
         runs.Should().OnlyContain(r => r.Status == RunStatus.Ended && !r.IsCurrent);
         foreach (RunHandle run in runs)
         {
-            (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Aborted);
+            (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
         }
 
         f.Ended.Select(e => e.Args.RunId).Should().BeEquivalentTo(runs.Select(r => r.RunId));
@@ -881,7 +878,7 @@ public sealed class ActiveRunRegistryTests
         await f.Registry.DisposeAsync();
 
         run.AbortToken.IsCancellationRequested.Should().BeTrue();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Aborted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
         f.Registry.Invoking(r => r.IsActive("s1")).Should().Throw<ObjectDisposedException>();
         await f.Registry.Invoking(r => r.DisposeAsync().AsTask()).Should().NotThrowAsync();
         f.Ended.Should().ContainSingle();
@@ -896,7 +893,7 @@ public sealed class ActiveRunRegistryTests
 
         f.Registry.Dispose();
 
-        (await waiter.WaitAsync(HangGuard)).Should().BeTrue();
+        (await waiter.WaitAsync(TestTime.HangGuard)).Should().BeTrue();
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -925,7 +922,7 @@ public sealed class ActiveRunRegistryTests
         f.Registry.IsActive("s1").Should().BeFalse();
         f.Registry.ActiveCount.Should().Be(0);
         run.Status.Should().Be(RunStatus.Ended);
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
 
         RunHandle next = f.Registry.Start("s1");
         next.IsCurrent.Should().BeTrue();
@@ -945,10 +942,10 @@ public sealed class ActiveRunRegistryTests
 
         f.Invoking(x => x.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace)).Should().NotThrow();
 
-        (await first.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await first.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
         RunHandle second = f.Registry.Start("s1");
         f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
-        (await second.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await second.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
         f.Registry.IsActive("s1").Should().BeFalse();
         f.LogsWithEvent("CallbackFailed").Should().HaveCount(2);
         f.Ended.Should().HaveCount(2).And.OnlyContain(e => !e.StillRegistered);
@@ -976,7 +973,7 @@ public sealed class ActiveRunRegistryTests
         countInHandler.Should().Be(0);
         completionDoneInHandler.Should().BeFalse("RunEnded is raised before Completion completes");
         f.Ended.Should().ContainSingle().Which.StillRegistered.Should().BeFalse();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
     }
 
     [Fact]
@@ -991,7 +988,7 @@ public sealed class ActiveRunRegistryTests
 
         activeInHandler.Should().BeFalse();
         f.Ended.Should().ContainSingle().Which.StillRegistered.Should().BeFalse();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
     }
 
     [Fact]
@@ -1018,7 +1015,7 @@ public sealed class ActiveRunRegistryTests
             _insideDispose = false;
         }
 
-        (await ranInsideDispose.Task.WaitAsync(HangGuard)).Should().BeFalse();
+        (await ranInsideDispose.Task.WaitAsync(TestTime.HangGuard)).Should().BeFalse();
     }
 
     // ---------------------------------------------------------------------------------------------------------

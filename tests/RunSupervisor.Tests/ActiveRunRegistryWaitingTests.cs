@@ -73,11 +73,11 @@ public sealed class ActiveRunRegistryWaitingTests
         TimeSpan timeout = TimeSpan.FromMinutes(1);
 
         Task<bool> wait = f.Registry.WaitForRunEndAsync(Session, timeout);
-        f.Time.Advance(timeout - Tick);
+        f.Time.Advance(timeout - TestTime.Tick);
         wait.IsCompleted.Should().BeFalse();
 
         // The wait's timeout runs on the injected TimeProvider: only the fake clock can make it elapse.
-        f.Time.Advance(Tick);
+        f.Time.Advance(TestTime.Tick);
 
         (await wait.Guard()).Should().BeFalse();
         run.IsCurrent.Should().BeTrue("a wait that times out does not touch the run");
@@ -300,9 +300,9 @@ public sealed class ActiveRunRegistryWaitingTests
 
         Task<DrainResult> drain = f.Registry.DrainAsync(timeout);
         done.Dispose();
-        f.Time.Advance(timeout - Tick);
+        f.Time.Advance(timeout - TestTime.Tick);
         drain.IsCompleted.Should().BeFalse();
-        f.Time.Advance(Tick);
+        f.Time.Advance(TestTime.Tick);
         DrainResult result = await drain.Guard();
 
         result.IsComplete.Should().BeFalse();
@@ -347,9 +347,9 @@ public sealed class ActiveRunRegistryWaitingTests
         f.LogsWithEvent("DrainTimedOut").Should().ContainSingle().Which.Level.Should().Be(LogLevel.Warning);
 
         // The drain's abort started the grace period: the watchdog evicts the runs one grace period later.
-        f.Time.Advance(RegistryFixture.Grace - Tick);
+        f.Time.Advance(RegistryFixture.Grace - TestTime.Tick);
         f.Registry.ActiveCount.Should().Be(2);
-        f.Time.Advance(Tick);
+        f.Time.Advance(TestTime.Tick);
         f.Registry.ActiveCount.Should().Be(0);
         (await a.Completion.Guard()).Should().Be(RunEndReason.ForceEvicted);
         (await b.Completion.Guard()).Should().Be(RunEndReason.ForceEvicted);

@@ -208,7 +208,7 @@ public sealed class EndToEndTests
             p.Registry.TryGetRun(Session, out RunInfo? info).Should().BeTrue();
 
             // The provider is invoked on the thread pool: wait until it has been called (and returned its task).
-            invoked.Task.Wait(AsyncTestHelpers.HangGuard).Should().BeTrue("RunAsync invokes the provider");
+            invoked.Task.Wait(TestTime.HangGuard).Should().BeTrue("RunAsync invokes the provider");
             CancellationToken seen = invoked.Task.Result;
             seen.CanBeCanceled.Should().BeTrue("RunAsync passes the run's abort token to the provider");
             return new Hung(info!.RunId, Handle: null, provider, seen, call);

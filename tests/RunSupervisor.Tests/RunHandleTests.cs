@@ -39,8 +39,8 @@ public sealed class RunHandleTests
         f.Registry.ActiveCount.Should().Be(0);
         run.Status.Should().Be(RunStatus.Ended);
         run.IsCurrent.Should().BeFalse();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
-        (await waiter.WaitAsync(HangGuard)).Should().BeTrue();
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
+        (await waiter.WaitAsync(TestTime.HangGuard)).Should().BeTrue();
 
         var ended = f.Ended.Should().ContainSingle().Subject;
         ended.Args.RunId.Should().Be(run.RunId);
@@ -63,7 +63,7 @@ public sealed class RunHandleTests
         }
 
         f.Registry.IsActive(Session).Should().BeFalse();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
         f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed);
     }
 
@@ -82,7 +82,7 @@ public sealed class RunHandleTests
         await Release(run, secondAsync);
 
         f.Ended.Should().ContainSingle().Which.Args.RunId.Should().Be(run.RunId);
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
         run.Status.Should().Be(RunStatus.Ended);
         f.Registry.ActiveCount.Should().Be(1, "the other session's run is untouched by the repeated release");
         other.IsCurrent.Should().BeTrue();
@@ -113,7 +113,7 @@ public sealed class RunHandleTests
         b.AbortToken.IsCancellationRequested.Should().BeFalse();
         b.Completion.IsCompleted.Should().BeFalse();
         f.Ended.Should().ContainSingle().Which.Args.RunId.Should().Be(a.RunId);
-        (await a.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
+        (await a.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
 
         // One record for the stale release, at Debug; nothing the stale release logs is above Debug.
         var newRecords = f.Logs.Skip(logsBefore).ToList();
@@ -134,7 +134,7 @@ public sealed class RunHandleTests
 
         b.IsCurrent.Should().BeTrue();
         b.Status.Should().Be(RunStatus.Running);
-        (await a.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Superseded);
+        (await a.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Superseded);
         f.Ended.Should().ContainSingle().Which.Args.RunId.Should().Be(a.RunId);
         f.LogsFor("StaleReleaseIgnored", a.RunId).Should().ContainSingle().Which.Level.Should().Be(LogLevel.Debug);
     }
@@ -186,7 +186,7 @@ public sealed class RunHandleTests
 
         f.Registry.IsActive(Session).Should().BeFalse();
         run.Status.Should().Be(RunStatus.Ended);
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Aborted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
         f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Aborted);
     }
 
@@ -200,7 +200,7 @@ public sealed class RunHandleTests
         run.Abort().Should().BeFalse("the watchdog already aborted it");
         run.Dispose();
 
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.TimedOut);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.TimedOut);
         f.LogsFor("RunAborted", run.RunId).Should().BeEmpty();
     }
 
@@ -215,7 +215,7 @@ public sealed class RunHandleTests
 
         run.AbortToken.IsCancellationRequested.Should().BeFalse();
         run.Status.Should().Be(RunStatus.Ended);
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
         f.Ended.Should().ContainSingle();
     }
 
@@ -284,7 +284,7 @@ public sealed class RunHandleTests
 
         first.SetResult();
         f.Registry.IsActive(Session).Should().BeFalse();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
     }
 
     [Fact]
@@ -298,7 +298,7 @@ public sealed class RunHandleTests
         f.Registry.IsActive(Session).Should().BeFalse();
         run.Status.Should().Be(RunStatus.Ended);
         run.AbortToken.IsCancellationRequested.Should().BeFalse();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
         f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed);
     }
 
@@ -311,7 +311,7 @@ public sealed class RunHandleTests
         run.Attach(Task.FromException(new InvalidOperationException("provider broke")));
 
         f.Registry.IsActive(Session).Should().BeFalse();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Faulted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Faulted);
         f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Faulted);
     }
 
@@ -324,7 +324,7 @@ public sealed class RunHandleTests
         run.Attach(Task.FromCanceled(new CancellationToken(canceled: true)));
 
         f.Registry.IsActive(Session).Should().BeFalse();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Aborted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
     }
 
     [Theory]
@@ -343,7 +343,7 @@ public sealed class RunHandleTests
         Settle(provider, outcome);
 
         f.Registry.IsActive(Session).Should().BeFalse();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(expected);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(expected);
         var ended = f.Ended.Should().ContainSingle().Subject;
         ended.Args.Reason.Should().Be(expected);
         ended.Args.Duration.Should().Be(TimeSpan.FromMinutes(1));
@@ -365,7 +365,7 @@ public sealed class RunHandleTests
 
         Settle(provider, outcome);
 
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Aborted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
     }
 
     [Fact]
@@ -394,7 +394,7 @@ public sealed class RunHandleTests
         run.Dispose();
         provider.SetException(new InvalidOperationException("after the owner released"));
 
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
         f.Ended.Should().ContainSingle();
         f.Registry.AbandonedCount.Should().Be(0);
         f.LogsWithEvent("AbandonedRunSettled").Should().BeEmpty("a released run was never abandoned");
@@ -427,7 +427,7 @@ public sealed class RunHandleTests
         run.TryExtendDeadline(cap - run.Deadline).Should().BeTrue("reaching the cap exactly is allowed");
         run.Deadline.Should().Be(cap);
 
-        run.TryExtendDeadline(OneTick).Should().BeFalse();
+        run.TryExtendDeadline(TestTime.Tick).Should().BeFalse();
         run.Deadline.Should().Be(cap);
     }
 
@@ -592,9 +592,9 @@ public sealed class RunHandleTests
         using var f = new RegistryFixture();
         RunHandle run = f.Registry.Start(Session);
 
-        f.Time.Advance(RegistryFixture.Timeout - OneTick);
+        f.Time.Advance(RegistryFixture.Timeout - TestTime.Tick);
         run.Status.Should().Be(RunStatus.Running);
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
         run.Status.Should().Be(RunStatus.Aborting);
         f.Time.Advance(RegistryFixture.Grace);
         run.Status.Should().Be(RunStatus.Evicted);
@@ -652,7 +652,7 @@ public sealed class RunHandleTests
 
         run.AbortToken.IsCancellationRequested.Should().BeTrue();
         run.Status.Should().Be(RunStatus.Ended);
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Aborted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
         run.Invoking(r => r.Dispose()).Should().NotThrow("disposing a handle never throws, even after the registry is gone");
     }
 
@@ -676,7 +676,7 @@ public sealed class RunHandleTests
         f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
         run.Completion.Should().BeSameAs(completion);
-        (await completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Completed);
+        (await completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Completed);
         f.EndedFor(run.RunId).Should().ContainSingle();
         run.Status.Should().Be(RunStatus.Ended);
     }
@@ -701,7 +701,7 @@ public sealed class RunHandleTests
             run.Dispose();
         }
 
-        await continuation.WaitAsync(HangGuard);
+        await continuation.WaitAsync(TestTime.HangGuard);
         ranInsideDispose.Should().BeFalse();
     }
 

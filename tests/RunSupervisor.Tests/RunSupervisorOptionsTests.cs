@@ -27,7 +27,6 @@ public sealed class RunSupervisorOptionsTests
         DependencyInjectionRegistry,
     }
 
-    private static readonly TimeSpan Tick = TimeSpan.FromTicks(1);
     private static readonly TimeSpan TwentyFourDays = TimeSpan.FromDays(24);
 
     /// <summary>
@@ -39,26 +38,26 @@ public sealed class RunSupervisorOptionsTests
         ["RunTimeout zero"] = (o => o.RunTimeout = TimeSpan.Zero, ["RunTimeout", "greater than 00:00:00", "at most 24.00:00:00"]),
         ["RunTimeout negative"] = (o => o.RunTimeout = TimeSpan.FromSeconds(-1), ["RunTimeout", "greater than 00:00:00", "at most 24.00:00:00"]),
         ["RunTimeout over 24 days"] = (
-            o => { o.RunTimeout = TwentyFourDays + Tick; o.MaxRunDuration = TimeSpan.FromDays(30); },
+            o => { o.RunTimeout = TwentyFourDays + TestTime.Tick; o.MaxRunDuration = TimeSpan.FromDays(30); },
             ["RunTimeout", "greater than 00:00:00", "at most 24.00:00:00"]),
-        ["GracePeriod negative"] = (o => o.GracePeriod = -Tick, ["GracePeriod", "between 00:00:00 and 24.00:00:00"]),
-        ["GracePeriod over 24 days"] = (o => o.GracePeriod = TwentyFourDays + Tick, ["GracePeriod", "between 00:00:00 and 24.00:00:00"]),
+        ["GracePeriod negative"] = (o => o.GracePeriod = -TestTime.Tick, ["GracePeriod", "between 00:00:00 and 24.00:00:00"]),
+        ["GracePeriod over 24 days"] = (o => o.GracePeriod = TwentyFourDays + TestTime.Tick, ["GracePeriod", "between 00:00:00 and 24.00:00:00"]),
         ["MaxRunDuration below RunTimeout"] = (
-            o => { o.RunTimeout = TimeSpan.FromMinutes(10); o.MaxRunDuration = TimeSpan.FromMinutes(10) - Tick; },
+            o => { o.RunTimeout = TimeSpan.FromMinutes(10); o.MaxRunDuration = TimeSpan.FromMinutes(10) - TestTime.Tick; },
             ["MaxRunDuration", "at least RunTimeout (00:10:00)", "at most 365.00:00:00"]),
         ["MaxRunDuration over 365 days"] = (
-            o => o.MaxRunDuration = TimeSpan.FromDays(365) + Tick,
+            o => o.MaxRunDuration = TimeSpan.FromDays(365) + TestTime.Tick,
             ["MaxRunDuration", "at least RunTimeout", "at most 365.00:00:00"]),
         ["MaxRunDuration TimeSpan.MaxValue"] = (
             o => o.MaxRunDuration = TimeSpan.MaxValue,
             ["MaxRunDuration", "at most 365.00:00:00"]),
         ["MaxAbandonedRuns zero"] = (o => o.MaxAbandonedRuns = 0, ["MaxAbandonedRuns", "at least 1"]),
         ["MaxAbandonedRuns negative"] = (o => o.MaxAbandonedRuns = -5, ["MaxAbandonedRuns", "at least 1"]),
-        ["Lease.LeaseTtl over an hour"] = (o => o.Lease.LeaseTtl = TimeSpan.FromHours(1) + Tick, ["Lease.LeaseTtl", "between 00:00:01 and 01:00:00"]),
+        ["Lease.LeaseTtl over an hour"] = (o => o.Lease.LeaseTtl = TimeSpan.FromHours(1) + TestTime.Tick, ["Lease.LeaseTtl", "between 00:00:01 and 01:00:00"]),
         ["Lease.LeaseSafetyMargin not below the TTL"] = (o => o.Lease.LeaseSafetyMargin = o.Lease.LeaseTtl, ["Lease.LeaseSafetyMargin", "less than LeaseTtl (00:00:15)"]),
         ["Lease.RenewInterval not below half the validity"] = (o => o.Lease.RenewInterval = TimeSpan.FromSeconds(7), ["Lease.RenewInterval", "less than (LeaseTtl - LeaseSafetyMargin) / 2 = 00:00:07"]),
         ["Lease.RenewInterval zero"] = (o => o.Lease.RenewInterval = TimeSpan.Zero, ["Lease.RenewInterval", "greater than 00:00:00"]),
-        ["Lease.AcquireTimeout over the TTL"] = (o => o.Lease.AcquireTimeout = TimeSpan.FromSeconds(15) + Tick, ["Lease.AcquireTimeout", "at most LeaseTtl (00:00:15)"]),
+        ["Lease.AcquireTimeout over the TTL"] = (o => o.Lease.AcquireTimeout = TimeSpan.FromSeconds(15) + TestTime.Tick, ["Lease.AcquireTimeout", "at most LeaseTtl (00:00:15)"]),
         ["Lease.RemoteIdlePollInterval zero"] = (o => o.Lease.RemoteIdlePollInterval = TimeSpan.Zero, ["Lease.RemoteIdlePollInterval", "greater than 00:00:00"]),
         ["Lease.OnStoreUnavailable undefined"] = (o => o.Lease.OnStoreUnavailable = (RunSupervisor.Leasing.StoreUnavailableBehavior)7, ["Lease.OnStoreUnavailable", "FailClosed or FailOpen"]),
         ["Lease.HostId white space"] = (o => o.Lease.HostId = "  ", ["Lease.HostId", "1 to 200 characters"]),
@@ -67,14 +66,14 @@ public sealed class RunSupervisorOptionsTests
 
     private static readonly Dictionary<string, Action<RunSupervisorOptions>> BoundaryCases = new()
     {
-        ["RunTimeout one tick"] = o => o.RunTimeout = Tick,
+        ["RunTimeout one tick"] = o => o.RunTimeout = TestTime.Tick,
         ["RunTimeout exactly 24 days"] = o => { o.RunTimeout = TwentyFourDays; o.MaxRunDuration = TwentyFourDays; },
         ["MaxRunDuration equal to RunTimeout"] = o => { o.RunTimeout = TimeSpan.FromMinutes(5); o.MaxRunDuration = TimeSpan.FromMinutes(5); },
         ["MaxRunDuration exactly 365 days"] = o => o.MaxRunDuration = TimeSpan.FromDays(365),
         ["GracePeriod zero"] = o => o.GracePeriod = TimeSpan.Zero,
         ["GracePeriod exactly 24 days"] = o => o.GracePeriod = TwentyFourDays,
         ["MaxAbandonedRuns one"] = o => o.MaxAbandonedRuns = 1,
-        ["Lease.RenewInterval just below half the validity"] = o => o.Lease.RenewInterval = TimeSpan.FromSeconds(7) - Tick,
+        ["Lease.RenewInterval just below half the validity"] = o => o.Lease.RenewInterval = TimeSpan.FromSeconds(7) - TestTime.Tick,
         ["Lease.LeaseSafetyMargin zero"] = o => o.Lease.LeaseSafetyMargin = TimeSpan.Zero,
         ["Lease.AcquireTimeout equal to the TTL"] = o => o.Lease.AcquireTimeout = TimeSpan.FromSeconds(15),
         ["Lease.HostId 200 characters"] = o => o.Lease.HostId = new string('h', 200),
@@ -124,9 +123,9 @@ public sealed class RunSupervisorOptionsTests
         using RunHandle run = registry.Start("s1");
 
         run.Deadline.Should().Be(run.StartedAt + TimeSpan.FromMinutes(10));
-        time.Advance(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(30) - Tick);
+        time.Advance(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(30) - TestTime.Tick);
         registry.IsActive("s1").Should().BeTrue("the default grace period is 30 s");
-        time.Advance(Tick);
+        time.Advance(TestTime.Tick);
         registry.IsActive("s1").Should().BeFalse();
     }
 

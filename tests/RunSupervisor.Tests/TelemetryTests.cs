@@ -94,7 +94,7 @@ public sealed class TelemetryTests
 
         f.EndRun(run, reason);
 
-        (await run.Completion.WaitAsync(AsyncTestHelpers.HangGuard)).Should().Be(reason);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(reason);
         Activity activity = listener.Stopped(session).Single(a => (long)a.GetTagItem(RunIdTag)! == run.RunId);
         activity.GetTagItem(EndReasonTag).Should().Be(tag);
         activity.Status.Should().Be(status);

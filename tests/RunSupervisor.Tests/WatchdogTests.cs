@@ -33,12 +33,12 @@ public sealed class WatchdogTests
         DateTimeOffset t0 = f.Time.GetUtcNow();
         RunHandle run = f.Registry.Start(Session);
 
-        f.Time.Advance(Timeout - OneTick);
+        f.Time.Advance(Timeout - TestTime.Tick);
         run.Status.Should().Be(RunStatus.Running);
         run.AbortToken.IsCancellationRequested.Should().BeFalse();
         f.LogsWithEvent("RunTimedOut").Should().BeEmpty();
 
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
 
         run.AbortToken.IsCancellationRequested.Should().BeTrue();
         run.Status.Should().Be(RunStatus.Aborting);
@@ -73,7 +73,7 @@ public sealed class WatchdogTests
 
         f.Registry.IsActive(Session).Should().BeFalse();
         run.Status.Should().Be(RunStatus.Ended);
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.TimedOut);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.TimedOut);
         var ended = f.Ended.Should().ContainSingle().Subject;
         ended.Args.Reason.Should().Be(RunEndReason.TimedOut);
         ended.Args.Duration.Should().Be(Timeout + offset);
@@ -109,7 +109,7 @@ public sealed class WatchdogTests
 
         // The token is cancelled at once; its callback runs on the thread pool, never on the watchdog's thread.
         run.AbortToken.IsCancellationRequested.Should().BeTrue();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.TimedOut);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.TimedOut);
         f.Registry.IsActive(Session).Should().BeFalse();
         f.Ended.Should().ContainSingle().Which.Args.Duration.Should().Be(Timeout);
         f.Registry.AbandonedCount.Should().Be(0);
@@ -128,7 +128,7 @@ public sealed class WatchdogTests
         run.Status.Should().Be(RunStatus.Aborting);
         run.Dispose();
 
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Aborted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
         f.LogsWithEvent("RunTimedOut").Should().BeEmpty();
     }
 
@@ -157,19 +157,19 @@ public sealed class WatchdogTests
             statusDuringEvent = run.Status;
         };
 
-        f.Time.Advance(Timeout + Grace - OneTick);
+        f.Time.Advance(Timeout + Grace - TestTime.Tick);
         f.Registry.IsActive(Session).Should().BeTrue("one tick before the eviction instant");
         run.Status.Should().Be(RunStatus.Aborting);
         f.Ended.Should().BeEmpty();
 
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
 
         f.Registry.IsActive(Session).Should().BeFalse();
         f.Registry.ActiveCount.Should().Be(0);
         run.IsCurrent.Should().BeFalse();
         run.Status.Should().Be(RunStatus.Evicted);
         run.AbortToken.IsCancellationRequested.Should().BeTrue();
-        (await waiter.WaitAsync(HangGuard)).Should().BeTrue("eviction wakes the session's waiters");
+        (await waiter.WaitAsync(TestTime.HangGuard)).Should().BeTrue("eviction wakes the session's waiters");
         (await f.Registry.WaitForRunEndAsync(Session, TimeSpan.Zero)).Should().BeTrue("the session is idle");
 
         var ended = f.Ended.Should().ContainSingle().Subject;
@@ -180,7 +180,7 @@ public sealed class WatchdogTests
         activeDuringEvent.Should().BeFalse("RunEnded fires after the entry is gone");
         statusDuringEvent.Should().Be(RunStatus.Evicted);
         completionDoneDuringEvent.Should().BeFalse("Completion completes after RunEnded");
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
 
         var evicted = f.LogsWithEvent("RunForceEvicted").Should().ContainSingle().Subject;
         evicted.Level.Should().Be(LogLevel.Warning);
@@ -222,7 +222,7 @@ public sealed class WatchdogTests
         next.AbortToken.IsCancellationRequested.Should().BeFalse();
         zombie.IsCurrent.Should().BeFalse();
         zombie.Status.Should().Be(RunStatus.Evicted);
-        (await zombie.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await zombie.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
         f.Ended.Should().ContainSingle().Which.Args.RunId.Should().Be(zombie.RunId);
         f.Registry.ActiveCount.Should().Be(1);
     }
@@ -244,7 +244,7 @@ public sealed class WatchdogTests
         f.Registry.IsActive(Session).Should().BeFalse();
         run.Status.Should().Be(RunStatus.Evicted);
         run.AbortToken.IsCancellationRequested.Should().BeTrue();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
         f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.ForceEvicted);
         f.Registry.AbandonedCount.Should().Be(1);
 
@@ -273,10 +273,10 @@ public sealed class WatchdogTests
         timedOut.GetStructuredStateValue("EvictAt").Should().Be(Invariant(t0 + Timeout + Grace));
         run.Status.Should().Be(RunStatus.Aborting);
 
-        f.Time.AdvanceTo(t0 + Timeout + Grace - OneTick);
+        f.Time.AdvanceTo(t0 + Timeout + Grace - TestTime.Tick);
         f.Registry.IsActive(Session).Should().BeTrue();
 
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
         f.Registry.IsActive(Session).Should().BeFalse("eviction stays at deadline + grace, not late tick + grace");
         f.Ended.Should().ContainSingle().Which.Args.Duration.Should().Be(Timeout + Grace);
     }
@@ -292,14 +292,14 @@ public sealed class WatchdogTests
             : f.Registry.Start(Session);
         run.Attach(new TaskCompletionSource().Task);
 
-        f.Time.Advance(Timeout - OneTick);
+        f.Time.Advance(Timeout - TestTime.Tick);
         run.Status.Should().Be(RunStatus.Running);
 
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
 
         f.Registry.IsActive(Session).Should().BeFalse();
         run.AbortToken.IsCancellationRequested.Should().BeTrue();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
         f.Ended.Should().ContainSingle().Which.Args.Duration.Should().Be(Timeout);
         f.LogsWithEvent("RunTimedOut").Should().ContainSingle();
         f.LogsWithEvent("RunForceEvicted").Should().ContainSingle();
@@ -321,14 +321,14 @@ public sealed class WatchdogTests
         run.Abort().Should().BeTrue();
 
         // The later cases let the original deadline pass during the grace: it must change nothing.
-        f.Time.AdvanceTo(t0 + at + Grace - OneTick);
+        f.Time.AdvanceTo(t0 + at + Grace - TestTime.Tick);
         f.Registry.IsActive(Session).Should().BeTrue();
         run.Status.Should().Be(RunStatus.Aborting);
 
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
 
         f.Registry.IsActive(Session).Should().BeFalse();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
         f.Ended.Should().ContainSingle().Which.Args.Duration.Should().Be(at + Grace);
         f.LogsWithEvent("RunTimedOut").Should().BeEmpty("an aborted run does not also time out");
     }
@@ -342,7 +342,7 @@ public sealed class WatchdogTests
         run.Abort().Should().BeTrue();
 
         f.Registry.IsActive(Session).Should().BeFalse("no Advance needed: zero grace evicts within Abort");
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
         f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.ForceEvicted);
     }
 
@@ -360,18 +360,18 @@ public sealed class WatchdogTests
         run.TryExtendDeadline(TimeSpan.FromMinutes(5)).Should().BeTrue();
 
         // The wake-up armed for the old deadline (10 min) comes and goes without effect.
-        f.Time.AdvanceTo(t0 + TimeSpan.FromMinutes(15) - OneTick, s);
+        f.Time.AdvanceTo(t0 + TimeSpan.FromMinutes(15) - TestTime.Tick, s);
         run.Status.Should().Be(RunStatus.Running);
         run.AbortToken.IsCancellationRequested.Should().BeFalse();
 
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
         run.Status.Should().Be(RunStatus.Aborting);
         f.LogsWithEvent("RunTimedOut").Should().ContainSingle()
             .Which.GetStructuredStateValue("EvictAt").Should().Be(Invariant(t0 + TimeSpan.FromMinutes(15) + Grace));
 
-        f.Time.AdvanceTo(t0 + TimeSpan.FromMinutes(15) + Grace - OneTick, s);
+        f.Time.AdvanceTo(t0 + TimeSpan.FromMinutes(15) + Grace - TestTime.Tick, s);
         f.Registry.IsActive(Session).Should().BeTrue();
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
         f.Registry.IsActive(Session).Should().BeFalse();
         f.Ended.Should().ContainSingle().Which.Args.Duration.Should().Be(TimeSpan.FromMinutes(15) + Grace);
     }
@@ -385,11 +385,11 @@ public sealed class WatchdogTests
         DateTimeOffset cap = t0 + f.Options.MaxRunDuration;
         run.TryExtendDeadline(cap - run.Deadline).Should().BeTrue();
 
-        f.Time.AdvanceTo(cap - OneTick);
-        run.TryExtendDeadline(OneTick).Should().BeFalse("already at the cap");
+        f.Time.AdvanceTo(cap - TestTime.Tick);
+        run.TryExtendDeadline(TestTime.Tick).Should().BeFalse("already at the cap");
         run.Status.Should().Be(RunStatus.Running);
 
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
         run.Status.Should().Be(RunStatus.Aborting);
         f.Time.Advance(Grace);
         run.Status.Should().Be(RunStatus.Evicted);
@@ -446,20 +446,20 @@ public sealed class WatchdogTests
         RunHandle b = f.Registry.Start(Session);
 
         // Past A's eviction instant (t0 + 90 s), up to one tick before B's own deadline.
-        f.Time.AdvanceTo(b.Deadline - OneTick, s);
+        f.Time.AdvanceTo(b.Deadline - TestTime.Tick, s);
 
         b.IsCurrent.Should().BeTrue();
         b.Status.Should().Be(RunStatus.Running);
         b.AbortToken.IsCancellationRequested.Should().BeFalse();
         f.Ended.Should().ContainSingle().Which.Args.RunId.Should().Be(a.RunId);
-        (await a.Completion.WaitAsync(HangGuard)).Should().Be(release < ShortTimeout ? RunEndReason.Completed : RunEndReason.TimedOut);
+        (await a.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(release < ShortTimeout ? RunEndReason.Completed : RunEndReason.TimedOut);
 
         // B's own watchdog still works, on B's own instants.
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
         b.Status.Should().Be(RunStatus.Aborting);
-        f.Time.AdvanceTo(b.Deadline + ShortGrace - OneTick, s);
+        f.Time.AdvanceTo(b.Deadline + ShortGrace - TestTime.Tick, s);
         b.IsCurrent.Should().BeTrue();
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
         b.Status.Should().Be(RunStatus.Evicted);
         f.EndedFor(b.RunId).Should().ContainSingle().Which.Args.Duration.Should().Be(ShortTimeout + ShortGrace);
         f.EndedFor(a.RunId).Should().ContainSingle();
@@ -484,11 +484,11 @@ public sealed class WatchdogTests
         f.Time.AdvanceTo(t0 + at, s);
         RunHandle b = f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
-        (await a.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Superseded);
+        (await a.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Superseded);
         a.AbortToken.IsCancellationRequested.Should().BeTrue();
         f.Registry.GetAbandonedRuns().Should().ContainSingle().Which.RunId.Should().Be(a.RunId, "A's provider is still pending");
 
-        f.Time.AdvanceTo(b.Deadline - OneTick, s);
+        f.Time.AdvanceTo(b.Deadline - TestTime.Tick, s);
         b.IsCurrent.Should().BeTrue();
         b.Status.Should().Be(RunStatus.Running);
         b.AbortToken.IsCancellationRequested.Should().BeFalse();
@@ -499,7 +499,7 @@ public sealed class WatchdogTests
         b.IsCurrent.Should().BeTrue();
         b.Status.Should().Be(RunStatus.Running);
 
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
         b.Status.Should().Be(RunStatus.Aborting);
         f.Time.Advance(ShortGrace);
         b.Status.Should().Be(RunStatus.Evicted);
@@ -526,12 +526,12 @@ public sealed class WatchdogTests
         a.Dispose();
         RunHandle b = f.Registry.Start(Session);
 
-        f.Time.AdvanceTo(b.Deadline - OneTick, s);
+        f.Time.AdvanceTo(b.Deadline - TestTime.Tick, s);
 
         b.IsCurrent.Should().BeTrue();
         b.Status.Should().Be(RunStatus.Running);
         b.AbortToken.IsCancellationRequested.Should().BeFalse();
-        (await a.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Aborted);
+        (await a.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
         f.Ended.Should().ContainSingle();
     }
 
@@ -555,9 +555,9 @@ public sealed class WatchdogTests
         b.IsCurrent.Should().BeTrue();
         f.EndedFor(b.RunId).Should().BeEmpty();
 
-        f.Time.AdvanceTo(b.Deadline + ShortGrace - OneTick);
+        f.Time.AdvanceTo(b.Deadline + ShortGrace - TestTime.Tick);
         b.IsCurrent.Should().BeTrue();
-        f.Time.Advance(OneTick);
+        f.Time.Advance(TestTime.Tick);
         b.Status.Should().Be(RunStatus.Evicted);
     }
 
@@ -626,7 +626,7 @@ public sealed class WatchdogTests
         }
 
         // Settling late ends nothing a second time and does not touch the session's new run.
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
         f.EndedFor(run.RunId).Should().ContainSingle();
         next.IsCurrent.Should().BeTrue();
         next.Status.Should().Be(RunStatus.Running);
