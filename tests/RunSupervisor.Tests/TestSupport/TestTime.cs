@@ -12,4 +12,7 @@ internal static class TestTime
 
     /// <summary>One tick of fake time: the smallest step before or past an instant, so one tick before it is "not yet".</summary>
     public static readonly TimeSpan Tick = TimeSpan.FromTicks(1);
+
+    /// <summary>A wait timeout long enough that it never elapses in a test that does not advance the fake clock by that much.</summary>
+    public static readonly TimeSpan WaitTimeout = TimeSpan.FromMinutes(1);
 }
