@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using RunSupervisor.Tests.TestSupport;
 
-namespace RunSupervisor.Tests;
+namespace RunSupervisor.Tests.Options;
 
 /// <summary>
 /// Option defaults, validation (through the registry's constructors and through dependency
@@ -282,7 +282,7 @@ public sealed class RunSupervisorOptionsTests
             {
                 var options = new RunSupervisorOptions();
                 apply(options);
-                new ActiveRunRegistry(Options.Create(options), time, NullLogger<ActiveRunRegistry>.Instance).Dispose();
+                new ActiveRunRegistry(Microsoft.Extensions.Options.Options.Create(options), time, NullLogger<ActiveRunRegistry>.Instance).Dispose();
                 break;
             }
 

@@ -2,7 +2,7 @@ using FluentAssertions;
 using RunSupervisor.Tests.TestSupport;
 using Xunit;
 
-namespace RunSupervisor.Tests.Admission;
+namespace RunSupervisor.Tests.Runs;
 
 /// <summary><see cref="RunSupervisorOptions.MaxQueuedPerSession"/> and <see cref="RunSupervisorOptions.QueueOverflow"/>.</summary>
 public sealed class QueueOverflowTests

@@ -2,7 +2,7 @@ using FluentAssertions;
 using RunSupervisor.Tests.TestSupport;
 using Xunit;
 
-namespace RunSupervisor.Tests.Admission;
+namespace RunSupervisor.Tests.Runs;
 
 /// <summary><see cref="SessionBusyBehavior.Wait"/>: a start on a busy session waits, first in first out, and is admitted by the transition that frees the session.</summary>
 public sealed class WaitQueueTests

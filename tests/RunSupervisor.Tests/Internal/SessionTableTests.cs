@@ -1,7 +1,7 @@
 using FluentAssertions;
 using Xunit;
 
-namespace RunSupervisor.Tests;
+namespace RunSupervisor.Tests.Internal;
 
 /// <summary>
 /// The registry's session map (internal): identity-checked removal and replacement, resizing both ways, and

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using RunSupervisor.Tests.TestSupport;
 
-namespace RunSupervisor.Tests;
+namespace RunSupervisor.Tests.Reliability;
 
 /// <summary>
 /// The seed scenario: a provider that hangs and ignores cancellation, a heartbeat ticker whose

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using RunSupervisor.Tests.TestSupport;
 using Xunit.Abstractions;
 
-namespace RunSupervisor.Tests;
+namespace RunSupervisor.Tests.Reliability;
 
 /// <summary>
 /// Several threads starting, superseding, aborting and releasing runs on a handful of sessions while

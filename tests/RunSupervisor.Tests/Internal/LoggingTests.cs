@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using RunSupervisor.Tests.TestSupport;
 
-namespace RunSupervisor.Tests;
+namespace RunSupervisor.Tests.Internal;
 
 /// <summary>
 /// The eviction warning and the heartbeat-drop line asserted with FakeLogger, and the EventId

@@ -1,6 +1,6 @@
 using RunSupervisor.Tests.TestSupport;
 
-namespace RunSupervisor.Tests;
+namespace RunSupervisor.Tests.Runs;
 
 /// <summary>The two read-only accessors the health check uses: the ledger's cap and the snapshot of drop streaks.</summary>
 public sealed class HealthAccessorTests

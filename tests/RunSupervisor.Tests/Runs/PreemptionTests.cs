@@ -2,7 +2,7 @@ using FluentAssertions;
 using RunSupervisor.Tests.TestSupport;
 using Xunit;
 
-namespace RunSupervisor.Tests.Admission;
+namespace RunSupervisor.Tests.Runs;
 
 /// <summary>Background runs (<see cref="RunStartOptions.Background"/>) yield to a foreground start on their session.</summary>
 public sealed class PreemptionTests

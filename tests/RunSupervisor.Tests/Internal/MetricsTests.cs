@@ -2,7 +2,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using RunSupervisor.Tests.TestSupport;
 
-namespace RunSupervisor.Tests;
+namespace RunSupervisor.Tests.Internal;
 
 /// <summary>
 /// The instruments of the meter "RunSupervisor", read with <see cref="MetricCollector{T}"/> built

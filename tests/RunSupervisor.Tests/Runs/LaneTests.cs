@@ -3,7 +3,7 @@ using Microsoft.Extensions.Options;
 using RunSupervisor.Tests.TestSupport;
 using Xunit;
 
-namespace RunSupervisor.Tests.Admission;
+namespace RunSupervisor.Tests.Runs;
 
 /// <summary>Lanes (<see cref="RunSupervisorOptions.Lanes"/>) and the global cap (<see cref="RunSupervisorOptions.MaxActiveRuns"/>).</summary>
 public sealed class LaneTests

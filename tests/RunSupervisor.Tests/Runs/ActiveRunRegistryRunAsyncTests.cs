@@ -1,7 +1,7 @@
 using RunSupervisor.Tests.TestSupport;
 using static RunSupervisor.Tests.TestSupport.AsyncTestHelpers;
 
-namespace RunSupervisor.Tests;
+namespace RunSupervisor.Tests.Runs;
 
 /// <summary>
 /// <see cref="ActiveRunRegistry.RunAsync{T}(string, Func{CancellationToken, Task{T}}, RunStartOptions?, CancellationToken)"/>

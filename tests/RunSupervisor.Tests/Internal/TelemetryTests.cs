@@ -3,7 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using RunSupervisor.Tests.TestSupport;
 
-namespace RunSupervisor.Tests;
+namespace RunSupervisor.Tests.Internal;
 
 /// <summary>
 /// The activity source "RunSupervisor": one activity per run, read with an <see cref="ActivityListener"/>, and its

@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Options;
 
-namespace RunSupervisor.Tests;
+namespace RunSupervisor.Tests.DependencyInjection;
 
 /// <summary>
 /// <c>services.AddRunSupervisor(...)</c>: singletons, options reaching behaviour, the TimeProvider fallback,
