@@ -25,6 +25,14 @@ internal sealed partial class StressHarness
                 _records.TryRemove(id, out _);
             }
         }
+
+        foreach (long id in _startedAt.Keys)
+        {
+            if (_ended.ContainsKey(id))
+            {
+                _startedAt.TryRemove(id, out _);
+            }
+        }
     }
 
     private static string? WaitUntilConsistent(Func<string?> check)
@@ -54,6 +62,11 @@ internal sealed partial class StressHarness
         if (active.Select(r => r.SessionId).Distinct(StringComparer.Ordinal).Count() != active.Count)
         {
             return "more than one current run for a session";
+        }
+
+        foreach (RunInfo run in active)
+        {
+            _startedAt.TryAdd(run.RunId, run.StartedAt);
         }
 
         // Run ids are 1..started: each is either current or has ended (RunEnded raised once), never both or neither.
@@ -96,6 +109,16 @@ internal sealed partial class StressHarness
                 return $"run {h.RunId}: Completion {h.Completion.Result} but RunEnded {end.Reason}";
             }
 
+            if (ended && h.EndedAt != end!.EndedAt)
+            {
+                return $"run {h.RunId}: EndedAt {h.EndedAt:O} but RunEnded.EndedAt {end.EndedAt:O}";
+            }
+
+            if (ended && end!.EndedAt < h.StartedAt && StressSettings.StrictEndOrder)
+            {
+                return $"run {h.RunId}: RunEnded.EndedAt {end.EndedAt:O} is before StartedAt {h.StartedAt:O}";
+            }
+
             if (ended != (h.Status is RunStatus.Ended or RunStatus.Evicted))
             {
                 return $"run {h.RunId}: status {h.Status} but ended {ended}";
@@ -118,7 +141,9 @@ internal sealed partial class StressHarness
         {
             if (now >= run.Deadline + _options.GracePeriod + _slack)
             {
-                return $"run {run.RunId} still active at {now:O}, past its deadline {run.Deadline:O} + grace {_options.GracePeriod} + {_slack}";
+                // The diagnosis names the earliest armed timer: later than the eviction instant means the watchdog was armed late.
+                string armed = _fake?.EarliestArmedDue is DateTimeOffset due ? $"earliest armed timer due at {due:O}" : "no timer armed";
+                return $"run {run.RunId} still active at {now:O}, past its deadline {run.Deadline:O} + grace {_options.GracePeriod} + {_slack} (status {run.Status}; {armed}; last watchdog lateness {_registry.WatchdogLateness})";
             }
         }
 

@@ -52,6 +52,10 @@ internal sealed partial class StressHarness
             Violation($"run id {handle.RunId} issued twice");
         }
 
+        long runId = handle.RunId;
+        _startedAt.TryAdd(runId, handle.StartedAt);
+        handle.Completion.ContinueWith(c => OnCompletion(runId, c), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
         // Keep a handful per worker; the oldest is released (or left behind, like a zombie whose finally never runs).
         if (held.Count >= 4)
         {

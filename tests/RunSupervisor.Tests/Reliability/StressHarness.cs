@@ -36,7 +36,11 @@ internal sealed partial class StressHarness : IDisposable
     private readonly ConcurrentDictionary<long, RunEndedEventArgs> _ended = new();
     private readonly ConcurrentDictionary<long, int> _endedCount = new();
     private readonly ConcurrentDictionary<long, int> _owedCount = new();
+
+    // The StartedAt of every run seen active at a round's check (RunAsync's runs have no handle in the model).
+    private readonly ConcurrentDictionary<long, DateTimeOffset> _startedAt = new();
     private readonly ConcurrentQueue<string> _violations = new();
+    private readonly ConcurrentQueue<string> _endOrderAnomalies = new();
     private readonly ConcurrentQueue<Task> _waits = new();
     private readonly ConcurrentQueue<(Task Call, ProviderKind Kind)> _runAsyncCalls = new();
     private readonly ConcurrentQueue<TaskCompletionSource<int>> _zombies = new();
@@ -174,7 +178,8 @@ internal sealed partial class StressHarness : IDisposable
             (int)Interlocked.Read(ref _owedTotal),
             abandonedAtEnd,
             _fake is null ? 0 : (long)(_fake.GetUtcNow() - _fake.Start).TotalMilliseconds,
-            stopwatch.Elapsed);
+            stopwatch.Elapsed,
+            [.. _endOrderAnomalies]);
     }
 
     public void Dispose()

@@ -11,6 +11,12 @@ internal sealed record StressSettings(int Seed, long TotalOperations, int Worker
     /// <summary>The environment variable that sets the total number of operations (for example 1000000 locally).</summary>
     public const string OperationsVariable = "STRESS_OPS";
 
+    /// <summary>The environment variable that makes a run end stamped before its start a violation (set to 1).</summary>
+    public const string StrictEndOrderVariable = "STRESS_STRICT_END_ORDER";
+
+    /// <summary>Gets a value indicating whether <see cref="StrictEndOrderVariable"/> is set to 1.</summary>
+    public static bool StrictEndOrder => Environment.GetEnvironmentVariable(StrictEndOrderVariable) == "1";
+
     /// <summary>The seed from <see cref="SeedVariable"/>, or a fresh one.</summary>
     public static int SeedFromEnvironment()
         => int.TryParse(Environment.GetEnvironmentVariable(SeedVariable), NumberStyles.Integer, CultureInfo.InvariantCulture, out int seed)
@@ -34,10 +40,12 @@ internal sealed record StressReport(
     int HeartbeatsOwed,
     long AbandonedAtEnd,
     long FakeTimeAdvancedMs,
-    TimeSpan Elapsed)
+    TimeSpan Elapsed,
+    IReadOnlyList<string> EndOrderAnomalies)
 {
     public override string ToString()
         => $"{Operations:N0} operations in {Rounds} rounds, {Elapsed.TotalSeconds:0.0} s; {RunsStarted:N0} runs started; ended: "
             + string.Join(", ", EndReasons.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value:N0}"))
-            + $"; heartbeats dropped {HeartbeatsDropped:N0}, owed {HeartbeatsOwed:N0}; ledger before settling {AbandonedAtEnd:N0}; fake time {FakeTimeAdvancedMs:N0} ms";
+            + $"; heartbeats dropped {HeartbeatsDropped:N0}, owed {HeartbeatsOwed:N0}; ledger before settling {AbandonedAtEnd:N0}; fake time {FakeTimeAdvancedMs:N0} ms"
+            + (EndOrderAnomalies.Count == 0 ? string.Empty : $"; {EndOrderAnomalies.Count} run end(s) stamped before their start, e.g. {EndOrderAnomalies[0]}");
 }

@@ -18,6 +18,15 @@ internal sealed class TimerTrackingTimeProvider : FakeTimeProvider
     /// <summary>Gets how many live timers are armed: a due time is set and they have not fired since.</summary>
     public int ArmedTimers => _timers.Keys.Count(t => t.IsArmed);
 
+    /// <summary>
+    /// Gets the earliest instant an armed timer is due at, from the clock's reading when it was armed (a diagnosis for a
+    /// failed check, not exact while another thread moves the clock), or <see langword="null"/> when none is armed.
+    /// </summary>
+    public DateTimeOffset? EarliestArmedDue
+        => _timers.Keys.Where(t => t.IsArmed).Select(t => (long?)t.DueTicks).Min() is long ticks
+            ? new DateTimeOffset(ticks, TimeSpan.Zero)
+            : null;
+
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
         var tracked = new TrackedTimer(this);
@@ -39,6 +48,7 @@ internal sealed class TimerTrackingTimeProvider : FakeTimeProvider
     {
         private readonly TimerTrackingTimeProvider _owner;
         private int _armed;
+        private long _dueTicks;
 
         public TrackedTimer(TimerTrackingTimeProvider owner) => _owner = owner;
 
@@ -46,8 +56,18 @@ internal sealed class TimerTrackingTimeProvider : FakeTimeProvider
 
         public bool IsArmed => Volatile.Read(ref _armed) != 0;
 
+        public long DueTicks => Volatile.Read(ref _dueTicks);
+
         public void Arm(TimeSpan dueTime, TimeSpan period)
-            => Volatile.Write(ref _armed, dueTime != Timeout.InfiniteTimeSpan ? 1 : 0);
+        {
+            // GetTimestamp is FakeTimeProvider's UTC ticks, read without running due timers (GetUtcNow would run them).
+            if (dueTime != Timeout.InfiniteTimeSpan)
+            {
+                Volatile.Write(ref _dueTicks, _owner.GetTimestamp() + dueTime.Ticks);
+            }
+
+            Volatile.Write(ref _armed, dueTime != Timeout.InfiniteTimeSpan ? 1 : 0);
+        }
 
         public void Fired()
         {
