@@ -305,4 +305,44 @@ public sealed class DrainAsyncTests
         await FluentActions.Awaiting(() => f.Registry.DrainAsync(TimeSpan.FromSeconds(-1)))
             .Should().ThrowExactlyAsync<ArgumentOutOfRangeException>().WithParameterName("timeout");
     }
+
+    [Fact]
+    public async Task WaitAndDrain_IdleWithCancelledToken_ReturnCanceledTask()
+    {
+        using var f = new RegistryFixture();
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+
+        f.Registry.WaitForRunEndAsync(Session, TimeSpan.FromSeconds(1), cts.Token).IsCanceled.Should().BeTrue("cancellation wins over 'idle, so true'");
+        f.Registry.DrainAsync(TimeSpan.FromSeconds(1), cancellationToken: cts.Token).IsCanceled.Should().BeTrue("cancellation wins over 'nothing to drain'");
+    }
+
+    [Fact]
+    public async Task DrainAsync_ForceEvictOverdueExactlyAtTheDeadline_Evicts()
+    {
+        using var f = new RegistryFixture();
+        using RunHandle run = f.Registry.Start(Session);
+
+        Task<DrainResult> drain = f.Registry.DrainAsync(RegistryFixture.Timeout, new DrainOptions { ForceEvictOverdue = true });
+        f.Time.Advance(RegistryFixture.Timeout);
+
+        DrainResult result = await drain.Guard();
+        result.Evicted.Should().Equal(Session);
+        run.Status.Should().Be(RunStatus.Evicted);
+    }
+
+    [Fact]
+    public async Task DrainAsync_ForceEvictOverdueRunTheWatchdogHasNotSeen_CancelsItsAbortToken()
+    {
+        var time = new HandDrivenClock();
+        using var registry = new ActiveRunRegistry(new RunSupervisorOptions { RunTimeout = TimeSpan.FromMinutes(1) }, time);
+        RunHandle run = registry.Start(Session);
+        time.Elapse(TimeSpan.FromMinutes(2));
+        run.Status.Should().Be(RunStatus.Running, "this clock's timers never fire, so the watchdog has not aborted it");
+
+        DrainResult result = await registry.DrainAsync(TimeSpan.Zero, new DrainOptions { ForceEvictOverdue = true }).Guard();
+
+        result.Evicted.Should().Equal(Session);
+        run.AbortToken.IsCancellationRequested.Should().BeTrue("an evicted run's provider is told to stop");
+    }
 }

@@ -217,4 +217,23 @@ public sealed class WaitForRunEndAsyncTests
         (await wait.Guard()).Should().BeTrue();
     }
 
+    [Fact]
+    public void WaitForRunEndAsync_TimeoutOutOfRange_MessageGivesTheAllowedRange()
+    {
+        using var f = new RegistryFixture();
+
+        Sync(() => f.Registry.WaitForRunEndAsync(Session, TimeSpan.FromSeconds(-1)))
+            .Should().Throw<ArgumentOutOfRangeException>().Which.Message.Should().Contain("Timeout.InfiniteTimeSpan or between 00:00:00 and 49.17:02:47.294");
+    }
+
+    [Fact]
+    public void WaitForRunEndAsync_LargestTimerTimeout_AcceptedAndOneMillisecondMoreRejected()
+    {
+        using var f = new RegistryFixture();
+        TimeSpan largest = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
+        Sync(() => f.Registry.WaitForRunEndAsync(Session, largest)).Should().NotThrow();
+        Sync(() => f.Registry.DrainAsync(largest)).Should().NotThrow();
+        Sync(() => f.Registry.WaitForRunEndAsync(Session, largest + TimeSpan.FromMilliseconds(1))).Should().Throw<ArgumentOutOfRangeException>();
+    }
 }

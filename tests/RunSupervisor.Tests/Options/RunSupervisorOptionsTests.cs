@@ -304,4 +304,9 @@ public sealed class RunSupervisorOptionsTests
                 throw new ArgumentOutOfRangeException(nameof(route), route, null);
         }
     }
+
+    [Fact]
+    public void Validator_NullOptions_ThrowsArgumentNull()
+        => FluentActions.Invoking(() => RunSupervisorOptionsValidator.Instance.Validate(null, null!))
+            .Should().ThrowExactly<ArgumentNullException>().WithParameterName("options");
 }

@@ -173,4 +173,34 @@ public sealed class HeartbeatQueuePolicyLifetimeTests
         p.Policy.GetDroppedHeartbeats(Session).Should().Be(0);
     }
 
+    [Fact]
+    public void HeartbeatOwedEventArgs_NullSessionId_ThrowsArgumentNull()
+        => FluentActions.Invoking(() => new HeartbeatOwedEventArgs(null!, 1)).Should().ThrowExactly<ArgumentNullException>().WithParameterName("sessionId");
+
+    [Fact]
+    public void Policy_Disposed_RaisesNoHeartbeatOwedAfterwards()
+    {
+        using var p = new PolicyFixture();
+        RunHandle run = p.Registry.Start(Session);
+        p.DropHeartbeats(Session, 2);
+
+        p.Policy.Dispose();
+        run.Dispose();
+
+        p.Owed.Should().BeEmpty("a disposed policy no longer listens to the registry");
+    }
+
+    [Fact]
+    public void Policy_NoHeartbeatOwedSubscriber_RunEndStillResetsTheCountWithoutError()
+    {
+        using var f = new RegistryFixture();
+        using var policy = new HeartbeatQueuePolicy(f.Registry);
+        RunHandle run = f.Registry.Start(Session);
+        policy.Resolve(new QueueRequest(Session, IsHeartbeat: true)).Action.Should().Be(QueueAction.Drop);
+
+        run.Dispose();
+
+        policy.GetDroppedHeartbeats(Session).Should().Be(0);
+        f.LogsWithEvent("CallbackFailed").Should().BeEmpty();
+    }
 }

@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 
+using RunSupervisor.Tests.TestSupport;
+
 namespace RunSupervisor.Tests.Reliability;
 
 /// <summary>

@@ -1,8 +1,10 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RunSupervisor.Tests.TestSupport;
+using static RunSupervisor.Tests.TestSupport.AsyncTestHelpers;
 
 namespace RunSupervisor.Tests.Runs;
 
@@ -12,6 +14,8 @@ namespace RunSupervisor.Tests.Runs;
 /// </summary>
 public sealed class ActiveRunRegistryAbortTests
 {
+    private const string Session = "s1";
+
 
     [Fact]
     public void TryAbort_ExpectedRunIdOfEarlierRun_DoesNothingToCurrentRun()
@@ -127,4 +131,48 @@ public sealed class ActiveRunRegistryAbortTests
         f.LogsWithEvent("RunAborted").Should().ContainSingle();
     }
 
+    [Fact]
+    public async Task Abort_EveryRoute_LogsItsOwnDefaultReason()
+    {
+        using var f = new RegistryFixture();
+        RunHandle a = f.Registry.Start("a");
+        RunHandle b = f.Registry.Start("b");
+        RunHandle c = f.Registry.Start("c");
+        using var cts = new CancellationTokenSource();
+        var invoked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task call = f.Registry.RunAsync("d", ct =>
+        {
+            invoked.SetResult();
+            return HonourTokenAsync(ct);
+        }, cancellationToken: cts.Token);
+        await invoked.Task.Guard();
+
+        f.Registry.TryAbort("a").Should().BeTrue();
+        b.Abort().Should().BeTrue();
+        await cts.CancelAsync();
+        Task<DrainResult> drain = f.Registry.DrainAsync(TimeSpan.FromSeconds(1), new DrainOptions { AbortRemaining = true });
+        f.Time.Advance(TimeSpan.FromSeconds(1));
+        (await drain.Guard()).Aborted.Should().Equal("c");
+        await FluentActions.Awaiting(() => call.Guard()).Should().ThrowAsync<OperationCanceledException>();
+
+        f.LogsFor("RunAborted", a.RunId).Single().GetStructuredStateValue("AbortReason").Should().Be("ActiveRunRegistry.TryAbort was called");
+        f.LogsFor("RunAborted", b.RunId).Single().GetStructuredStateValue("AbortReason").Should().Be("RunHandle.Abort was called");
+        f.LogsFor("RunAborted", c.RunId).Single().GetStructuredStateValue("AbortReason").Should().Be("the drain timed out");
+        f.LogsWithEvent("RunAborted").Select(r => r.GetStructuredStateValue("AbortReason")).Should().Contain("the caller's cancellation token was cancelled");
+    }
+
+    [Fact]
+    public void Abort_AbortTokenCallbackThrows_LoggedAndRegistryConsistent()
+    {
+        using var f = new RegistryFixture();
+        RunHandle run = f.Registry.Start(Session);
+        run.AbortToken.Register(() => throw new InvalidOperationException("provider callback failed"));
+
+        f.Registry.TryAbort(Session).Should().BeTrue();
+
+        f.LogsWithEvent("AbortCallbackFailed").Should().ContainSingle().Which.GetStructuredStateValue("RunId").Should().Be(run.RunId.ToString(CultureInfo.InvariantCulture));
+        run.Status.Should().Be(RunStatus.Aborting);
+        run.Dispose();
+        f.Registry.ActiveCount.Should().Be(0);
+    }
 }

@@ -246,4 +246,28 @@ public sealed class ActiveRunRegistryArgumentTests
         "GracePeriod above 24 days" => (new RunStartOptions { GracePeriod = TimeSpan.FromDays(24) + TimeSpan.FromTicks(1), WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject }, "RunStartOptions.GracePeriod"),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown kind."),
     };
+
+    [Fact]
+    public void SessionId_TooLong_MessageGivesTheLimitAndTheLength()
+    {
+        using var f = new RegistryFixture();
+
+        f.Registry.Invoking(r => r.Start(new string('x', 300)))
+            .Should().Throw<ArgumentException>().Which.Message.Should().ContainAll("at most 256", "(was 300)");
+    }
+
+    [Fact]
+    public void Constructor_OptionsValueNull_ThrowsArgumentExceptionNamingOptions()
+    {
+        var time = new FakeTimeProvider();
+
+        FluentActions.Invoking(() => new ActiveRunRegistry(new NullValueOptions(), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<ActiveRunRegistry>.Instance))
+            .Should().ThrowExactly<ArgumentException>()
+            .Which.Should().Match<ArgumentException>(e => e.ParamName == "options" && e.Message.Contains("Value is null", StringComparison.Ordinal));
+    }
+
+    private sealed class NullValueOptions : IOptions<RunSupervisorOptions>
+    {
+        public RunSupervisorOptions Value => null!;
+    }
 }

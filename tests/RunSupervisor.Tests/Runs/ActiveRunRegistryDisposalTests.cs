@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Logging;
@@ -12,6 +13,8 @@ namespace RunSupervisor.Tests.Runs;
 /// </summary>
 public sealed class ActiveRunRegistryDisposalTests
 {
+    private const string Session = "s1";
+
 
     public static TheoryData<string> PublicMembers =>
     [
@@ -142,4 +145,46 @@ public sealed class ActiveRunRegistryDisposalTests
         (await waiter.WaitAsync(TestTime.HangGuard)).Should().BeTrue();
     }
 
+    [Fact]
+    public void Dispose_WithArmedWatchdog_DisposesItsTimer()
+    {
+        var time = new TimerTrackingTimeProvider(DateTimeOffset.UnixEpoch);
+        var registry = new ActiveRunRegistry(new RunSupervisorOptions(), time);
+        registry.Start(Session);
+        time.ArmedTimers.Should().Be(1, "the watchdog is armed for the run's deadline");
+
+        registry.Dispose();
+
+        time.ArmedTimers.Should().Be(0, "the registry's disposal stops its timer");
+    }
+
+    [Fact]
+    public void Dispose_Registry_CompletesItsMeterInstruments()
+    {
+        using var registry = new ActiveRunRegistry(new RunSupervisorOptions(), new FakeTimeProvider());
+        Meter meter = registry.Metrics.RunsStarted.Meter;
+        int completed = 0;
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument.Meter, meter))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+            MeasurementsCompleted = (instrument, _) =>
+            {
+                if (ReferenceEquals(instrument.Meter, meter))
+                {
+                    Interlocked.Increment(ref completed);
+                }
+            },
+        };
+        listener.Start();
+
+        registry.Dispose();
+
+        completed.Should().Be(16, "the registry disposes its meter, which completes its sixteen instruments (the lease ones exist without a store too, so every host exports the same series)");
+    }
 }

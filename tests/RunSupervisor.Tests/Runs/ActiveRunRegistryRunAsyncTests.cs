@@ -463,4 +463,56 @@ public sealed class ActiveRunRegistryRunAsyncTests
         f.Registry.IsActive(Session).Should().BeFalse();
         f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Aborted);
     }
+
+    [Fact]
+    public async Task RunAsync_NullTaskAndSupersededAndDisposed_MessagesSayWhatHappened()
+    {
+        using var f = new RegistryFixture();
+
+        (await FluentActions.Awaiting(() => f.Registry.RunAsync(Session, _ => (Task<int>)null!).Guard()).Should().ThrowAsync<InvalidOperationException>())
+            .Which.Message.Should().Contain("null Task");
+
+        var hang = new TaskCompletionSource<int>();
+        Task<int> superseded = f.Registry.RunAsync(Session, _ => hang.Task);
+        using (f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede }))
+        {
+        }
+
+        (await FluentActions.Awaiting(() => superseded.Guard()).Should().ThrowAsync<OperationCanceledException>())
+            .Which.Message.Should().Contain("was superseded by run");
+
+        Task<int> disposed = f.Registry.RunAsync(Session, _ => hang.Task);
+        f.Registry.Dispose();
+        (await FluentActions.Awaiting(() => disposed.Guard()).Should().ThrowAsync<OperationCanceledException>())
+            .Which.Message.Should().Contain("before its provider settled");
+    }
+
+    [Fact]
+    public async Task RunAsync_InvalidSessionOrDisposedRegistryWithCancelledToken_ThrowsRatherThanReturningCanceled()
+    {
+        using var f = new RegistryFixture();
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+
+        // Bad input is reported as bad input, even when the caller has already given up.
+        Sync(() => f.Registry.RunAsync(" ", _ => Task.FromResult(1), cancellationToken: cts.Token)).Should().Throw<ArgumentException>();
+        Sync(() => f.Registry.RunAsync(" ", _ => Task.CompletedTask, cancellationToken: cts.Token)).Should().Throw<ArgumentException>();
+        f.Registry.Dispose();
+        Sync(() => f.Registry.RunAsync(Session, _ => Task.FromResult(1), cancellationToken: cts.Token)).Should().Throw<ObjectDisposedException>();
+        Sync(() => f.Registry.RunAsync(Session, _ => Task.CompletedTask, cancellationToken: cts.Token)).Should().Throw<ObjectDisposedException>();
+    }
+
+    [Fact]
+    public async Task RunAsync_ProviderNeverSettlesOnARunStartedLater_EvictedAgeIsMeasuredFromTheRunsStart()
+    {
+        using var f = new RegistryFixture();
+        f.Time.Advance(TimeSpan.FromHours(3));
+        var hang = new TaskCompletionSource<int>();
+
+        Task<int> call = f.Registry.RunAsync(Session, _ => hang.Task);
+        f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
+
+        (await FluentActions.Awaiting(() => call.Guard()).Should().ThrowExactlyAsync<RunEvictedException>())
+            .Which.Age.Should().Be(RegistryFixture.Timeout + RegistryFixture.Grace);
+    }
 }

@@ -116,4 +116,16 @@ public sealed class RunHandleAbortTests
         f.LogsFor("RunAborted", b.RunId).Should().BeEmpty();
     }
 
+    [Fact]
+    public void Abort_ZeroGrace_EvictsWithinTheCallWithoutWaitingForATimer()
+    {
+        var time = new HandDrivenClock();
+        using var registry = new ActiveRunRegistry(new RunSupervisorOptions { GracePeriod = TimeSpan.Zero }, time);
+        RunHandle run = registry.Start(Session);
+
+        run.Abort().Should().BeTrue();
+
+        registry.IsActive(Session).Should().BeFalse("a zero grace period evicts at once, in the abort itself");
+        run.Status.Should().Be(RunStatus.Evicted);
+    }
 }

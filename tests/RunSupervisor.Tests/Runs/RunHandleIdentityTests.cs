@@ -182,4 +182,12 @@ public sealed class RunHandleIdentityTests
         ranInsideDispose.Should().BeFalse();
     }
 
+    [Fact]
+    public void RunHandle_ToString_NamesRunSessionAndStatus()
+    {
+        using var f = new RegistryFixture();
+        using RunHandle run = f.Registry.Start(Session);
+
+        run.ToString().Should().Be($"Run {run.RunId} (session '{Session}', Running)");
+    }
 }

@@ -217,4 +217,30 @@ public sealed class WatchdogAbandonedLedgerTests
         run.IsCurrent.Should().BeFalse();
         provider.SetException(new InvalidOperationException(message));
     }
+
+    [Fact]
+    public void Ledger_ForgottenRunSettlesLater_NothingBreaksAndTheNewerEntryStays()
+    {
+        using var probe = new UnobservedTaskExceptionProbe();
+        using var f = WatchdogTestHelpers.CreateFixture(maxAbandonedRuns: 1);
+        RunHandle first = f.Registry.Start("a");
+        RunHandle second = f.Registry.Start("b");
+        var firstProvider = new TaskCompletionSource();
+        var secondProvider = new TaskCompletionSource();
+        first.Attach(firstProvider.Task);
+        second.Attach(secondProvider.Task);
+        f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
+        f.Registry.AbandonedCount.Should().Be(1);
+        long kept = f.Registry.GetAbandonedRuns().Single().RunId;
+        TaskCompletionSource forgottenProvider = kept == first.RunId ? secondProvider : firstProvider;
+
+        forgottenProvider.SetResult();
+        UnobservedTaskExceptionProbe.CollectGarbage();
+
+        f.Registry.GetAbandonedRuns().Should().ContainSingle().Which.RunId.Should().Be(kept);
+        probe.Saw("The LinkedList node does not belong to current LinkedList.").Should().BeFalse();
+        f.LogsWithEvent("AbandonedRunSettled").Should().BeEmpty("a forgotten run is not in the ledger any more");
+        (kept == first.RunId ? firstProvider : secondProvider).SetResult();
+        f.Registry.AbandonedCount.Should().Be(0);
+    }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using RunSupervisor.Tests.TestSupport;
@@ -223,4 +224,83 @@ public sealed class WatchdogDeadlineTests
     }
 
     private static TimeSpan Parse(string value) => TimeSpan.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public void ReleasedRuns_BeforeTheirDeadline_AreNotKeptAliveByTheWatchdogQueue()
+    {
+        using var registry = new ActiveRunRegistry(new RunSupervisorOptions(), new FakeTimeProvider());
+
+        WeakReference[] released = StartAndRelease(registry, 500);
+        UnobservedTaskExceptionGuard.FlushFinalizers();
+
+        released.Count(w => w.IsAlive).Should().Be(0, "a released run leaves the deadline queue at once, not at its deadline");
+        GC.KeepAlive(registry);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference[] StartAndRelease(ActiveRunRegistry registry, int count)
+    {
+        var weak = new WeakReference[count];
+        for (int i = 0; i < count; i++)
+        {
+            RunHandle run = registry.Start($"r{i}");
+            run.Dispose();
+            weak[i] = new WeakReference(run);
+        }
+
+        return weak;
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Watchdog_ManyRunsWithRandomDeadlinesExtensionsAbortsAndReleases_EachActsAtExactlyItsInstant(int seed)
+    {
+        var random = new Random(seed);
+        var options = new RunSupervisorOptions { RunTimeout = TimeSpan.FromSeconds(100), GracePeriod = TimeSpan.FromSeconds(10), MaxRunDuration = TimeSpan.FromSeconds(400) };
+        using var f = new RegistryFixture(options);
+        var model = new Dictionary<RunHandle, (long AbortAt, long EvictAt)>();
+        const int Runs = 300;
+        for (int i = 0; i < Runs; i++)
+        {
+            int timeout = random.Next(1, 200);
+            RunHandle run = f.Registry.Start($"s{i}", new RunStartOptions { Timeout = TimeSpan.FromSeconds(timeout) });
+            long abortAt = timeout;
+            if (random.Next(3) == 0)
+            {
+                int extension = random.Next(1, 150);
+                run.TryExtendDeadline(TimeSpan.FromSeconds(extension)).Should().BeTrue();
+                abortAt += extension;
+            }
+
+            model[run] = (abortAt, abortAt + 10);
+        }
+
+        // Release a large share before anything is due (the heap shrinks), and abort some explicitly now.
+        foreach (RunHandle run in model.Keys.Where(_ => random.Next(4) < 3).ToList())
+        {
+            run.Dispose();
+            model.Remove(run);
+        }
+
+        foreach (RunHandle run in model.Keys.Where(_ => random.Next(5) == 0).ToList())
+        {
+            run.Abort().Should().BeTrue();
+            model[run] = (0, Math.Min(model[run].EvictAt, 10));
+        }
+
+        for (long second = 1; second <= 400; second++)
+        {
+            f.Time.Advance(TimeSpan.FromSeconds(1));
+            foreach ((RunHandle run, (long abortAt, long evictAt)) in model)
+            {
+                RunStatus expected = second >= evictAt ? RunStatus.Evicted : second >= abortAt ? RunStatus.Aborting : RunStatus.Running;
+                if (run.Status != expected)
+                {
+                    throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"seed {seed}: at {second} s run {run.RunId} (abort {abortAt}, evict {evictAt}) is {run.Status}, expected {expected}"));
+                }
+            }
+        }
+    }
 }

@@ -15,6 +15,9 @@ internal static class AsyncTestHelpers
     /// <summary>Awaits <paramref name="task"/> for at most <see cref="TestTime.HangGuard"/>, so a hang fails instead of blocking.</summary>
     public static Task<T> Guard<T>(this Task<T> task) => task.WaitAsync(TestTime.HangGuard);
 
+    /// <summary>A call whose exception is thrown synchronously (before any task is returned), for <c>Should().Throw</c>.</summary>
+    public static Action Sync(Func<object> call) => () => _ = call();
+
     /// <summary>
     /// Calls the <c>Task&lt;T&gt;</c> overload of RunAsync when <paramref name="generic"/> is true, the <c>Task</c> overload
     /// otherwise, with the same provider delegate (no wrapping, so a provider that throws synchronously or returns

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace RunSupervisor.Tests.Reliability;
+namespace RunSupervisor.Tests.TestSupport;
 
 /// <summary>
 /// A <see cref="FakeTimeProvider"/> that knows which of its timers are armed (due to fire), so a test can assert
