@@ -156,8 +156,8 @@ public sealed class HeartbeatQueuePolicyTests
 
         QueueDecision decision = p.Policy.Resolve(new QueueRequest(Session, IsHeartbeat: false, mode, queued));
 
-        // Written out from the DESIGN.md table rather than derived: Steer, SteerBacklog, Followup and Collect
-        // enqueue; only Interrupt falls through to the last row.
+        // Written out rather than derived from the policy: a plain message for a busy session is queued in every mode
+        // that queues (Steer, SteerBacklog, Followup, Collect); only Interrupt runs it now, ahead of the busy run.
         QueueDecision expected = mode switch
         {
             QueueMode.Steer or QueueMode.SteerBacklog or QueueMode.Followup or QueueMode.Collect

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-
 using RunSupervisor.Tests.TestSupport;
 
 namespace RunSupervisor.Tests.Reliability;
