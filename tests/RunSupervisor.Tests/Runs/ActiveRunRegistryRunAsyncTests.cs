@@ -228,18 +228,10 @@ public sealed class ActiveRunRegistryRunAsyncTests
     public async Task RunAsync_ProviderIgnoresToken_ThrowsRunEvictedAtDeadlinePlusGraceAndProviderIsAbandoned(bool generic)
     {
         using var f = new RegistryFixture();
-        var hang = new TaskCompletionSource<int>();
-        var invoked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        Task call = f.Registry.InvokeRunAsync(generic, Session, _ =>
-        {
-            invoked.SetResult();
-            return hang.Task;
-        });
-        f.Registry.TryGetRun(Session, out RunInfo? run).Should().BeTrue();
 
         // The provider runs on the thread pool; once it has returned its task, settling that task settles the run.
-        await invoked.Task.Guard();
+        PendingRunAsync pending = await PendingRunAsync.StartAsync(f, generic, Session);
+        (Task call, TaskCompletionSource<int> hang, RunInfo run) = (pending.Call, pending.Provider, pending.Run);
 
         f.Time.Advance(RegistryFixture.Timeout);
         f.Time.Advance(RegistryFixture.Grace - TestTime.Tick);
@@ -358,16 +350,8 @@ public sealed class ActiveRunRegistryRunAsyncTests
     public async Task RunAsync_SupersededWhilePending_ThrowsOperationCanceledAndNewRunStaysCurrent(bool generic)
     {
         using var f = new RegistryFixture();
-        var invoked = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var hang = new TaskCompletionSource<int>();
-
-        Task call = f.Registry.InvokeRunAsync(generic, Session, ct =>
-        {
-            invoked.SetResult(ct);
-            return hang.Task;
-        });
-        f.Registry.TryGetRun(Session, out RunInfo? old).Should().BeTrue();
-        CancellationToken received = await invoked.Task.Guard();
+        PendingRunAsync pending = await PendingRunAsync.StartAsync(f, generic, Session);
+        (Task call, RunInfo old, CancellationToken received) = (pending.Call, pending.Run, pending.Token);
 
         using RunHandle replacement = f.Registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
 
