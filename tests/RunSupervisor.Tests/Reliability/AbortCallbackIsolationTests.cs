@@ -10,8 +10,6 @@ namespace RunSupervisor.Tests.Reliability;
 /// </summary>
 public sealed class AbortCallbackIsolationTests
 {
-    private static readonly TimeSpan HangGuard = AsyncTestHelpers.HangGuard;
-
     [Fact]
     public async Task Deadline_CallbackThatBlocks_AnotherSessionIsStillAbortedAndEvictedOnTime()
     {
@@ -22,13 +20,13 @@ public sealed class AbortCallbackIsolationTests
         blocking.AbortToken.Register(() =>
         {
             entered.Set();
-            release.Wait(HangGuard);
+            release.Wait(TestTime.HangGuard);
         });
         RunHandle other = f.Registry.Start("other", new RunStartOptions { Timeout = RegistryFixture.Timeout + TimeSpan.FromSeconds(1) });
         other.Attach(new TaskCompletionSource().Task);
 
         f.Time.Advance(RegistryFixture.Timeout);
-        entered.Wait(HangGuard).Should().BeTrue("the callback runs, on the thread pool");
+        entered.Wait(TestTime.HangGuard).Should().BeTrue("the callback runs, on the thread pool");
         f.Time.Advance(TimeSpan.FromSeconds(1));
         other.Status.Should().Be(RunStatus.Aborting, "the other run is aborted at its own deadline while the first callback blocks");
         f.Time.Advance(RegistryFixture.Grace);
@@ -36,7 +34,7 @@ public sealed class AbortCallbackIsolationTests
         other.Status.Should().Be(RunStatus.Evicted);
         blocking.Status.Should().Be(RunStatus.Evicted);
         release.Set();
-        (await other.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        (await other.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
     }
 
     [Fact]
@@ -49,7 +47,7 @@ public sealed class AbortCallbackIsolationTests
         run.AbortToken.Register(() =>
         {
             ranOn = Environment.CurrentManagedThreadId;
-            release.Wait(HangGuard);
+            release.Wait(TestTime.HangGuard);
         });
 
         f.Dispose();
@@ -70,7 +68,7 @@ public sealed class AbortCallbackIsolationTests
         old.AbortToken.Register(() =>
         {
             ranOn = Environment.CurrentManagedThreadId;
-            release.Wait(HangGuard);
+            release.Wait(TestTime.HangGuard);
         });
 
         using RunHandle replacement = f.Registry.Start("s", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
@@ -87,7 +85,7 @@ public sealed class AbortCallbackIsolationTests
         using var f = new RegistryFixture();
         using var release = new ManualResetEventSlim();
         RunHandle run = f.Registry.Start("s");
-        run.AbortToken.Register(() => release.Wait(HangGuard));
+        run.AbortToken.Register(() => release.Wait(TestTime.HangGuard));
 
         Task<DrainResult> drain = f.Registry.DrainAsync(TimeSpan.Zero, new DrainOptions { AbortRemaining = true });
         DrainResult result = await drain.WaitAsync(TimeSpan.FromSeconds(5));
@@ -108,7 +106,7 @@ public sealed class AbortCallbackIsolationTests
 
         ranOn.Should().Be(Environment.CurrentManagedThreadId, "an explicit abort keeps CancellationTokenSource.Cancel's convention");
         run.Dispose();
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(RunEndReason.Aborted);
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
     }
 
     [Fact]
@@ -161,7 +159,7 @@ public sealed class AbortCallbackIsolationTests
                         f.Registry.Dispose();
                         break;
                     case "drain":
-                        f.Registry.DrainAsync(TimeSpan.Zero).Wait(HangGuard);
+                        f.Registry.DrainAsync(TimeSpan.Zero).Wait(TestTime.HangGuard);
                         break;
                 }
 
@@ -177,7 +175,7 @@ public sealed class AbortCallbackIsolationTests
 
         f.Time.Advance(RegistryFixture.Timeout);
 
-        (await done.Task.WaitAsync(HangGuard)).Should().BeNull();
+        (await done.Task.WaitAsync(TestTime.HangGuard)).Should().BeNull();
         if (reentry != "dispose the registry")
         {
             // Whatever the callback did, the run's owner still settles it within the grace period.
@@ -186,7 +184,7 @@ public sealed class AbortCallbackIsolationTests
             f.Registry.ActiveCount.Should().Be(0);
         }
 
-        (await run.Completion.WaitAsync(HangGuard)).Should().Be(reentry switch
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(reentry switch
         {
             "start on the same session" => RunEndReason.Superseded,
             "dispose the registry" => RunEndReason.Aborted,
@@ -196,7 +194,7 @@ public sealed class AbortCallbackIsolationTests
 
     private static async Task WaitForLogAsync(RegistryFixture f, string eventName)
     {
-        using var timeout = new CancellationTokenSource(HangGuard);
+        using var timeout = new CancellationTokenSource(TestTime.HangGuard);
         while (!f.LogsWithEvent(eventName).Any())
         {
             await Task.Delay(1, timeout.Token);

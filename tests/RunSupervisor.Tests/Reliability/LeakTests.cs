@@ -64,7 +64,7 @@ public sealed class LeakTests
         Volatile.Read(ref ended).Should().Be(Zombies);
         if (kind == ZombieKind.RunAsync)
         {
-            (await observer.AllEvicted.WaitAsync(AsyncTestHelpers.HangGuard)).Should().Be(Zombies, "every RunAsync call throws RunEvictedException at deadline + grace");
+            (await observer.AllEvicted.WaitAsync(TestTime.HangGuard)).Should().Be(Zombies, "every RunAsync call throws RunEvictedException at deadline + grace");
         }
 
         registry.AbandonedCount.Should().Be(Cap, "the ledger is capped at MaxAbandonedRuns; the oldest are forgotten");
@@ -144,7 +144,7 @@ public sealed class LeakTests
 
     private static async Task WaitForInvocationsAsync()
     {
-        await ZombieProvider.AllInvoked(Zombies).WaitAsync(AsyncTestHelpers.HangGuard);
+        await ZombieProvider.AllInvoked(Zombies).WaitAsync(TestTime.HangGuard);
         ZombieProvider.Reset();
     }
 

@@ -156,7 +156,7 @@ public sealed class ProviderFaultMatrixTests
                 outcome.LedgerAtEnd.Should().ContainSingle().Which.RunId.Should().Be(outcome.RunId);
                 await scenario.SettleLateAsync();
                 // The blocked provider's task settles on the thread pool; the ledger entry and its log line follow.
-                SpinWait.SpinUntil(() => f.LogsFor("AbandonedRunSettled", outcome.RunId).Count > 0, HangGuard)
+                SpinWait.SpinUntil(() => f.LogsFor("AbandonedRunSettled", outcome.RunId).Count > 0, TestTime.HangGuard)
                     .Should().BeTrue("the run leaves the ledger, with a log line, once its provider settles");
                 f.Registry.GetAbandonedRuns().Should().BeEmpty();
                 f.Registry.AbandonedCount.Should().Be(0);
@@ -352,7 +352,7 @@ public sealed class ProviderFaultMatrixTests
         public void Dispose()
         {
             _block.Set();
-            _hostThread?.Wait(HangGuard);
+            _hostThread?.Wait(TestTime.HangGuard);
             _block.Dispose();
         }
 
@@ -377,7 +377,7 @@ public sealed class ProviderFaultMatrixTests
                 case "blocks its thread longer than deadline + grace":
                     // A real blocking wait, bounded by the event the test sets at the end (the guard only turns a
                     // broken test into a failure).
-                    _block.Wait(HangGuard * 3);
+                    _block.Wait(TestTime.HangGuard * 3);
                     return Task.FromResult(Result);
                 case "returns a null Task":
                     return null!;
@@ -422,7 +422,7 @@ public sealed class ProviderFaultMatrixTests
                     break;
                 case "ignores abort but completes within grace":
                     _f.Time.Advance(Timeout);
-                    _f.Time.Advance(Grace - Tick);
+                    _f.Time.Advance(Grace - TestTime.Tick);
                     _pending.SetResult(Result);
                     break;
                 case "ignores abort and completes after eviction":
@@ -431,9 +431,9 @@ public sealed class ProviderFaultMatrixTests
                 case "blocks its thread longer than deadline + grace":
                     _f.Time.Advance(Timeout);
                     _f.Registry.IsActive(Session).Should().BeTrue("the grace period has not passed");
-                    _f.Time.Advance(Grace - Tick);
+                    _f.Time.Advance(Grace - TestTime.Tick);
                     _f.Registry.IsActive(Session).Should().BeTrue("one tick before deadline + grace");
-                    _f.Time.Advance(Tick);
+                    _f.Time.Advance(TestTime.Tick);
                     _f.Registry.IsActive(Session).Should().BeFalse("evicted exactly at deadline + grace");
                     break;
             }

@@ -3,18 +3,20 @@ namespace RunSupervisor.Tests.TestSupport;
 /// <summary>Helpers for the RunAsync, WaitForRunEndAsync and DrainAsync tests.</summary>
 internal static class AsyncTestHelpers
 {
-    /// <summary>
-    /// A real-time bound on awaiting a task that the test expects to be complete (or about to complete on a
-    /// thread-pool continuation). It only turns a hang into a failure; it is never the behaviour under test.
-    /// </summary>
-    public static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(10);
+    /// <summary>The same value as <see cref="TestTime.HangGuard"/>, under the name the leasing tests use.</summary>
+    public static TimeSpan HangGuard => TestTime.HangGuard;
 
-    /// <summary>One tick of fake time: the smallest step before or past an instant.</summary>
-    public static readonly TimeSpan Tick = TimeSpan.FromTicks(1);
+    /// <summary>The same value as <see cref="TestTime.Tick"/>, under the name the leasing tests use.</summary>
+    public static TimeSpan Tick => TestTime.Tick;
 
-    public static Task Guard(this Task task) => task.WaitAsync(HangGuard);
+    /// <summary>Awaits <paramref name="task"/> for at most <see cref="TestTime.HangGuard"/>, so a hang fails instead of blocking.</summary>
+    public static Task Guard(this Task task) => task.WaitAsync(TestTime.HangGuard);
 
-    public static Task<T> Guard<T>(this Task<T> task) => task.WaitAsync(HangGuard);
+    /// <summary>Awaits <paramref name="task"/> for at most <see cref="TestTime.HangGuard"/>, so a hang fails instead of blocking.</summary>
+    public static Task<T> Guard<T>(this Task<T> task) => task.WaitAsync(TestTime.HangGuard);
+
+    /// <summary>A call whose exception is thrown synchronously (before any task is returned), for <c>Should().Throw</c>.</summary>
+    public static Action Sync(Func<object> call) => () => _ = call();
 
     /// <summary>
     /// Calls the <c>Task&lt;T&gt;</c> overload of RunAsync when <paramref name="generic"/> is true, the <c>Task</c> overload

@@ -7,12 +7,6 @@ namespace RunSupervisor.Tests.TestSupport;
 /// <summary>Small helpers shared by <c>RunHandleTests</c> and <c>WatchdogTests</c>.</summary>
 internal static class WatchdogTestHelpers
 {
-    /// <summary>The smallest step of the fake clock: one tick before an instant is "not yet".</summary>
-    public static readonly TimeSpan OneTick = TimeSpan.FromTicks(1);
-
-    /// <summary>A bound used only so that a broken test fails instead of hanging; never the thing under test.</summary>
-    public static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(10);
-
     /// <summary>A fixture whose registry uses the given options (the fixture's defaults for the rest).</summary>
     public static RegistryFixture CreateFixture(
         TimeSpan? timeout = null,

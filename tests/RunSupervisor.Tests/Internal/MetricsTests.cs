@@ -1,0 +1,245 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using RunSupervisor.Tests.TestSupport;
+
+namespace RunSupervisor.Tests.Internal;
+
+/// <summary>
+/// The instruments of the meter "RunSupervisor", read with <see cref="MetricCollector{T}"/> built
+/// on the registry's own instrument objects (each registry owns its meter, so parallel tests never cross-talk).
+/// </summary>
+public sealed class MetricsTests
+{
+    private const string EndReasonTag = "runsupervisor.end_reason";
+
+    public static TheoryData<string, string, string> Instruments() => new()
+    {
+        { "runsupervisor.runs.active", "{run}", nameof(UpDownCounter<long>) },
+        { "runsupervisor.runs.started", "{run}", nameof(Counter<long>) },
+        { "runsupervisor.runs.ended", "{run}", nameof(Counter<long>) },
+        { "runsupervisor.runs.evicted", "{run}", nameof(Counter<long>) },
+        { "runsupervisor.runs.abandoned", "{run}", nameof(UpDownCounter<long>) },
+        { "runsupervisor.heartbeats.dropped", "{heartbeat}", nameof(Counter<long>) },
+        { "runsupervisor.run.duration", "s", nameof(Histogram<double>) },
+    };
+
+    public static TheoryData<RunEndReason, string> EndReasons() => new()
+    {
+        { RunEndReason.Completed, "completed" },
+        { RunEndReason.Faulted, "faulted" },
+        { RunEndReason.Aborted, "aborted" },
+        { RunEndReason.TimedOut, "timed_out" },
+        { RunEndReason.Superseded, "superseded" },
+        { RunEndReason.ForceEvicted, "force_evicted" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Instruments))]
+    public void Instrument_OnRunSupervisorMeter_HasNameUnitAndKind(string name, string unit, string kind)
+    {
+        using var f = new RegistryFixture();
+        Instrument instrument = AllInstruments(f.Registry).Should().ContainSingle(i => i.Name == name).Subject;
+
+        instrument.Meter.Name.Should().Be("RunSupervisor");
+        instrument.Unit.Should().Be(unit);
+        instrument.GetType().Name.Should().StartWith(kind);
+        instrument.Description.Should().NotBeNullOrWhiteSpace();
+    }
+
+    [Fact]
+    public void Meter_EachRegistry_OwnsItsInstruments()
+    {
+        // Two registries side by side: a collector on one registry's instrument sees only that registry.
+        using var a = new RegistryFixture();
+        using var b = new RegistryFixture();
+        using var startedA = new MetricCollector<long>(a.Registry.Metrics.RunsStarted);
+
+        b.Registry.Start("s1").Dispose();
+        a.Registry.Start("s1").Dispose();
+        a.Registry.Start("s2").Dispose();
+
+        startedA.GetMeasurementSnapshot().Sum(m => m.Value).Should().Be(2);
+        AllInstruments(a.Registry).Should().OnlyContain(i => i.Meter == a.Registry.Metrics.RunsStarted.Meter);
+        a.Registry.Metrics.RunsStarted.Meter.Should().NotBeSameAs(b.Registry.Metrics.RunsStarted.Meter);
+    }
+
+    [Fact]
+    public void ActiveRuns_StartsAndReleases_GoesUpAndDown()
+    {
+        using var f = new RegistryFixture();
+        using var active = new MetricCollector<long>(f.Registry.Metrics.ActiveRuns);
+
+        RunHandle a = f.Registry.Start("a");
+        RunHandle b = f.Registry.Start("b");
+        a.Dispose();
+        a.Dispose(); // stale: must not count down twice
+
+        active.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1, 1, -1);
+        active.GetMeasurementSnapshot().Sum(m => m.Value).Should().Be(f.Registry.ActiveCount);
+
+        b.Dispose();
+        active.GetMeasurementSnapshot().Sum(m => m.Value).Should().Be(0);
+    }
+
+    [Fact]
+    public void RunsStarted_OnlyRunsThatStarted_Counted()
+    {
+        using var f = new RegistryFixture();
+        using var started = new MetricCollector<long>(f.Registry.Metrics.RunsStarted);
+        using var active = new MetricCollector<long>(f.Registry.Metrics.ActiveRuns);
+
+        using RunHandle first = f.Registry.Start("s1");
+        f.Registry.TryStart("s1", out _).Should().BeFalse();
+        FluentActions.Invoking(() => f.Registry.Start("s1")).Should().Throw<SessionBusyException>();
+        using RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
+
+        started.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1, 1);
+
+        // The supersede both started one run and ended one: the session still has exactly one active run.
+        active.GetMeasurementSnapshot().Sum(m => m.Value).Should().Be(1);
+    }
+
+    [Theory]
+    [MemberData(nameof(EndReasons))]
+    public async Task RunsEndedAndDuration_EachReason_TaggedWithSnakeCaseReason(RunEndReason reason, string tag)
+    {
+        using var f = new RegistryFixture();
+        using var ended = new MetricCollector<long>(f.Registry.Metrics.RunsEnded);
+        using var duration = new MetricCollector<double>(f.Registry.Metrics.RunDuration);
+        using var evicted = new MetricCollector<long>(f.Registry.Metrics.Evictions);
+        RunHandle run = f.Registry.Start("s1");
+
+        f.EndRun(run, reason);
+
+        (await run.Completion.WaitAsync(TimeSpan.FromSeconds(10))).Should().Be(reason);
+        CollectedMeasurement<long> end = ended.GetMeasurementSnapshot().Should().ContainSingle().Subject;
+        end.Value.Should().Be(1);
+        end.Tags.Should().Equal(new Dictionary<string, object?> { [EndReasonTag] = tag });
+        duration.GetMeasurementSnapshot().Should().ContainSingle().Which.Tags.Should().Equal(new Dictionary<string, object?> { [EndReasonTag] = tag });
+        evicted.GetMeasurementSnapshot().Sum(m => m.Value).Should().Be(reason == RunEndReason.ForceEvicted ? 1 : 0);
+    }
+
+    [Fact]
+    public void RunDuration_Released_RecordsFakeElapsedSeconds()
+    {
+        using var f = new RegistryFixture();
+        using var duration = new MetricCollector<double>(f.Registry.Metrics.RunDuration);
+        RunHandle run = f.Registry.Start("s1");
+
+        f.Time.Advance(TimeSpan.FromMilliseconds(42_250));
+        run.Dispose();
+
+        duration.GetMeasurementSnapshot().Should().ContainSingle().Which.Value.Should().Be(42.25);
+    }
+
+    [Fact]
+    public void RunDuration_ForceEvicted_RecordsTimeoutPlusGraceInSeconds()
+    {
+        using var f = new RegistryFixture();
+        using var duration = new MetricCollector<double>(f.Registry.Metrics.RunDuration);
+        f.Registry.Start("s1");
+
+        f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
+
+        duration.GetMeasurementSnapshot().Should().ContainSingle().Which.Value.Should().Be(630);
+    }
+
+    [Fact]
+    public void Evictions_TwoZombiesAndOneReleasedRun_CountsOnlyTheZombies()
+    {
+        using var f = new RegistryFixture();
+        using var evicted = new MetricCollector<long>(f.Registry.Metrics.Evictions);
+        f.Registry.Start("zombie-1");
+        f.Registry.Start("zombie-2");
+        RunHandle timedOut = f.Registry.Start("released-in-grace");
+
+        f.Time.Advance(RegistryFixture.Timeout);
+        timedOut.Dispose();
+        f.Time.Advance(RegistryFixture.Grace);
+
+        evicted.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1, 1);
+    }
+
+    [Fact]
+    public void AbandonedRuns_EvictedWithPendingTask_UpThenDownWhenTheTaskSettles()
+    {
+        using var f = new RegistryFixture();
+        using var abandoned = new MetricCollector<long>(f.Registry.Metrics.AbandonedRuns);
+        var provider = new TaskCompletionSource();
+        RunHandle run = f.Registry.Start("s1");
+        run.Attach(provider.Task);
+
+        f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
+        abandoned.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1);
+
+        provider.SetException(new InvalidOperationException("late"));
+
+        abandoned.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1, -1);
+        f.Registry.AbandonedCount.Should().Be(0);
+    }
+
+    [Fact]
+    public void AbandonedRuns_EvictedWithoutTaskThenReleasedLate_UpThenDown()
+    {
+        // Without an attached task the owner's late Dispose is the only sign the zombie finally returned.
+        using var f = new RegistryFixture();
+        using var abandoned = new MetricCollector<long>(f.Registry.Metrics.AbandonedRuns);
+        RunHandle run = f.Registry.Start("s1");
+        f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
+
+        run.Dispose();
+        run.Dispose();
+
+        abandoned.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1, -1);
+    }
+
+    [Fact]
+    public void AbandonedRuns_SupersededWithPendingTask_CountedUp()
+    {
+        using var f = new RegistryFixture();
+        using var abandoned = new MetricCollector<long>(f.Registry.Metrics.AbandonedRuns);
+        var provider = new TaskCompletionSource();
+        f.Registry.Start("s1").Attach(provider.Task);
+
+        using RunHandle replacement = f.Registry.Start("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
+
+        abandoned.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1);
+        provider.SetResult();
+        abandoned.GetMeasurementSnapshot().Sum(m => m.Value).Should().Be(0);
+    }
+
+    [Fact]
+    public void AbandonedRuns_LedgerFull_ForgettingTheOldestKeepsTheGaugeAtTheCap()
+    {
+        using var f = new RegistryFixture(new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = RegistryFixture.Grace, MaxAbandonedRuns = 2 });
+        using var abandoned = new MetricCollector<long>(f.Registry.Metrics.AbandonedRuns);
+        f.Registry.Start("a");
+        f.Registry.Start("b");
+        f.Registry.Start("c");
+
+        f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
+
+        abandoned.GetMeasurementSnapshot().Sum(m => m.Value).Should().Be(2);
+        f.Registry.AbandonedCount.Should().Be(2);
+    }
+
+    [Fact]
+    public void HeartbeatsDropped_EachDrop_CountsOneAndNothingElseCounts()
+    {
+        using var p = new PolicyFixture();
+        using var dropped = new MetricCollector<long>(p.Registry.Metrics.HeartbeatsDropped);
+        p.Heartbeat("s1"); // idle: runs, not counted
+        using RunHandle run = p.Registry.Start("s1");
+
+        p.DropHeartbeats("s1", 3);
+        p.Policy.Resolve(new QueueRequest("s1", IsHeartbeat: false)); // a message is enqueued, not dropped
+
+        dropped.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1, 1, 1);
+    }
+
+    private static Instrument[] AllInstruments(ActiveRunRegistry registry)
+    {
+        RunSupervisorMetrics m = registry.Metrics;
+        return [m.ActiveRuns, m.RunsStarted, m.RunsEnded, m.Evictions, m.AbandonedRuns, m.HeartbeatsDropped, m.RunDuration];
+    }
+}

@@ -1,0 +1,126 @@
+using FluentAssertions;
+using Microsoft.Extensions.Options;
+using RunSupervisor.Tests.TestSupport;
+using Xunit;
+
+namespace RunSupervisor.Tests.Runs;
+
+/// <summary>Lanes (<see cref="RunSupervisorOptions.Lanes"/>) and the global cap (<see cref="RunSupervisorOptions.MaxActiveRuns"/>).</summary>
+public sealed class LaneTests
+{
+    private static readonly RunStartOptions Cron = new() { Lane = "cron" };
+
+    private static RegistryFixture WithCronLane(int cap = 2, int maxActiveRuns = 0)
+    {
+        var options = new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = RegistryFixture.Grace, MaxActiveRuns = maxActiveRuns, QueueTimeout = TimeSpan.FromHours(1) };
+        options.Lanes["cron"] = cap;
+        return new RegistryFixture(options);
+    }
+
+    [Fact]
+    public void Start_LaneAtItsCap_ThrowsRunQueueFullExceptionNamingTheLaneAndTryStartReturnsFalse()
+    {
+        using var f = WithCronLane();
+        f.Registry.Start("a", Cron);
+        f.Registry.Start("b", Cron);
+
+        RunQueueFullException error = FluentActions.Invoking(() => f.Registry.Start("c", Cron)).Should().Throw<RunQueueFullException>().Which;
+        error.Lane.Should().Be("cron");
+        error.Limit.Should().Be(2);
+        error.SessionId.Should().Be("c");
+        f.Registry.TryStart("c", out _, Cron).Should().BeFalse();
+        f.Registry.Start("c").Dispose();
+    }
+
+    [Fact]
+    public async Task StartAsync_LaneAtItsCap_WaitsFirstInFirstOutAndIsAdmittedWhenALaneRunLeaves()
+    {
+        using var f = WithCronLane(cap: 1);
+        RunHandle running = f.Registry.Start("a", Cron);
+        ValueTask<RunHandle> b = f.Registry.StartAsync("b", Cron);
+        ValueTask<RunHandle> c = f.Registry.StartAsync("c", Cron);
+
+        b.IsCompleted.Should().BeFalse();
+        f.Registry.GetQueuedCount("b").Should().Be(1, "a start waiting for a lane slot counts in its own session's queue");
+        f.Registry.IsActive("b").Should().BeFalse();
+        running.Dispose();
+
+        b.IsCompletedSuccessfully.Should().BeTrue();
+        c.IsCompleted.Should().BeFalse();
+        RunHandle admitted = await b;
+        f.Registry.TryGetRun("b", out RunInfo? info).Should().BeTrue();
+        info!.Lane.Should().Be("cron");
+        admitted.Dispose();
+        (await c).Dispose();
+    }
+
+    [Fact]
+    public async Task StartAsync_LaneSlotHeldByAZombie_FreedAtItsEvictionInstant()
+    {
+        using var f = WithCronLane(cap: 1);
+        RunHandle zombie = f.Registry.Start("a", Cron);
+        zombie.Attach(new TaskCompletionSource().Task);
+        ValueTask<RunHandle> waiting = f.Registry.StartAsync("b", Cron);
+
+        f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace - TimeSpan.FromTicks(1));
+        waiting.IsCompleted.Should().BeFalse();
+        f.Time.Advance(TimeSpan.FromTicks(1));
+
+        waiting.IsCompletedSuccessfully.Should().BeTrue("a zombie never holds a lane slot past deadline + grace");
+        (await waiting).Dispose();
+    }
+
+    [Fact]
+    public async Task StartAsync_GlobalCapReached_WaitsInTheDefaultLaneAndOtherLanesToo()
+    {
+        using var f = WithCronLane(cap: 5, maxActiveRuns: 2);
+        RunHandle a = f.Registry.Start("a");
+        RunHandle b = f.Registry.Start("b", Cron);
+        FluentActions.Invoking(() => f.Registry.Start("c")).Should().Throw<RunQueueFullException>().Which.Limit.Should().Be(2);
+
+        ValueTask<RunHandle> c = f.Registry.StartAsync("c", Cron);
+        ValueTask<RunHandle> d = f.Registry.StartAsync("d");
+
+        a.Dispose();
+        c.IsCompletedSuccessfully.Should().BeTrue("across lanes, the start that waited first goes first");
+        d.IsCompleted.Should().BeFalse();
+        b.Dispose();
+        d.IsCompletedSuccessfully.Should().BeTrue();
+        (await c).Dispose();
+        (await d).Dispose();
+        f.Registry.ActiveCount.Should().Be(0);
+    }
+
+    [Fact]
+    public void Start_SupersedeWithinAFullLane_ReplacesTheRunInItsSlot()
+    {
+        using var f = WithCronLane(cap: 1);
+        f.Registry.Start("a", Cron);
+
+        using RunHandle replacement = f.Registry.Start("a", new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Supersede });
+
+        replacement.IsCurrent.Should().BeTrue("the replaced run's slot is the new run's to take");
+        FluentActions.Invoking(() => f.Registry.Start("b", Cron)).Should().Throw<RunQueueFullException>();
+    }
+
+    [Fact]
+    public void Start_UnknownLane_ThrowsArgumentExceptionNamingIt()
+    {
+        using var f = WithCronLane();
+
+        FluentActions.Invoking(() => f.Registry.Start("a", new RunStartOptions { Lane = "nightly" }))
+            .Should().Throw<ArgumentException>().WithMessage("*'nightly'*cron*");
+        f.Registry.ActiveCount.Should().Be(0);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    public void Options_LaneCapBelowOne_FailsValidationNamingTheLane(int cap)
+    {
+        var options = new RunSupervisorOptions();
+        options.Lanes["cron"] = cap;
+
+        FluentActions.Invoking(() => new ActiveRunRegistry(options)).Should().Throw<OptionsValidationException>().WithMessage("*Lanes['cron']*at least 1*");
+    }
+}

@@ -1,0 +1,70 @@
+using FluentAssertions;
+using RunSupervisor.Tests.TestSupport;
+using Xunit;
+
+namespace RunSupervisor.Tests.Runs;
+
+/// <summary>Background runs (<see cref="RunStartOptions.Background"/>) yield to a foreground start on their session.</summary>
+public sealed class PreemptionTests
+{
+    private const string Session = "s1";
+    private static readonly RunStartOptions Background = new() { Background = true };
+
+    [Theory]
+    [InlineData(SessionBusyBehavior.Reject)]
+    [InlineData(SessionBusyBehavior.Wait)]
+    public async Task Start_ForegroundOnABackgroundRun_SupersedesItAtOnceWhateverWhenBusySays(SessionBusyBehavior whenBusy)
+    {
+        using var f = new RegistryFixture();
+        RunHandle heartbeat = f.Registry.Start(Session, Background);
+
+        RunHandle user = await f.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = whenBusy });
+
+        (await heartbeat.Completion).Should().Be(RunEndReason.Superseded);
+        heartbeat.AbortToken.IsCancellationRequested.Should().BeTrue();
+        user.IsCurrent.Should().BeTrue();
+        f.Ended.Should().ContainSingle().Which.Args.Detail.Should().Be($"preempted by run {user.RunId}: a foreground start on a background run");
+        f.LogsWithEvent("RunPreempted").Should().ContainSingle();
+        user.Dispose();
+    }
+
+    [Fact]
+    public void Start_BackgroundOnAForegroundRun_FollowsWhenBusy()
+    {
+        using var f = new RegistryFixture();
+        using RunHandle user = f.Registry.Start(Session);
+
+        FluentActions.Invoking(() => f.Registry.Start(Session, Background)).Should().Throw<SessionBusyException>();
+        user.IsCurrent.Should().BeTrue();
+    }
+
+    [Fact]
+    public void Start_BackgroundOnABackgroundRun_FollowsWhenBusy()
+    {
+        using var f = new RegistryFixture();
+        using RunHandle first = f.Registry.Start(Session, Background);
+
+        FluentActions.Invoking(() => f.Registry.Start(Session, Background)).Should().Throw<SessionBusyException>();
+    }
+
+    [Fact]
+    public void Start_ForegroundOnAnotherSession_NeverPreemptsAcrossSessions()
+    {
+        using var f = new RegistryFixture();
+        using RunHandle heartbeat = f.Registry.Start("a", Background);
+
+        using RunHandle user = f.Registry.Start("b");
+
+        heartbeat.IsCurrent.Should().BeTrue();
+        heartbeat.Status.Should().Be(RunStatus.Running);
+    }
+
+    [Fact]
+    public void GetActiveRuns_BackgroundRun_SaysSo()
+    {
+        using var f = new RegistryFixture();
+        using RunHandle heartbeat = f.Registry.Start("a", Background);
+
+        f.Registry.GetActiveRuns().Should().ContainSingle().Which.Background.Should().BeTrue();
+    }
+}

@@ -1,0 +1,18 @@
+namespace RunSupervisor.Tests.TestSupport;
+
+/// <summary>The time constants every test of the core shares, defined once.</summary>
+internal static class TestTime
+{
+    /// <summary>
+    /// A real-time bound on awaiting something the test expects to be complete (or about to complete on a thread-pool
+    /// continuation). It only turns a hang into a failure; it is never the behaviour under test (time under test comes
+    /// from a <see cref="FakeTimeProvider"/>).
+    /// </summary>
+    public static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(10);
+
+    /// <summary>One tick of fake time: the smallest step before or past an instant, so one tick before it is "not yet".</summary>
+    public static readonly TimeSpan Tick = TimeSpan.FromTicks(1);
+
+    /// <summary>A wait timeout long enough that it never elapses in a test that does not advance the fake clock by that much.</summary>
+    public static readonly TimeSpan WaitTimeout = TimeSpan.FromMinutes(1);
+}
