@@ -32,6 +32,9 @@ internal sealed class RunSupervisorMetrics : IDisposable
         RunsPreempted = _meter.CreateCounter<long>("runsupervisor.runs.preempted", "{run}", "Background runs superseded by a foreground start on their session.");
     }
 
+    /// <summary>Gets the registry's meter, on which adapter packages create their own instruments, so those live as long as the registry.</summary>
+    public Meter Meter => _meter;
+
     public UpDownCounter<long> ActiveRuns { get; }
 
     public Counter<long> RunsStarted { get; }
