@@ -42,6 +42,9 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
     private static readonly Action<object?> OnAbortedCallback = static state => ((SupervisedStreamEnumerator<T>)state!).OnAborted();
 
     private readonly SupervisedStream<T> _stream;
+
+    // Created once: each update's inner move is queued to the thread pool with it.
+    private readonly Func<Task<bool>> _moveInner;
     private readonly CancellationToken _enumeratorToken;
 
     // A method builder, not a TaskCompletionSource: a cancellation settles it cancelled with that very exception (as
@@ -73,6 +76,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
         _stream = stream;
         _enumeratorToken = enumeratorToken;
         _settledBuilder = AsyncTaskMethodBuilder.Create();
+        _moveInner = MoveInnerAsync;
 
         // Read once here, before any other thread can complete the builder: its task is created lazily and not thread-safely.
         _settled = _settledBuilder.Task;
@@ -106,7 +110,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
             // bounded by the watchdog through the race below.
             // The consumer asking for more is the provider's turn: its idle clock runs only while the inner call is pending.
             run.ReportProgress();
-            Task<bool> step = StepAsync(run, Task.Run(MoveInnerAsync, CancellationToken.None));
+            Task<bool> step = StepAsync(run, Task.Run(_moveInner, CancellationToken.None));
             if (!step.IsCompleted)
             {
                 await Task.WhenAny(step, run.Completion).ConfigureAwait(false);
