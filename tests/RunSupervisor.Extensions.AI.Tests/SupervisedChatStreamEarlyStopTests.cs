@@ -60,7 +60,7 @@ public sealed class SupervisedChatStreamEarlyStopTests : IDisposable
         f.Registry.IsActive(Session).Should().BeFalse("the consumer does not wait longer, nor does the session");
         RunEndedEventArgs end = f.Ended.Should().ContainSingle().Subject;
         end.Reason.Should().Be(RunEndReason.Aborted);
-        end.Detail.Should().Be(SupervisedChatStreamEnumerator.ConsumerStoppedText);
+        end.Detail.Should().Be(RunEnds.ConsumerStoppedText);
         end.Duration.Should().Be(RegistryFixture.Grace, "it never waits for the run's timeout");
 
         // Past the deadline and its eviction: nothing changes, and the late disposal settles quietly.

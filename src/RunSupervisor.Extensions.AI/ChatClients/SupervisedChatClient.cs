@@ -44,40 +44,16 @@ public sealed class SupervisedChatClient : DelegatingChatClient
     {
         ArgumentNullException.ThrowIfNull(registry);
         options ??= new SupervisedChatClientOptions();
-        if (!Enum.IsDefined(options.BusyBehavior))
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), options.BusyBehavior, "SupervisedChatClientOptions.BusyBehavior must be Reject, Supersede or Wait.");
-        }
-
-        if (options.RunStartOptions is { WhenBusy: not SessionBusyBehavior.Reject })
-        {
-            throw new ArgumentException("SupervisedChatClientOptions.RunStartOptions.WhenBusy must be left at Reject: set SupervisedChatClientOptions.BusyBehavior instead.", nameof(options));
-        }
-
+        _runStartOptions = AdapterSupport.ComposeStartOptions(
+            registry,
+            options.RunStartOptions,
+            options.BusyBehavior,
+            background: false,
+            "SupervisedChatClientOptions.BusyBehavior",
+            "SupervisedChatClientOptions.RunStartOptions",
+            nameof(options));
         _registry = registry;
         _sessionIdSelector = options.SessionIdSelector;
-
-        // Copied into one object up front: per call it is only read, and later changes to the options do not leak in.
-        RunStartOptions? perRun = options.RunStartOptions;
-        _runStartOptions = perRun is null && options.BusyBehavior == SessionBusyBehavior.Reject
-            ? null
-            : new RunStartOptions
-            {
-                Timeout = perRun?.Timeout,
-                GracePeriod = perRun?.GracePeriod,
-                QueueTimeout = perRun?.QueueTimeout,
-                IdleTimeout = perRun?.IdleTimeout,
-                Background = perRun?.Background ?? false,
-                Lane = perRun?.Lane,
-                WhenBusy = options.BusyBehavior,
-            };
-
-        // Validated against the registry now: an invalid value fails the build of the client, not every call.
-        if (_runStartOptions is not null)
-        {
-            registry.ValidateStartOptions(_runStartOptions);
-        }
-
         _logger = loggerFactory?.CreateLogger<SupervisedChatClient>() ?? NullLogger<SupervisedChatClient>.Instance;
     }
 
@@ -178,18 +154,6 @@ public sealed class SupervisedChatClient : DelegatingChatClient
         base.Dispose(disposing);
     }
 
-    private static void ValidateSessionId(string sessionId, bool fromSelector)
-    {
-        if (string.IsNullOrWhiteSpace(sessionId) || sessionId.Length > ActiveRunRegistry.MaxSessionIdLength)
-        {
-            // Named after where the id came from: a host rarely thinks of ConversationId as a "sessionId".
-            string source = fromSelector ? "SupervisedChatClientOptions.SessionIdSelector" : "ChatOptions.ConversationId";
-            throw new ArgumentException(
-                $"The chat call's session id (from {source}) must be null (unsupervised) or 1 to {ActiveRunRegistry.MaxSessionIdLength} characters and not only white space.",
-                fromSelector ? "messages" : "options");
-        }
-    }
-
     private string? SelectSessionId(IEnumerable<ChatMessage> messages, ChatOptions? options, bool streaming)
     {
         bool fromSelector = _sessionIdSelector is not null;
@@ -203,7 +167,10 @@ public sealed class SupervisedChatClient : DelegatingChatClient
             return null;
         }
 
-        ValidateSessionId(sessionId, fromSelector);
+        AdapterSupport.ValidateSessionId(
+            sessionId,
+            fromSelector ? "SupervisedChatClientOptions.SessionIdSelector" : "ChatOptions.ConversationId",
+            fromSelector ? "messages" : "options");
         return sessionId;
     }
 

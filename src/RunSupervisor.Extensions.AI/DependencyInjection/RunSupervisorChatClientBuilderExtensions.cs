@@ -29,13 +29,10 @@ public static class RunSupervisorChatClientBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         return builder.Use((innerClient, services) =>
         {
-            ActiveRunRegistry resolved = registry
-                ?? services.GetService(typeof(ActiveRunRegistry)) as ActiveRunRegistry
-                ?? throw new InvalidOperationException(
-                    "UseRunSupervisor needs an ActiveRunRegistry: pass one, or register one in the service provider the pipeline is built with (services.AddRunSupervisor()).");
+            ActiveRunRegistry resolved = AdapterSupport.ResolveRegistry(registry, services, nameof(UseRunSupervisor));
             var options = new SupervisedChatClientOptions();
             configure?.Invoke(options);
-            return new SupervisedChatClient(innerClient, resolved, options, services.GetService(typeof(ILoggerFactory)) as ILoggerFactory);
+            return new SupervisedChatClient(innerClient, resolved, options, AdapterSupport.ResolveLoggerFactory(services));
         });
     }
 

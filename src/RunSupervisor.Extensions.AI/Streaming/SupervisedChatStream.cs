@@ -3,12 +3,16 @@ using Microsoft.Extensions.AI;
 namespace RunSupervisor.Extensions.AI;
 
 /// <summary>
-/// The stream <see cref="SupervisedChatClient.GetStreamingResponseAsync"/> returns. Each enumeration is one
-/// supervised run (enumerating twice calls the inner client twice, as it would without supervision); nothing
-/// starts until the first <c>MoveNextAsync</c>.
+/// The stream <see cref="SupervisedChatClient.GetStreamingResponseAsync"/> returns: the core's supervised stream over
+/// the inner client's streaming call. Each enumeration is one supervised run; nothing starts until the first
+/// <c>MoveNextAsync</c>.
 /// </summary>
-internal sealed class SupervisedChatStream : IAsyncEnumerable<ChatResponseUpdate>
+internal sealed class SupervisedChatStream : SupervisedStream<ChatResponseUpdate>
 {
+    private readonly IChatClient _innerClient;
+    private readonly IEnumerable<ChatMessage> _messages;
+    private readonly ChatOptions? _options;
+
     public SupervisedChatStream(
         IChatClient innerClient,
         ActiveRunRegistry registry,
@@ -17,31 +21,13 @@ internal sealed class SupervisedChatStream : IAsyncEnumerable<ChatResponseUpdate
         ChatOptions? options,
         RunStartOptions? runStartOptions,
         CancellationToken cancellationToken)
+        : base(registry, sessionId, runStartOptions, cancellationToken)
     {
-        InnerClient = innerClient;
-        Registry = registry;
-        SessionId = sessionId;
-        Messages = messages;
-        Options = options;
-        RunStartOptions = runStartOptions;
-        CancellationToken = cancellationToken;
+        _innerClient = innerClient;
+        _messages = messages;
+        _options = options;
     }
 
-    public IChatClient InnerClient { get; }
-
-    public ActiveRunRegistry Registry { get; }
-
-    public string SessionId { get; }
-
-    public IEnumerable<ChatMessage> Messages { get; }
-
-    public ChatOptions? Options { get; }
-
-    public RunStartOptions? RunStartOptions { get; }
-
-    /// <summary>Gets the token given to <see cref="SupervisedChatClient.GetStreamingResponseAsync"/>.</summary>
-    public CancellationToken CancellationToken { get; }
-
-    public IAsyncEnumerator<ChatResponseUpdate> GetAsyncEnumerator(CancellationToken cancellationToken = default)
-        => new SupervisedChatStreamEnumerator(this, cancellationToken);
+    protected internal override IAsyncEnumerable<ChatResponseUpdate> OpenInner(CancellationToken stopToken)
+        => _innerClient.GetStreamingResponseAsync(_messages, _options, stopToken);
 }

@@ -18,6 +18,9 @@ internal static class RunEnds
     /// <summary>The abort text when the caller's cancellation token aborts a supervised call.</summary>
     public const string CallerCancelledText = "the caller's cancellation token was cancelled";
 
+    /// <summary>The abort text when a streaming consumer stopped early and the inner stream did not settle within the grace period.</summary>
+    public const string ConsumerStoppedText = "the consumer stopped the stream early and the inner stream did not settle within the grace period";
+
     /// <summary>The end's detail of runs ended by the registry's disposal.</summary>
     public const string DisposedText = "the registry was disposed";
 

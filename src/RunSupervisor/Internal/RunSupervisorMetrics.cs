@@ -47,6 +47,8 @@ internal sealed class RunSupervisorMetrics : IDisposable
     public Counter<long> UnfencedStarts { get; }
 
     public Histogram<double> RenewBatchDuration { get; }
+    /// <summary>Gets the registry's meter, on which adapter packages create their own instruments, so those live as long as the registry.</summary>
+    public Meter Meter => _meter;
 
     public UpDownCounter<long> ActiveRuns { get; }
 

@@ -1,11 +1,10 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
-using Microsoft.Extensions.AI;
 
-namespace RunSupervisor.Extensions.AI;
+namespace RunSupervisor;
 
 /// <summary>
-/// One supervised enumeration of a chat stream: one run, from the first <see cref="MoveNextAsync"/> until the inner
+/// One supervised enumeration of a <see cref="SupervisedStream{T}"/>: one run, from the first <see cref="MoveNextAsync"/> until the inner
 /// stream has settled.
 /// </summary>
 /// <remarks>
@@ -28,11 +27,9 @@ namespace RunSupervisor.Extensions.AI;
 /// <para>Like any enumerator it is not thread-safe: one <see cref="MoveNextAsync"/> or <see cref="DisposeAsync"/> at
 /// a time.</para>
 /// </remarks>
-internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResponseUpdate>
+/// <typeparam name="T">The type of the streamed updates.</typeparam>
+internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
 {
-    /// <summary>The abort text when a consumer stopped early and the inner stream did not settle within the grace period.</summary>
-    public const string ConsumerStoppedText = "the consumer stopped the stream early and the inner stream did not settle within the grace period";
-
     /// <summary>No inner call is pending: the consumer holds the stream between two updates.</summary>
     private const int Idle = 0;
 
@@ -42,9 +39,12 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
     /// <summary>The inner stream is being disposed and the run settled; final.</summary>
     private const int Stopping = 2;
 
-    private static readonly Action<object?> OnAbortedCallback = static state => ((SupervisedChatStreamEnumerator)state!).OnAborted();
+    private static readonly Action<object?> OnAbortedCallback = static state => ((SupervisedStreamEnumerator<T>)state!).OnAborted();
 
-    private readonly SupervisedChatStream _stream;
+    private readonly SupervisedStream<T> _stream;
+
+    // Created once: each update's inner move is queued to the thread pool with it.
+    private readonly Func<Task<bool>> _moveInner;
     private readonly CancellationToken _enumeratorToken;
 
     // A method builder, not a TaskCompletionSource: a cancellation settles it cancelled with that very exception (as
@@ -60,21 +60,23 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
     // Given to the inner stream: cancelled with the run's abort token, and by a consumer that stops early (which must
     // stop the inner stream at once without aborting the run, so that a prompt stop still ends it Completed).
     private CancellationTokenSource? _innerStop;
-    private IAsyncEnumerator<ChatResponseUpdate>? _inner;
+    private IAsyncEnumerator<T>? _inner;
     private CancellationTokenRegistration _abortRegistration;
     private CancellationTokenRegistration _streamTokenRegistration;
     private CancellationTokenRegistration _enumeratorTokenRegistration;
-    private ChatResponseUpdate? _current;
-    private ChatResponseUpdate? _next;
+    private T? _current;
+    private bool _hasCurrent;
+    private T? _next;
     private int _phase;
     private volatile bool _consumerGone;
     private State _state;
 
-    public SupervisedChatStreamEnumerator(SupervisedChatStream stream, CancellationToken enumeratorToken)
+    public SupervisedStreamEnumerator(SupervisedStream<T> stream, CancellationToken enumeratorToken)
     {
         _stream = stream;
         _enumeratorToken = enumeratorToken;
         _settledBuilder = AsyncTaskMethodBuilder.Create();
+        _moveInner = MoveInnerAsync;
 
         // Read once here, before any other thread can complete the builder: its task is created lazily and not thread-safely.
         _settled = _settledBuilder.Task;
@@ -87,7 +89,7 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
         Finished,
     }
 
-    public ChatResponseUpdate Current => _current ?? throw new InvalidOperationException("MoveNextAsync has not returned true.");
+    public T Current => _hasCurrent ? _current! : throw new InvalidOperationException("MoveNextAsync has not returned true.");
 
     public async ValueTask<bool> MoveNextAsync()
     {
@@ -108,7 +110,7 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
             // bounded by the watchdog through the race below.
             // The consumer asking for more is the provider's turn: its idle clock runs only while the inner call is pending.
             run.ReportProgress();
-            Task<bool> step = StepAsync(run, Task.Run(MoveInnerAsync, CancellationToken.None));
+            Task<bool> step = StepAsync(run, Task.Run(_moveInner, CancellationToken.None));
             if (!step.IsCompleted)
             {
                 await Task.WhenAny(step, run.Completion).ConfigureAwait(false);
@@ -123,6 +125,7 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
                     // A streamed update is progress: the idle timeout is a stream idle timeout, distinct from the deadline.
                     run.ReportProgress();
                     _current = _next;
+                    _hasCurrent = true;
                     return true;
                 }
 
@@ -190,7 +193,7 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
         // Not settled within the grace period: the run ends Aborted now (the consumer does not wait any longer) and
         // the disposal goes on in the background; the run is settled when it finishes. With a zero grace period the
         // registry evicts an aborted run at once, so there the run ends ForceEvicted and sits in the abandoned ledger.
-        run.Abort(ConsumerStoppedText);
+        run.Abort(RunEnds.ConsumerStoppedText);
         run.Dispose();
         _ = SettleWhenDisposedAsync(dispose);
     }
@@ -277,17 +280,15 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
     private Task<bool> MoveInnerAsync()
     {
         // The inner call runs as the run's code: RunContext.Current is set for it (and flows into its awaits), and it
-        // gets the stop token. Created lazily, on the thread pool like every inner call, so a client that does work
+        // gets the stop token. Created lazily, on the thread pool like every inner call, so a source that does work
         // before returning its stream does not block the consumer either.
         RunContext.SetCurrent(_context);
         CancellationToken token = _innerStop!.Token;
-        _inner ??= _stream.InnerClient
-            .GetStreamingResponseAsync(_stream.Messages, _stream.Options, token)
-            .GetAsyncEnumerator(token);
+        _inner ??= _stream.OpenInner(token).GetAsyncEnumerator(token);
         return MoveAndReadAsync(_inner);
     }
 
-    private async Task<bool> MoveAndReadAsync(IAsyncEnumerator<ChatResponseUpdate> inner)
+    private async Task<bool> MoveAndReadAsync(IAsyncEnumerator<T> inner)
     {
         if (!await inner.MoveNextAsync().ConfigureAwait(false))
         {
@@ -386,7 +387,7 @@ internal sealed class SupervisedChatStreamEnumerator : IAsyncEnumerator<ChatResp
     /// <summary>Disposes the inner stream on the thread pool (it may block its thread) as the run's code, after stopping it if asked.</summary>
     private Task DisposeInnerAsync(bool cancelFirst)
     {
-        IAsyncEnumerator<ChatResponseUpdate>? inner = _inner;
+        IAsyncEnumerator<T>? inner = _inner;
         if (inner is null && !cancelFirst)
         {
             return Task.CompletedTask;

@@ -1,0 +1,125 @@
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using Microsoft.Agents.AI;
+using Microsoft.Extensions.AI;
+using RunSupervisor.Agents;
+
+namespace RunSupervisor.Benchmarks.Benchmarks;
+
+/// <summary>
+/// Case (e): the supervised agent's overhead over the bare agent for one completed turn of a fake inner agent: a
+/// non-streaming turn whose task has already completed, and a streaming turn of 10 updates that are all ready. The
+/// bare agent is the baseline, in the same run; the difference is what <see cref="SupervisedAgent"/> costs per turn.
+/// </summary>
+[MemoryDiagnoser]
+[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
+[CategoriesColumn]
+public class AgentTurnBenchmarks : IDisposable
+{
+    private const int StreamUpdates = 10;
+
+    private const string RegistrySession = "bench-registry-run";
+
+    private static readonly ChatMessage[] Messages = [new(ChatRole.User, "hi")];
+    private static readonly Task<AgentResponse> CompletedResponse = Task.FromResult(new AgentResponse(new ChatMessage(ChatRole.Assistant, "done")));
+    private static readonly Func<CancellationToken, Task<AgentResponse>> CompletedProvider = static _ => CompletedResponse;
+
+    private ActiveRunRegistry _registry = null!;
+    private AIAgent _bare = null!;
+    private AIAgent _supervised = null!;
+    private AgentSession _session = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _registry = new ActiveRunRegistry(new RunSupervisorOptions());
+        _bare = new CompletedAgent();
+        _supervised = _bare.AsBuilder().UseRunSupervisor(_registry).Build();
+        _session = _bare.CreateSessionAsync().AsTask().GetAwaiter().GetResult();
+
+        // The session's id is created on its first supervised turn; measured turns are the later ones.
+        _ = SupervisedAgent.GetSessionId(_session);
+    }
+
+    [GlobalCleanup]
+    public void Dispose()
+    {
+        _registry.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>The bare agent's turn.</summary>
+    /// <returns>The response.</returns>
+    [Benchmark(Baseline = true, Description = "Bare agent")]
+    [BenchmarkCategory("RunAsync")]
+    public Task<AgentResponse> BareRun() => _bare.RunAsync(Messages, _session);
+
+    /// <summary>The same turn through <see cref="SupervisedAgent"/>: one supervised run.</summary>
+    /// <returns>The response.</returns>
+    [Benchmark(Description = "Supervised agent")]
+    [BenchmarkCategory("RunAsync")]
+    public Task<AgentResponse> SupervisedRun() => _supervised.RunAsync(Messages, _session);
+
+    /// <summary>
+    /// Context, not a target: the core's <c>RunAsync</c> of a completed provider, which the supervised turn is. Its
+    /// thread-pool hop (a provider that blocks its thread must not block the caller) is most of the turn's overhead.
+    /// </summary>
+    /// <returns>The provider's result.</returns>
+    [Benchmark(Description = "ActiveRunRegistry.RunAsync alone")]
+    [BenchmarkCategory("RunAsync")]
+    public Task<AgentResponse> RegistryRunAsync() => _registry.RunAsync(RegistrySession, CompletedProvider);
+
+    /// <summary>The bare agent's streaming turn, consumed to the end.</summary>
+    /// <returns>The number of updates.</returns>
+    [Benchmark(Baseline = true, Description = "Bare agent")]
+    [BenchmarkCategory("RunStreamingAsync (10 updates)")]
+    public Task<int> BareStream() => ConsumeAsync(_bare.RunStreamingAsync(Messages, _session));
+
+    /// <summary>The same streaming turn through <see cref="SupervisedAgent"/>.</summary>
+    /// <returns>The number of updates.</returns>
+    [Benchmark(Description = "Supervised agent")]
+    [BenchmarkCategory("RunStreamingAsync (10 updates)")]
+    public Task<int> SupervisedStream() => ConsumeAsync(_supervised.RunStreamingAsync(Messages, _session));
+
+    private static async Task<int> ConsumeAsync(IAsyncEnumerable<AgentResponseUpdate> stream)
+    {
+        int count = 0;
+        await foreach (AgentResponseUpdate update in stream.ConfigureAwait(false))
+        {
+            count++;
+        }
+
+        return count;
+    }
+
+    /// <summary>An agent whose turns have already completed: cached response, cached updates, nothing allocated by it.</summary>
+    private sealed class CompletedAgent : AIAgent
+    {
+        private static readonly AgentResponseUpdate[] Updates = [.. Enumerable.Range(0, StreamUpdates).Select(static i => new AgentResponseUpdate(ChatRole.Assistant, $"u{i}"))];
+
+        protected override ValueTask<AgentSession> CreateSessionCoreAsync(CancellationToken cancellationToken = default) => new(new BenchSession());
+
+        protected override ValueTask<JsonElement> SerializeSessionCoreAsync(AgentSession session, JsonSerializerOptions? jsonSerializerOptions = null, CancellationToken cancellationToken = default)
+            => new(session.StateBag.Serialize());
+
+        protected override ValueTask<AgentSession> DeserializeSessionCoreAsync(JsonElement serializedState, JsonSerializerOptions? jsonSerializerOptions = null, CancellationToken cancellationToken = default)
+            => new(new BenchSession());
+
+        protected override Task<AgentResponse> RunCoreAsync(IEnumerable<ChatMessage> messages, AgentSession? session = null, AgentRunOptions? options = null, CancellationToken cancellationToken = default)
+            => CompletedResponse;
+
+        protected override async IAsyncEnumerable<AgentResponseUpdate> RunCoreStreamingAsync(IEnumerable<ChatMessage> messages, AgentSession? session = null, AgentRunOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        {
+            foreach (AgentResponseUpdate update in Updates)
+            {
+                yield return update;
+            }
+
+            await Task.CompletedTask.ConfigureAwait(false);
+        }
+
+        private sealed class BenchSession : AgentSession;
+    }
+}
