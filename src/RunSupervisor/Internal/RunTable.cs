@@ -294,6 +294,9 @@ internal sealed class RunTable
         _laneActive[entry.Lane]--;
         RunEndReason reason = RunEnds.Decide(entry, trigger);
         long replacementRunId = replacement?.RunId ?? 0;
+        // A start reads the clock before it takes the gate, so the run it supersedes may have entered after that
+        // reading: an end is never stamped before its run's start.
+        nowTicks = Math.Max(nowTicks, entry.StartedAtTicks);
         entry.MarkEnded(reason, detail ?? RunEnds.Describe(entry, reason, trigger, replacementRunId), nowTicks);
         AbandonedRunInfo? forgotten = null;
         bool providerPending = entry.ProviderTask is { IsCompleted: false } || (entry.ProviderTask is null && !entry.Released);

@@ -17,6 +17,9 @@ internal sealed class WatchdogTimer : IDisposable
     // System timers round to milliseconds; an early wake-up re-arms no sooner than this.
     private static readonly TimeSpan MinDelay = TimeSpan.FromMilliseconds(1);
 
+    // Below this the system timer cannot tell the difference, so re-arming would only cost a call.
+    private static readonly TimeSpan DriftTolerance = TimeSpan.FromMilliseconds(1);
+
     private readonly Lock _scheduleLock = new();
     private readonly RegistryClock _clock;
     private readonly ITimer _timer;
@@ -101,6 +104,27 @@ internal sealed class WatchdogTimer : IDisposable
             // lock is re-entrant) and its newer value must win.
             _scheduledTicks = dueTicks;
             _timer.Change(delay, Timeout.InfiniteTimeSpan);
+
+            // The timer counts the delay from when Change ran, not from the reading above: when the clock moved in
+            // between (another thread advanced it, or this one was preempted) by more than the timer's resolution,
+            // arm it again for what is left, or the wake-up would come that much after the due instant.
+            for (int attempt = 0; attempt < 3 && !_disposed && _scheduledTicks == dueTicks; attempt++)
+            {
+                long laterTicks = _clock.NowTicks();
+                TimeSpan rest = TimeSpan.FromTicks(Math.Max(0, dueTicks - laterTicks));
+                if (minimumDelay && rest < MinDelay)
+                {
+                    rest = MinDelay;
+                }
+
+                if (delay - rest < DriftTolerance)
+                {
+                    break;
+                }
+
+                delay = rest;
+                _timer.Change(delay, Timeout.InfiniteTimeSpan);
+            }
         }
     }
 

@@ -11,11 +11,11 @@ internal sealed record StressSettings(int Seed, long TotalOperations, int Worker
     /// <summary>The environment variable that sets the total number of operations (for example 1000000 locally).</summary>
     public const string OperationsVariable = "STRESS_OPS";
 
-    /// <summary>The environment variable that makes a run end stamped before its start a violation (set to 1).</summary>
+    /// <summary>The environment variable that, set to 0, only reports a run end stamped before its start instead of failing on it.</summary>
     public const string StrictEndOrderVariable = "STRESS_STRICT_END_ORDER";
 
-    /// <summary>Gets a value indicating whether <see cref="StrictEndOrderVariable"/> is set to 1.</summary>
-    public static bool StrictEndOrder => Environment.GetEnvironmentVariable(StrictEndOrderVariable) == "1";
+    /// <summary>Gets a value indicating whether an end stamped before its run's start is a violation (unless <see cref="StrictEndOrderVariable"/> is 0).</summary>
+    public static bool StrictEndOrder => Environment.GetEnvironmentVariable(StrictEndOrderVariable) != "0";
 
     /// <summary>The seed from <see cref="SeedVariable"/>, or a fresh one.</summary>
     public static int SeedFromEnvironment()
