@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Packaging checks for RunSupervisor, RunSupervisor.Hosting, RunSupervisor.HealthChecks, RunSupervisor.Extensions.AI and RunSupervisor.Agents:
+# Packaging checks for RunSupervisor, RunSupervisor.Hosting, RunSupervisor.HealthChecks, RunSupervisor.Extensions.AI,
+# RunSupervisor.Agents and RunSupervisor.Redis:
 #   1. dotnet pack -c Release: a .nupkg and a .snupkg per package, each with its README, licence and Source Link
 #      (package validation and the public API analyzers run as part of the build);
 #   2. a consumer (tests/PackageConsumer) that references the packages AS PACKAGES from a local folder feed is
@@ -16,7 +17,7 @@ root="$(pwd)"
 feed="$root/artifacts/package-feed"
 work="$root/artifacts/package-check"
 version="0.1.0-ci.$(date -u +%Y%m%d%H%M%S).$$"
-packages=(RunSupervisor RunSupervisor.Hosting RunSupervisor.HealthChecks RunSupervisor.Extensions.AI RunSupervisor.Agents)
+packages=(RunSupervisor RunSupervisor.Hosting RunSupervisor.HealthChecks RunSupervisor.Extensions.AI RunSupervisor.Agents RunSupervisor.Redis)
 
 step() { printf '\n=== %s\n' "$*"; }
 

@@ -72,6 +72,9 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
     /// </summary>
     public bool IsConnected => _multiplexer.IsConnected;
 
+    /// <summary>Gets the store's instruments, for tests that collect from this store only.</summary>
+    internal RedisLeaseMetrics Metrics => _metrics;
+
     /// <inheritdoc/>
     /// <exception cref="ArgumentNullException"><paramref name="request"/> is <see langword="null"/>.</exception>
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
