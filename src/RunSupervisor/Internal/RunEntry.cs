@@ -88,6 +88,13 @@ internal sealed class RunEntry : CancellationTokenSource
         set => _leaseState!.Lease = value;
     }
 
+    /// <summary>Gets or sets a value indicating whether the start was withdrawn because another host holds the session: its session is not idle.</summary>
+    public bool WithdrawnHeldElsewhere
+    {
+        get => _leaseState?.HeldElsewhere ?? false;
+        set => _leaseState!.HeldElsewhere = value;
+    }
+
     /// <summary>Gets or sets a value indicating whether the run's lease is no longer its own (lost, or taken by another host): it is not released.</summary>
     public bool LeaseForfeited
     {
@@ -277,5 +284,7 @@ internal sealed class RunEntry : CancellationTokenSource
         public bool StartPublished { get; set; }
 
         public bool Forfeited { get; set; }
+
+        public bool HeldElsewhere { get; set; }
     }
 }

@@ -214,6 +214,7 @@ public sealed partial class ActiveRunRegistry
 
             RunLeaseInfo owner = result.Owner!;
             _logger.LeaseHeldElsewhere(sessionId, owner.HostId, owner.FencingToken);
+            entry.WithdrawnHeldElsewhere = true;
             Withdraw(entry, "the session is held by another host");
             long now = NowTicks();
             if (spec.WhenBusy != SessionBusyBehavior.Wait)

@@ -71,8 +71,17 @@ public sealed partial class ActiveRunRegistry
 
         if (left.Quiet)
         {
-            // A leased start withdrawn before its lease was held: it never appeared as a run, so it leaves no trace.
-            NotifyEndListeners(entry.SessionId, left.SessionIdle);
+            // A leased start withdrawn before its lease was held: it never appeared as a run, so it leaves no trace. A
+            // session another host holds is not idle: heartbeats dropped meanwhile are owed once it is, cluster-wide.
+            if (entry.WithdrawnHeldElsewhere)
+            {
+                WatchRemote(entry.SessionId);
+            }
+            else
+            {
+                NotifyEndListeners(entry.SessionId, left.SessionIdle);
+            }
+
             entry.Complete();
             return;
         }

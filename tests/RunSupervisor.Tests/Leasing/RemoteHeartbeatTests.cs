@@ -185,4 +185,23 @@ public sealed class RemoteHeartbeatTests
 
         (await policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.RunNow);
     }
+
+    [Fact]
+    public async Task StartAsync_RefusedForASessionHeldElsewhere_OwesNothingUntilTheSessionIsIdleClusterWide()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        int owed = 0;
+        policy.HeartbeatOwed += (_, _) => owed++;
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        (await policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.Drop);
+
+        await FluentActions.Awaiting(async () => await b.Registry.StartAsync(Session)).Should().ThrowAsync<SessionBusyException>();
+        owed.Should().Be(0, "the refused start never made the session idle: host a still runs it");
+        remote.Dispose();
+
+        owed.Should().Be(1);
+    }
 }
