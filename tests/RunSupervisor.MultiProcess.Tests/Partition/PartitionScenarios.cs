@@ -62,6 +62,7 @@ internal static class PartitionScenarios
         long tookAt = Stopwatch.GetTimestamp();
         output.WriteLine($"{server.Name}: cut off → B acquired {Stopwatch.GetElapsedTime(cutAt, tookAt).TotalMilliseconds:0} ms; LeaseLost on A → B acquired {Stopwatch.GetElapsedTime(lostAt, tookAt).TotalMilliseconds:0} ms");
         taken.FencingToken.Should().BeGreaterThan(run.FencingToken);
+        Stopwatch.GetElapsedTime(checkedAt, tookAt).Should().BeGreaterThanOrEqualTo(left.Value - TimeSpan.FromMilliseconds(50), "B gets the session only once the server has expired A's lease");
         Stopwatch.GetElapsedTime(cutAt, tookAt).Should().BeLessThanOrEqualTo(LeaseSettings.Ttl + LeaseSettings.Slack);
         await taken.DisposeAsync();
     }

@@ -174,7 +174,14 @@ internal sealed class HostProcess : IAsyncDisposable
         }
 
         Log($"< {text}");
-        _arrived.Release();
+        try
+        {
+            _arrived.Release();
+        }
+        catch (ObjectDisposedException)
+        {
+            // A line that trails the disposal: nobody waits for it any more.
+        }
     }
 
     private void Log(string message)
