@@ -14,6 +14,7 @@ internal sealed class RunSupervisorMetrics : IDisposable
     public const string LaneTag = "runsupervisor.lane";
     public const string QueueOutcomeTag = "runsupervisor.queue_outcome";
     public const string LeaseCauseTag = "runsupervisor.lease_cause";
+    public const string LeaseOperationTag = "runsupervisor.lease_operation";
 
     private readonly Meter _meter;
 

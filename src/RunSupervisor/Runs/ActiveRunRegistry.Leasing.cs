@@ -127,7 +127,7 @@ public sealed partial class ActiveRunRegistry
     {
         Volatile.Write(ref _lastStoreFailureTicks, NowTicks());
         Volatile.Write(ref _storeFailing, 1);
-        Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>("runsupervisor.lease_operation", operation));
+        Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseOperationTag, operation));
     }
 
     private static string NewHostId() => string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}");
@@ -307,28 +307,19 @@ public sealed partial class ActiveRunRegistry
     /// <summary>Takes a leased start that did not get its lease back out of the table: it never appeared as a run.</summary>
     private void Withdraw(RunEntry entry, string detail)
     {
-        Left left;
-        List<PendingStart>? settled;
-        long now = NowTicks();
-        using (_table.EnterGate())
-        {
-            left = _table.LeaveLocked(entry, EndTrigger.Withdrawn, now, detail: detail);
-            settled = _table.TakeSettledLocked();
-        }
-
+        Left left = Leave(entry, EndTrigger.Withdrawn, detail, forfeitLease: false, out List<PendingStart>? settled);
         Publish(left, settled);
     }
 
-    /// <summary>Ends a run whose lease is gone: at once, with no grace period, for the session may already be another host's.</summary>
-    private void LoseLease(RunEntry entry, string cause, string detail)
+    /// <summary>Takes a leased run out of the table with <paramref name="detail"/>; one whose lease is no longer its own is not released later.</summary>
+    private Left Leave(RunEntry entry, EndTrigger trigger, string detail, bool forfeitLease, out List<PendingStart>? settled)
     {
-        Left left;
-        List<PendingStart>? settled;
         long now = NowTicks();
+        Left left;
         using (_table.EnterGate())
         {
-            left = _table.LeaveLocked(entry, EndTrigger.LeaseLost, now, detail: detail);
-            if (left.HasLeft)
+            left = _table.LeaveLocked(entry, trigger, now, detail: detail);
+            if (left.HasLeft && forfeitLease)
             {
                 // The lease is another host's now, or nobody's: releasing it would be a stale write.
                 entry.LeaseForfeited = true;
@@ -337,6 +328,13 @@ public sealed partial class ActiveRunRegistry
             settled = _table.TakeSettledLocked();
         }
 
+        return left;
+    }
+
+    /// <summary>Ends a run whose lease is gone: at once, with no grace period, for the session may already be another host's.</summary>
+    private void LoseLease(RunEntry entry, string cause, string detail)
+    {
+        Left left = Leave(entry, EndTrigger.LeaseLost, detail, forfeitLease: true, out List<PendingStart>? settled);
         if (left.HasLeft && !left.Quiet)
         {
             Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, cause));
@@ -350,22 +348,8 @@ public sealed partial class ActiveRunRegistry
     /// <summary>Ends this host's run that another host superseded through the store.</summary>
     private void SupersededRemotely(RunEntry entry, RunLeaseInfo newOwner)
     {
-        Left left;
-        List<PendingStart>? settled;
-        long now = NowTicks();
         string detail = string.Create(CultureInfo.InvariantCulture, $"superseded by host '{newOwner.HostId}' (fencing token {newOwner.FencingToken})");
-        using (_table.EnterGate())
-        {
-            left = _table.LeaveLocked(entry, EndTrigger.Superseded, now, detail: detail);
-            if (left.HasLeft)
-            {
-                // The lease is another host's now, or nobody's: releasing it would be a stale write.
-                entry.LeaseForfeited = true;
-            }
-
-            settled = _table.TakeSettledLocked();
-        }
-
+        Left left = Leave(entry, EndTrigger.Superseded, detail, forfeitLease: true, out List<PendingStart>? settled);
         if (left.HasLeft && !left.Quiet)
         {
             Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, "superseded"));

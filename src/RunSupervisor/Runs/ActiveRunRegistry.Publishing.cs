@@ -13,38 +13,26 @@ public sealed partial class ActiveRunRegistry
     /// </remarks>
     private void PublishStart(RunEntry entry, Left superseded)
     {
-        if (entry.Leased && !entry.StartPublished)
+        if (entry.StartPublished)
         {
-            if (superseded.HasLeft)
+            StartActivity(entry);
+            Metrics.RunsStarted.Add(1);
+            Metrics.ActiveRuns.Add(1);
+            if (_logger.IsEnabled(LogLevel.Debug))
             {
-                if (!superseded.Quiet)
-                {
-                    _logger.RunSuperseded(entry.SessionId, superseded.Entry.RunId, entry.RunId);
-                }
-
-                Publish(superseded);
+                _logger.RunStarted(entry.SessionId, entry.RunId, entry.Deadline);
             }
-
-            _watchdog.ScheduleNoLaterThan(entry.DueTicks);
-            return;
-        }
-
-        StartActivity(entry);
-        Metrics.RunsStarted.Add(1);
-        Metrics.ActiveRuns.Add(1);
-        if (_logger.IsEnabled(LogLevel.Debug))
-        {
-            _logger.RunStarted(entry.SessionId, entry.RunId, entry.Deadline);
         }
 
         if (superseded.HasLeft)
         {
-            if (superseded.Entry.Background && !entry.Background)
+            // A superseded start that never held its lease never appeared, so nothing says it was replaced.
+            if (!superseded.Quiet && superseded.Entry.Background && !entry.Background)
             {
                 Metrics.RunsPreempted.Add(1);
                 _logger.RunPreempted(entry.SessionId, superseded.Entry.RunId, entry.RunId);
             }
-            else
+            else if (!superseded.Quiet)
             {
                 _logger.RunSuperseded(entry.SessionId, superseded.Entry.RunId, entry.RunId);
             }

@@ -208,6 +208,21 @@ public sealed class LeasedStartTests
     }
 
     [Fact]
+    public async Task StartAsync_ForegroundOnALeasedBackgroundRun_PreemptsItAsWithoutAStore()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        RunHandle background = await a.Registry.StartAsync(Session, new RunStartOptions { Background = true });
+
+        using RunHandle user = await a.Registry.StartAsync(Session);
+
+        (await background.Completion).Should().Be(RunEndReason.Superseded);
+        a.LogsWithEvent("RunPreempted").Should().ContainSingle();
+        a.LogsWithEvent("RunSuperseded").Should().BeEmpty();
+        user.IsCurrent.Should().BeTrue();
+    }
+
+    [Fact]
     public async Task Start_WithALeaseStore_ThrowsInvalidOperationNamingStartAsync()
     {
         using var cluster = new LeaseCluster();
