@@ -62,7 +62,12 @@ public sealed class SupervisedAgentOpenAIRealTimeTests : IAsyncLifetime
     {
         TimeSpan idle = TimeSpan.FromMilliseconds(800);
         TimeSpan deadline = TimeSpan.FromSeconds(20);
-        AIAgent agent = Agent(LoopbackOpenAIServer.StallModel, tools: [], o => o.RunStartOptions = new RunStartOptions { Timeout = deadline, IdleTimeout = idle });
+
+        // The SDK honours the abort within milliseconds on a quiet machine, but a loaded CI machine (six test assemblies
+        // at once on two cores) has been seen to take over a second to unwind the cancelled read: a generous grace keeps
+        // "the provider honoured the idle abort" (Stalled) apart from "it did not" (ForceEvicted) without timing luck.
+        TimeSpan grace = TimeSpan.FromSeconds(5);
+        AIAgent agent = Agent(LoopbackOpenAIServer.StallModel, tools: [], o => o.RunStartOptions = new RunStartOptions { Timeout = deadline, GracePeriod = grace, IdleTimeout = idle });
         AgentSession session = await agent.CreateSessionAsync();
         var texts = new List<string>();
         var clock = Stopwatch.StartNew();
@@ -81,7 +86,7 @@ public sealed class SupervisedAgentOpenAIRealTimeTests : IAsyncLifetime
         texts.Should().Contain(LoopbackOpenAIServer.FirstChunkText, "the chunk sent before the stall reached the consumer");
         ex.Reason.Should().Be(RunEndReason.Stalled);
         ended.Reason.Should().Be(RunEndReason.Stalled);
-        ended.Duration.Should().BeGreaterThanOrEqualTo(idle).And.BeLessThan(TimeSpan.FromSeconds(5), "the idle timeout, not the 20 s deadline, ended it");
+        ended.Duration.Should().BeGreaterThanOrEqualTo(idle).And.BeLessThan(idle + grace, "the idle timeout, not the 20 s deadline, ended it");
         _registry.IsActive(SupervisedAgent.GetSessionId(session)).Should().BeFalse();
     }
 
