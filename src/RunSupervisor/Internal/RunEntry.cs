@@ -147,7 +147,20 @@ internal sealed class RunEntry : CancellationTokenSource
     public long IdleCheckTicks { get; set; }
 
     /// <summary>Gets the instant of the last <see cref="ReportProgress(long)"/> (the start until the first); lock-free.</summary>
-    public long LastProgressTicks => Volatile.Read(ref _lastProgressTicks);
+    public long LastProgressTicks
+    {
+        get
+        {
+            long ticks = Volatile.Read(ref _lastProgressTicks);
+            return ticks < 0 ? ~ticks : ticks;
+        }
+    }
+
+    /// <summary>
+    /// Gets a value indicating whether the idle clock is paused (<see cref="PauseIdleClock(long)"/>): the turn is the
+    /// consumer's, not the provider's, so no stretch of silence is the provider's stall; lock-free.
+    /// </summary>
+    public bool IdleClockPaused => Volatile.Read(ref _lastProgressTicks) < 0;
 
     /// <summary>Gets or sets the deadline; written under the gate, read lock-free by <see cref="RunHandle.Deadline"/>.</summary>
     public long DeadlineTicks
@@ -213,8 +226,16 @@ internal sealed class RunEntry : CancellationTokenSource
         }
     }
 
-    /// <summary>Records progress: one volatile write, no lock, no allocation. Never moves the deadline.</summary>
+    /// <summary>Records progress and restarts a paused idle clock: one volatile write, no lock, no allocation. Never moves the deadline.</summary>
     public void ReportProgress(long nowTicks) => Volatile.Write(ref _lastProgressTicks, nowTicks);
+
+    /// <summary>
+    /// Records progress and stops the idle clock until the next <see cref="ReportProgress(long)"/>: a supervised stream
+    /// calls it when it hands an update to its consumer, because the time the consumer keeps it is not the provider's
+    /// silence. The pause is the progress instant stored complemented (monotonic instants are never negative), so it
+    /// costs no field and the write stays one volatile store. Never moves the deadline.
+    /// </summary>
+    public void PauseIdleClock(long nowTicks) => Volatile.Write(ref _lastProgressTicks, ~nowTicks);
 
     /// <summary>Converts an instant of the monotonic clock to wall-clock time, anchored at the run's start.</summary>
     public DateTimeOffset ToWallClock(long ticks) => new(StartedAtUtcTicks + (ticks - StartedAtTicks), TimeSpan.Zero);

@@ -391,8 +391,9 @@ internal sealed class RunTable
                     continue;
                 }
 
-                // The idle check: progress since the last look moves it (lazily, here, not on every report).
-                long idleAt = entry.LastProgressTicks + entry.IdleTicks;
+                // The idle check: progress since the last look moves it (lazily, here, not on every report). While the
+                // clock is paused the consumer holds the turn: look again one idle period later.
+                long idleAt = entry.IdleClockPaused ? nowTicks + entry.IdleTicks : entry.LastProgressTicks + entry.IdleTicks;
                 if (idleAt > nowTicks)
                 {
                     entry.IdleCheckTicks = idleAt;

@@ -108,7 +108,8 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
         {
             // On the thread pool: an inner stream that blocks its thread must not block the consumer, whose wait is
             // bounded by the watchdog through the race below.
-            // The consumer asking for more is the provider's turn: its idle clock runs only while the inner call is pending.
+            // The consumer asking for more is the provider's turn: its idle clock restarts now and runs only while the
+            // inner call is pending.
             run.ReportProgress();
             Task<bool> step = StepAsync(run, Task.Run(_moveInner, CancellationToken.None));
             if (!step.IsCompleted)
@@ -123,7 +124,9 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
                 if (!ShouldStop(run))
                 {
                     // A streamed update is progress: the idle timeout is a stream idle timeout, distinct from the deadline.
-                    run.ReportProgress();
+                    // Until the consumer asks for the next one the turn is the consumer's, so the idle clock stops: a slow
+                    // consumer never makes a well-behaved provider look stalled (the deadline still counts all time).
+                    run.Entry.PauseIdleClock(run.Entry.Owner.NowTicks());
                     _current = _next;
                     _hasCurrent = true;
                     return true;
