@@ -174,6 +174,7 @@ internal sealed class AdmissionQueue
 
     private void MakeReadyLocked(PendingStart start)
     {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
         start.ReadySequence = ++_readySequence;
         start.LaneNode = _lanes[start.Spec.Lane].AddLast(start);
         ReadyCount++;

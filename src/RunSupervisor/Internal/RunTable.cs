@@ -13,7 +13,9 @@ namespace RunSupervisor;
 /// these structures (no <see cref="TimeProvider"/>, timer, logger, meter, listener, event handler, cancellation
 /// callback or lease store: a <see cref="TimeProvider"/> may run due timer callbacks inside any of its methods, on this
 /// thread, and callbacks must never see a half-made transition). The watchdog's schedule lock and the heartbeat
-/// policy's lock are never taken while it is held, and it is never taken while they are held.</para>
+/// policy's lock are never taken while it is held, and it is never taken while they are held. The registry's lease
+/// subscription lock guards only the subscription's handle and task; the gate is never taken under it, nor it under
+/// the gate. A lease store's own locks are the store's: the registry never calls a store with any of its locks held.</para>
 /// <para>Queries (<see cref="Find(string, int)"/>, <see cref="Count"/>, <see cref="AbandonedCount"/>, enumeration) take
 /// no lock.</para>
 /// </remarks>
@@ -446,6 +448,7 @@ internal sealed class RunTable
     /// </summary>
     private int? FullLimitLocked(int lane, RunEntry? replaced)
     {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
         if (_maxActive > 0 && replaced is null && _sessions.Count >= _maxActive)
         {
             return _maxActive;
@@ -462,6 +465,7 @@ internal sealed class RunTable
     /// </summary>
     private void AdmitWaitingLocked(long nowTicks)
     {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
         while (!_closed && _queue.ReadyCount > 0 && (_maxActive == 0 || _sessions.Count < _maxActive))
         {
             PendingStart? next = null;
@@ -501,6 +505,7 @@ internal sealed class RunTable
     /// <summary>Takes a waiting start out with <paramref name="failure"/>; the next start of its session may then be ready.</summary>
     private void LeaveQueueLocked(PendingStart start, Exception failure, long nowTicks)
     {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
         bool sessionQueueEmpty = _queue.RemoveLocked(start);
         bool sessionFree = _sessions.Find(start.SessionId, start.SessionHash) is null;
         if (sessionFree && !sessionQueueEmpty)

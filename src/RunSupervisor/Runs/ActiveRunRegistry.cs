@@ -335,40 +335,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <summary>Finds the session's entry without validation or the disposed check, for internal observers and tests.</summary>
     internal RunEntry? FindEntry(string sessionId) => _table.Find(sessionId);
 
-    bool IHeartbeatSource.IsDisposed => IsDisposed;
-
-    RunEntry? IHeartbeatSource.FindRun(string sessionId) => _table.Find(sessionId);
-
-    bool IHeartbeatSource.HasQueuedStarts(string sessionId) => _table.QueuedCount(sessionId) > 0;
-
-    void IHeartbeatSource.RecordHeartbeatDropped() => Metrics.HeartbeatsDropped.Add(1);
-
-    /// <summary>Subscribes an internal observer to run ends, told after <see cref="RunEnded"/>'s handlers have run.</summary>
-    void IHeartbeatSource.Subscribe(IRunEndListener listener) => UpdateEndListeners(listener, add: true);
-
-    void IHeartbeatSource.Unsubscribe(IRunEndListener listener) => UpdateEndListeners(listener, add: false);
-
-    bool IHeartbeatSource.HasLeaseStore => _leaseStore is not null;
-
-    bool IHeartbeatSource.FailsOpen => _failOpen;
-
-    ValueTask<bool> IHeartbeatSource.IsHeldElsewhereAsync(string sessionId, CancellationToken cancellationToken) => IsHeldElsewhereAsync(sessionId, cancellationToken);
-
-    void IHeartbeatSource.WatchRemote(string sessionId) => WatchRemote(sessionId);
-
     private RunInfo ToInfo(RunEntry entry)
         => new(entry.SessionId, entry.RunId, entry.StartedAt, entry.Deadline, entry.Status, entry.FencingToken, entry.ToWallClock(entry.LastProgressTicks), entry.Background, _table.Lanes.Names[entry.Lane]);
-
-    private void UpdateEndListeners(IRunEndListener listener, bool add)
-    {
-        IRunEndListener[] current, updated;
-        do
-        {
-            current = Volatile.Read(ref _endListeners);
-            updated = add ? [.. current, listener] : [.. current.Where(l => !ReferenceEquals(l, listener))];
-        }
-        while (!ReferenceEquals(Interlocked.CompareExchange(ref _endListeners, updated, current), current));
-    }
 
     /// <summary>The registry's monotonic clock, in <see cref="TimeSpan"/> ticks since the registry was created.</summary>
     internal long NowTicks() => _clock.NowTicks();

@@ -1,0 +1,149 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using RunSupervisor.Leasing;
+
+namespace RunSupervisor;
+
+/// <summary>Lease renewal across hosts: the watchdog's batched renew and the local validity that ends a run whose lease cannot be confirmed in time.</summary>
+public sealed partial class ActiveRunRegistry
+{
+    /// <summary>
+    /// The watchdog's lease work, on its tick: ends the runs whose local validity has run out (failing closed), starts
+    /// the batched renew when due (at most one in flight, never awaited here), and says when to look again.
+    /// </summary>
+    /// <returns>The next instant lease work is due; <see cref="long.MaxValue"/> for none.</returns>
+    private long LeaseTick(long now)
+    {
+        if (_leaseStore is null)
+        {
+            return long.MaxValue;
+        }
+
+        long nextPoll = PollTick(now);
+        return Math.Min(nextPoll, RenewTick(now));
+    }
+
+    /// <summary>The renew half of <see cref="LeaseTick(long)"/>.</summary>
+    private long RenewTick(long now)
+    {
+        if (Volatile.Read(ref _nextRenewTicks) == long.MaxValue)
+        {
+            return long.MaxValue;
+        }
+
+        bool renewDue = now >= Volatile.Read(ref _nextRenewTicks);
+        List<RunEntry>? expired = null;
+        List<RunEntry>? renew = null;
+        long nextValidityEnd = long.MaxValue;
+        foreach (RunEntry entry in _table)
+        {
+            if (entry.Lease is null || entry.HasEnded)
+            {
+                continue;
+            }
+
+            long validUntil = entry.LeaseValidUntilTicks;
+            if (!_failOpen)
+            {
+                if (validUntil <= now)
+                {
+                    (expired ??= []).Add(entry);
+                    continue;
+                }
+
+                nextValidityEnd = Math.Min(nextValidityEnd, validUntil);
+            }
+
+            if (renewDue)
+            {
+                (renew ??= []).Add(entry);
+            }
+        }
+
+        if (expired is not null)
+        {
+            string detail = string.Create(CultureInfo.InvariantCulture, $"no renew was confirmed within {_leaseTtl - _leaseSafetyMargin} (lease time to live less the safety margin): the store did not answer in time");
+            foreach (RunEntry entry in expired)
+            {
+                LoseLease(entry, "expired", detail);
+            }
+        }
+
+        if (renewDue)
+        {
+            if (renew is null && expired is null && nextValidityEnd == long.MaxValue)
+            {
+                // No leased run left: renewing stops until the next lease is taken.
+                Interlocked.Exchange(ref _nextRenewTicks, long.MaxValue);
+                return long.MaxValue;
+            }
+
+            Volatile.Write(ref _nextRenewTicks, now + _renewInterval.Ticks);
+            if (renew is not null && Interlocked.CompareExchange(ref _renewInFlight, 1, 0) == 0)
+            {
+                _ = RenewAsync(renew, now);
+            }
+        }
+
+        return Math.Min(nextValidityEnd, Volatile.Read(ref _nextRenewTicks));
+    }
+
+    /// <summary>One batched renew of this host's leases; its answers extend each run's validity, or end it, or abort it.</summary>
+    private async Task RenewAsync(List<RunEntry> entries, long sentTicks)
+    {
+        try
+        {
+            var leases = new RunLease[entries.Count];
+            for (int i = 0; i < leases.Length; i++)
+            {
+                leases[i] = entries[i].Lease!;
+            }
+
+            IReadOnlyList<RunLeaseRenewResult> results;
+            using (StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, CancellationToken.None))
+            {
+                results = await _leaseStore!.RenewAsync(leases, _leaseTtl, timeout.Token).ConfigureAwait(false);
+            }
+
+            StoreSucceeded();
+            Metrics.RenewBatchDuration.Record(TimeSpan.FromTicks(NowTicks() - sentTicks).TotalSeconds);
+            long validUntil = sentTicks + _leaseTtl.Ticks - _leaseSafetyMargin.Ticks;
+            for (int i = 0; i < entries.Count && i < results.Count; i++)
+            {
+                RunEntry entry = entries[i];
+                RunLeaseRenewResult result = results[i];
+                switch (result.Status)
+                {
+                    case RunLeaseRenewStatus.Renewed:
+                        entry.LeaseValidUntilTicks = validUntil;
+                        if (result.AbortRequested)
+                        {
+                            Abort(entry, result.AbortReason ?? "aborted from another host", cancelOnThisThread: false);
+                        }
+
+                        break;
+                    case RunLeaseRenewStatus.Missing:
+                        LoseLease(entry, "missing", "the lease was gone at renew: it expired in the store, or the store lost it");
+                        break;
+                    default:
+                        LoseLease(entry, "taken_over", result.CurrentOwner is { } owner
+                            ? string.Create(CultureInfo.InvariantCulture, $"the lease was taken over by host '{owner.HostId}' (fencing token {owner.FencingToken})")
+                            : "the lease was taken over by another host");
+                        break;
+                }
+            }
+        }
+#pragma warning disable CA1031 // A failed renew costs nothing yet: each run keeps its lease until its local validity ends, when the watchdog ends it.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            StoreFailed("renew");
+            _logger.LeaseRenewFailed(entries.Count, ex);
+        }
+        finally
+        {
+            Volatile.Write(ref _renewInFlight, 0);
+        }
+    }
+}

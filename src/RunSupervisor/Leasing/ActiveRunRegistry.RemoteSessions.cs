@@ -1,0 +1,332 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using RunSupervisor.Leasing;
+
+namespace RunSupervisor;
+
+/// <summary>Sessions other hosts run: watching them for the heartbeat policy, the store's notifications (aborts, supersedes, releases), and the subscription's lifetime.</summary>
+public sealed partial class ActiveRunRegistry
+{
+    /// <summary>Whether another host holds the session's lease (this host's own stale lease, whose release is in flight, is not another's).</summary>
+    private async ValueTask<bool> IsHeldElsewhereAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        RunLeaseInfo? owner = await StoreCallAsync(sessionId, "get owner", static (store, id, token) => store.GetOwnerAsync(id, token), cancellationToken).ConfigureAwait(false);
+        return owner is not null && !string.Equals(owner.HostId, _hostId, StringComparison.Ordinal);
+    }
+
+    /// <summary>Watches a session another host runs, for the heartbeat policy: polled until the store says it is idle.</summary>
+    private void WatchRemote(string sessionId)
+    {
+        if (_watchedRemote is null || !_watchedRemote.TryAdd(sessionId, 0))
+        {
+            return;
+        }
+
+        // The release message is what makes the owed heartbeat prompt; the poll only bounds its delay.
+        EnsureSubscribed();
+
+        long due = NowTicks() + _remotePollInterval.Ticks;
+        if (Interlocked.CompareExchange(ref _nextPollTicks, due, long.MaxValue) == long.MaxValue)
+        {
+            _watchdog.ScheduleNoLaterThan(due);
+        }
+    }
+
+    /// <summary>Starts the poll of the watched sessions when due (at most one in flight, never awaited here).</summary>
+    private long PollTick(long now)
+    {
+        long due = Volatile.Read(ref _nextPollTicks);
+        if (due == long.MaxValue || now < due)
+        {
+            return due;
+        }
+
+        if (_watchedRemote!.IsEmpty)
+        {
+            Interlocked.Exchange(ref _nextPollTicks, long.MaxValue);
+
+            // Watched meanwhile: that start saw a pending poll and did not arm one.
+            if (!_watchedRemote.IsEmpty && Interlocked.CompareExchange(ref _nextPollTicks, now + _remotePollInterval.Ticks, long.MaxValue) == long.MaxValue)
+            {
+                return now + _remotePollInterval.Ticks;
+            }
+
+            return Volatile.Read(ref _nextPollTicks);
+        }
+
+        long next = now + _remotePollInterval.Ticks;
+        Volatile.Write(ref _nextPollTicks, next);
+        if (Interlocked.CompareExchange(ref _pollInFlight, 1, 0) == 0)
+        {
+            _ = PollWatchedAsync();
+        }
+
+        return next;
+    }
+
+    /// <summary>Asks the store about every watched session; an idle one is announced and no longer watched.</summary>
+    private async Task PollWatchedAsync()
+    {
+        try
+        {
+            foreach (string sessionId in _watchedRemote!.Keys)
+            {
+                if (IsDisposed)
+                {
+                    return;
+                }
+
+                bool elsewhere;
+                try
+                {
+                    elsewhere = await IsHeldElsewhereAsync(sessionId, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (RunLeaseUnavailableException)
+                {
+                    // Still unknown: watched on, and the next poll (or the reconnect) asks again.
+                    continue;
+                }
+
+                if (!elsewhere)
+                {
+                    RemoteSessionIdle(sessionId);
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _pollInFlight, 0);
+        }
+    }
+
+    /// <summary>A watched session is idle cluster-wide: the listeners hear it as they hear a local run's end, unless a run or a waiting start here has it now (whose end they will hear).</summary>
+    private void RemoteSessionIdle(string sessionId)
+    {
+        if (!_watchedRemote!.TryRemove(sessionId, out _))
+        {
+            return;
+        }
+
+        if (_table.Find(sessionId) is null && _table.QueuedCount(sessionId) == 0)
+        {
+            NotifyEndListeners(sessionId, sessionIdle: true);
+        }
+    }
+
+    /// <summary>Polls the watched sessions at the next watchdog tick (a reconnect may have hidden their release messages).</summary>
+    private void PollWatchedSoon()
+    {
+        if (_watchedRemote is null || _watchedRemote.IsEmpty)
+        {
+            return;
+        }
+
+        long now = NowTicks();
+        Volatile.Write(ref _nextPollTicks, now);
+        _watchdog.ScheduleNoLaterThan(now);
+    }
+
+    /// <summary>
+    /// Subscribes this host to its notifications once, in the background: a start never waits for (or fails for want
+    /// of) the subscription, since renew carries abort flags and takeovers and the poll finds releases. A failed
+    /// subscription is tried again by the next start.
+    /// </summary>
+    private void EnsureSubscribed()
+    {
+        // The attempt is claimed under the lock but made outside it: the store's subscribe call is foreign code.
+        TaskCompletionSource attempt;
+        lock (_subscriptionLock!)
+        {
+            if (_subscription is not null && !(_subscription.IsCompleted && _subscriptionHandle is null))
+            {
+                return;
+            }
+
+            attempt = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _subscription = attempt.Task;
+        }
+
+        SubscribeAsync().ContinueWith(static (_, state) => ((TaskCompletionSource)state!).SetResult(), attempt, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private async Task SubscribeAsync()
+    {
+        try
+        {
+            using StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, CancellationToken.None);
+            IAsyncDisposable handle = await _leaseStore!.SubscribeAsync(_hostId, new LeaseObserver(this), timeout.Token).ConfigureAwait(false);
+            bool disposed;
+            lock (_subscriptionLock!)
+            {
+                disposed = IsDisposed;
+                if (!disposed)
+                {
+                    _subscriptionHandle = handle;
+                }
+            }
+
+            if (disposed)
+            {
+                await DisposeSubscriptionAsync(handle).ConfigureAwait(false);
+            }
+        }
+#pragma warning disable CA1031 // Notifications are an optimisation over renew and poll; a start does not fail for want of them.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            StoreFailed("subscribe");
+            _logger.LeaseStoreUnavailable(string.Empty, "subscribe", "aborts and releases from other hosts arrive by renew and poll until it succeeds", ex);
+        }
+    }
+
+    /// <summary>Waits for the session's release message, or the poll interval, whichever comes first.</summary>
+    private async Task WaitForRemoteReleaseAsync(string sessionId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        TaskCompletionSource released = _remoteWaits!.GetOrAdd(sessionId, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        using var delay = new CancellationTokenSource(timeout, _clock.TimeProvider);
+        using CancellationTokenRegistration registration = cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), delay);
+        try
+        {
+            await released.Task.WaitAsync(delay.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The poll interval passed: the caller tries again, which also reveals a crashed owner.
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    private void OnLeaseNotification(RunLeaseNotification notification)
+    {
+        switch (notification.Kind)
+        {
+            case RunLeaseNotificationKind.AbortRequested:
+                if (_table.Find(notification.SessionId) is { } aborted && aborted.Lease?.FencingToken == notification.FencingToken)
+                {
+                    Abort(aborted, notification.Reason ?? "aborted from another host", cancelOnThisThread: false);
+                }
+
+                break;
+            case RunLeaseNotificationKind.Superseded:
+                if (_table.Find(notification.SessionId) is { } superseded && superseded.Lease?.FencingToken == notification.FencingToken)
+                {
+                    SupersededRemotely(superseded, notification.NewOwner ?? new RunLeaseInfo(notification.SessionId, "unknown", 0));
+                }
+
+                break;
+            case RunLeaseNotificationKind.Released:
+                if (_remoteWaits!.TryRemove(notification.SessionId, out TaskCompletionSource? waiters))
+                {
+                    waiters.TrySetResult();
+                }
+
+                RemoteSessionIdle(notification.SessionId);
+
+                break;
+            case RunLeaseNotificationKind.Reconnected:
+                // Messages may have been lost meanwhile: every waiter looks again.
+                foreach (string sessionId in _remoteWaits!.Keys)
+                {
+                    if (_remoteWaits.TryRemove(sessionId, out TaskCompletionSource? all))
+                    {
+                        all.TrySetResult();
+                    }
+                }
+
+                PollWatchedSoon();
+
+                break;
+        }
+    }
+
+    private void DisposeLeasing()
+    {
+        if (_remoteWaits is null)
+        {
+            return;
+        }
+
+        IAsyncDisposable? handle;
+        lock (_subscriptionLock!)
+        {
+            handle = _subscriptionHandle;
+            _subscriptionHandle = null;
+        }
+
+        if (handle is not null)
+        {
+            _ = DisposeSubscriptionAsync(handle);
+        }
+
+        foreach (string sessionId in _remoteWaits.Keys)
+        {
+            if (_remoteWaits.TryRemove(sessionId, out TaskCompletionSource? waiters))
+            {
+                waiters.TrySetResult();
+            }
+        }
+    }
+
+    private async Task DisposeSubscriptionAsync(IAsyncDisposable handle)
+    {
+        try
+        {
+            await handle.DisposeAsync().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The registry is going away; an unsubscribe that fails only leaves a subscription the store drops with the connection.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.LeaseStoreUnavailable(string.Empty, "unsubscribe", "the subscription ends with the connection", ex);
+        }
+    }
+
+    /// <summary>The observer the store calls; never throws into the store.</summary>
+    private sealed class LeaseObserver(ActiveRunRegistry registry) : IRunLeaseObserver
+    {
+        public void OnNotification(RunLeaseNotification notification)
+        {
+            ArgumentNullException.ThrowIfNull(notification);
+            if (registry.IsDisposed)
+            {
+                return;
+            }
+
+            try
+            {
+                registry.OnLeaseNotification(notification);
+            }
+#pragma warning disable CA1031 // The store's delivery thread must never see the registry's failure.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                registry._logger.LeaseStoreUnavailable(notification.SessionId, "notification", "the notification was dropped", ex);
+            }
+        }
+    }
+
+    /// <summary>A store call's own timeout on the registry's clock, linked to the caller's token.</summary>
+    private sealed class StoreTimeout : IDisposable
+    {
+        private readonly CancellationTokenSource _source;
+        private readonly CancellationTokenRegistration _registration;
+
+        public StoreTimeout(TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken)
+        {
+            _source = new CancellationTokenSource(timeout, timeProvider);
+            _registration = cancellationToken.CanBeCanceled
+                ? cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _source)
+                : default;
+        }
+
+        public CancellationToken Token => _source.Token;
+
+        public void Dispose()
+        {
+            _registration.Dispose();
+            _source.Dispose();
+        }
+    }
+}

@@ -1,0 +1,37 @@
+namespace RunSupervisor;
+
+/// <summary>What the heartbeat policy sees of the registry: a narrow view, so the policy never reaches into its internals.</summary>
+public sealed partial class ActiveRunRegistry
+{
+    bool IHeartbeatSource.IsDisposed => IsDisposed;
+
+    RunEntry? IHeartbeatSource.FindRun(string sessionId) => _table.Find(sessionId);
+
+    bool IHeartbeatSource.HasQueuedStarts(string sessionId) => _table.QueuedCount(sessionId) > 0;
+
+    void IHeartbeatSource.RecordHeartbeatDropped() => Metrics.HeartbeatsDropped.Add(1);
+
+    /// <summary>Subscribes an internal observer to run ends, told after <see cref="RunEnded"/>'s handlers have run.</summary>
+    void IHeartbeatSource.Subscribe(IRunEndListener listener) => UpdateEndListeners(listener, add: true);
+
+    void IHeartbeatSource.Unsubscribe(IRunEndListener listener) => UpdateEndListeners(listener, add: false);
+
+    bool IHeartbeatSource.HasLeaseStore => _leaseStore is not null;
+
+    bool IHeartbeatSource.FailsOpen => _failOpen;
+
+    ValueTask<bool> IHeartbeatSource.IsHeldElsewhereAsync(string sessionId, CancellationToken cancellationToken) => IsHeldElsewhereAsync(sessionId, cancellationToken);
+
+    void IHeartbeatSource.WatchRemote(string sessionId) => WatchRemote(sessionId);
+
+    private void UpdateEndListeners(IRunEndListener listener, bool add)
+    {
+        IRunEndListener[] current, updated;
+        do
+        {
+            current = Volatile.Read(ref _endListeners);
+            updated = add ? [.. current, listener] : [.. current.Where(l => !ReferenceEquals(l, listener))];
+        }
+        while (!ReferenceEquals(Interlocked.CompareExchange(ref _endListeners, updated, current), current));
+    }
+}
