@@ -6,7 +6,7 @@ using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using Xunit.Abstractions;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.ChatClients;
 
 /// <summary>
 /// Real time, real sockets, the real OpenAI .NET SDK (through Microsoft.Extensions.AI.OpenAI) against the loopback

@@ -1,7 +1,7 @@
 using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.ChatClients;
 
 /// <summary><see cref="SupervisedChatClient.GetResponseAsync"/> with each inner behaviour, on fake time.</summary>
 public sealed class SupervisedChatClientGetResponseTests

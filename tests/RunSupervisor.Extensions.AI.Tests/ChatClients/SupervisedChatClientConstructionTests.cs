@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.ChatClients;
 
 /// <summary>The constructor, <c>UseRunSupervisor</c> on a <see cref="ChatClientBuilder"/>, and <c>GetService</c>.</summary>
 public sealed class SupervisedChatClientConstructionTests

@@ -1,7 +1,7 @@
 using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.Streaming;
 
 /// <summary>
 /// A stream cut off by its run's end never looks complete: an inner stream that answers the abort with a quiet

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.Streaming;
 
 /// <summary>
 /// <see cref="RunContext.Current"/> is the stream's run inside every inner call (creating the stream, each

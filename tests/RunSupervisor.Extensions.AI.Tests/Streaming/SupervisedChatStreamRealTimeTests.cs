@@ -2,7 +2,7 @@ using System.Diagnostics;
 using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.Streaming;
 
 /// <summary>
 /// The two streaming bounds on the real clock, with generous margins: an early stop returns within the grace period

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.ChatClients;
 
 /// <summary>Unsupervised calls are never a silent surprise: counted on the meter "RunSupervisor" and logged.</summary>
 public sealed class SupervisedChatClientObservabilityTests

@@ -1,7 +1,7 @@
 using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.ChatClients;
 
 /// <summary>
 /// <see cref="SupervisedChatClient.GetStreamingResponseAsync"/> with each inner stream behaviour, on fake time: the

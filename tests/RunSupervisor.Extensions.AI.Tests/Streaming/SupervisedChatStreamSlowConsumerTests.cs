@@ -1,7 +1,7 @@
 using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.Streaming;
 
 /// <summary>
 /// Time the consumer spends outside the stream (between its own <c>MoveNextAsync</c> calls) is not the provider's

@@ -1,7 +1,7 @@
 using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.Streaming;
 
 /// <summary>
 /// A consumer that stops early (<c>break</c>, disposing the enumerator): the inner stream is told to stop at once,

@@ -1,7 +1,7 @@
 using RunSupervisor.Extensions.AI.Tests.TestSupport;
 using static RunSupervisor.Extensions.AI.Tests.TestSupport.TestHelpers;
 
-namespace RunSupervisor.Extensions.AI.Tests;
+namespace RunSupervisor.Extensions.AI.Tests.ChatClients;
 
 /// <summary>
 /// The chat middleware takes the core's admission and liveness options: <see cref="SessionBusyBehavior.Wait"/>, a
