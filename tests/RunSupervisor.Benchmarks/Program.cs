@@ -1,5 +1,5 @@
-// Benchmarks (BenchmarkDotNet) and the scale/eviction harness for RunSupervisor. See README.md for what each
-// measures and the exact commands. The first argument picks a harness mode; anything else goes to BenchmarkDotNet.
+// Benchmarks (BenchmarkDotNet) and the harness modes (scale, eviction, starvation, admission, lease CPU) for
+// RunSupervisor. See README.md for what each measures and the exact commands. The first argument picks a harness mode; anything else goes to BenchmarkDotNet.
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using RunSupervisor.Benchmarks.Benchmarks;
@@ -13,6 +13,9 @@ Func<HarnessArguments, int>? harness = mode switch
     "chart" => ScaleChart.Run,
     "alloc" => AllocationProfile.Run,
     "profile" => ProfileLoop.Run,
+    "starve" => StarvationHarness.Run,
+    "admit" => AdmissionHarness.Run,
+    "lease-cpu" => LeaseCpuHarness.Run,
     _ => null,
 };
 
@@ -25,7 +28,7 @@ if (harness is not null)
     catch (ArgumentException ex)
     {
         Console.Error.WriteLine(ex.Message);
-        Console.Error.WriteLine("Modes: scale | evict | chart | alloc | profile, or BenchmarkDotNet arguments (--filter '*', --list flat, --job Dry). See README.md.");
+        Console.Error.WriteLine("Modes: scale | evict | chart | alloc | profile | starve | admit | lease-cpu, or BenchmarkDotNet arguments (--filter '*', --list flat, --job Dry). See README.md.");
         return 64;
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark and harness mode of RunSupervisor.Benchmarks on this machine and collects the outputs in
 # tests/RunSupervisor.Benchmarks/results/. Run it on a quiet machine: timings are only meaningful without
-# concurrent builds or tests. About 13 minutes on 2 cores; needs about 1.5 GB of free RAM for the 1M scale step.
+# concurrent builds or tests. About 25 minutes on 2 cores; needs about 1.5 GB of free RAM for the 1M scale step.
+# With redis-server on PATH the Redis cases run against it as well as against the in-process Garnet server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -20,6 +21,16 @@ run evict --out "$results/evict-handle.csv" | tee "$results/evict-handle.md"
 run evict --api runasync --out "$results/evict-runasync.csv" | tee "$results/evict-runasync.md"
 run profile | tee "$results/profile-1k.txt"
 run profile --active-runs 100000 --rounds 9 | tee "$results/profile-100k.txt"
+run starve --out "$results/starve.csv" | tee "$results/starve.md"
+run admit --out "$results/admit.csv" | tee "$results/admit.md"
+if command -v redis-server >/dev/null; then
+  run lease-cpu --server redis-server --out "$results/lease-cpu-redis.csv" | tee "$results/lease-cpu-redis.md"
+fi
+run lease-cpu --server garnet --out "$results/lease-cpu-garnet.csv" | tee "$results/lease-cpu-garnet.md"
+
+# Every BenchmarkDotNet class: StartRelease (a), RunAsync (b, with the Polly + Task.Run peer), Query (c),
+# ConcurrentStartRelease (d), AgentTurn (e), Admission, HandOff, Progress, RedisLease (f), RedisRenew (g) and
+# SessionTable (h, compiled only when src/RunSupervisor grants this project InternalsVisibleTo).
 run --filter '*' --artifacts "$results/BenchmarkDotNet" | tee "$results/benchmarks.log"
 
 # The tables, under short names (the BenchmarkDotNet folder itself is not committed).

@@ -13,7 +13,7 @@ public static class BenchmarkConfig
     /// The repository's job. The operations cost 10 ns to 2 µs, so a 250 ms iteration holds at least 100,000 of them
     /// and the timer's resolution does not matter; 3 warm-up and 15 measured iterations in one launch give a
     /// confidence interval of a few percent on a quiet machine while keeping a case near 10 s (pilot and process start included) and the whole suite
-    /// (44 cases) near 10 minutes on 2 cores. BenchmarkDotNet's default job (up to 100 iterations, adaptive) would take
+    /// (about 100 cases) near 20 minutes on 2 cores. BenchmarkDotNet's default job (up to 100 iterations, adaptive) would take
     /// over half an hour for no better ratio between the three implementations, which is what the targets are about.
     /// </summary>
     public static readonly Job RepoJob = Job.Default

@@ -62,7 +62,7 @@ public static class EvictionHarness
 
     private static string Measure(int runs, TimeSpan timeout, TimeSpan grace, string api, bool quiet, out bool ok)
     {
-        string[] ids = SessionIds.Create("evict", runs);
+        string[] ids = BenchSessionIds.Create("evict", runs);
         var providers = new TaskCompletionSource<int>[runs];
         for (int i = 0; i < runs; i++)
         {

@@ -67,14 +67,14 @@ public static class ScaleHarness
     private static List<string> Measure(string name, int[] sizes, int probes, Func<int, ITarget> create)
     {
         int max = sizes[^1];
-        string[] ids = SessionIds.Create("scale", max);
-        string[] probeIds = SessionIds.Create("probe", probes);
+        string[] ids = BenchSessionIds.Create("scale", max);
+        string[] probeIds = BenchSessionIds.Create("probe", probes);
         double[] latencies = new double[probes];
 
         // JIT and tiering: the measured code paths run hot before anything is timed.
         using (ITarget warm = create(max))
         {
-            string[] warmIds = SessionIds.Create("jit", 20_000);
+            string[] warmIds = BenchSessionIds.Create("jit", 20_000);
             for (int round = 0; round < 3; round++)
             {
                 for (int i = 0; i < warmIds.Length; i++)

@@ -15,7 +15,7 @@ public static class WarmRegistries
     /// <summary>The session ids of the warm runs, "warm-00000000" upwards; <c>[0]</c> is a busy session.</summary>
     /// <param name="activeRuns">How many.</param>
     /// <returns>The ids.</returns>
-    public static string[] WarmSessionIds(int activeRuns) => SessionIds.Create("warm", activeRuns);
+    public static string[] WarmSessionIds(int activeRuns) => BenchSessionIds.Create("warm", activeRuns);
 
     /// <summary>Creates the floor with <paramref name="activeRuns"/> active runs.</summary>
     /// <param name="activeRuns">How many runs to start.</param>

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace RunSupervisor.Benchmarks.Implementations;
 
 /// <summary>Session ids shaped like a host's (a prefix and a zero-padded number, 14 to 20 characters), made once up front.</summary>
-public static class SessionIds
+public static class BenchSessionIds
 {
     /// <summary>Makes <paramref name="count"/> distinct session ids with <paramref name="prefix"/>.</summary>
     /// <param name="prefix">The prefix, e.g. "warm".</param>
