@@ -383,13 +383,14 @@ internal sealed class RunTable
         while (_deadlines.Count > 0 && _deadlines.MinDueTicks <= nowTicks)
         {
             RunEntry entry = _deadlines.Peek();
-            long due = entry.DueTicks;
             if (entry.Status == RunStatus.Running)
             {
                 if (entry.DeadlineTicks <= nowTicks)
                 {
+                    // Lateness is measured from the deadline itself: the heap may have woken the watchdog for an older
+                    // idle check, which is not when the abort was due.
                     BeginAbortLocked(entry, AbortCause.Deadline, detail: null, nowTicks);
-                    (timedOut ??= []).Add((entry, due));
+                    (timedOut ??= []).Add((entry, entry.DeadlineTicks));
                     continue;
                 }
 
@@ -403,15 +404,18 @@ internal sealed class RunTable
                     continue;
                 }
 
-                // Aborted as of the idle instant, so a late tick never adds to its grace period.
-                BeginAbortLocked(entry, AbortCause.Idle, detail: null, Math.Max(idleAt, entry.IdleCheckTicks));
-                (timedOut ??= []).Add((entry, due));
+                // Aborted as of the idle instant, so a late tick never adds to its grace period; its lateness is
+                // measured from that instant too, not from the stale check that woke the watchdog.
+                long idleDue = Math.Max(idleAt, entry.IdleCheckTicks);
+                BeginAbortLocked(entry, AbortCause.Idle, detail: null, idleDue);
+                (timedOut ??= []).Add((entry, idleDue));
                 continue;
             }
 
+            long evictDue = entry.EvictAtTicks;
             Left left = LeaveLocked(entry, EndTrigger.Evicted, nowTicks);
             Debug.Assert(left.HasLeft, "Every queued entry is in the table.");
-            (evicted ??= []).Add((left, due));
+            (evicted ??= []).Add((left, evictDue));
         }
 
         while (_queue.Count > 0 && _queue.TakeTimedOutLocked(nowTicks) is { } start)

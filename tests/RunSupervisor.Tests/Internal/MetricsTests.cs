@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Reflection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using RunSupervisor.Tests.TestSupport;
 
@@ -7,20 +8,45 @@ namespace RunSupervisor.Tests.Internal;
 /// <summary>
 /// The instruments of the meter "RunSupervisor", read with <see cref="MetricCollector{T}"/> built
 /// on the registry's own instrument objects (each registry owns its meter, so parallel tests never cross-talk).
+/// <see cref="Instruments"/> is the list every instrument the core creates must be in: the values of the admission,
+/// preemption, watchdog and stall instruments are pinned in <see cref="AdmissionMetricsTests"/>, the lease ones in
+/// <see cref="LeaseMetricsTests"/>.
 /// </summary>
 public sealed class MetricsTests
 {
     private const string EndReasonTag = "runsupervisor.end_reason";
 
-    public static TheoryData<string, string, string> Instruments() => new()
+    public static TheoryData<string, string, Type> Instruments() => new()
     {
-        { "runsupervisor.runs.active", "{run}", nameof(UpDownCounter<long>) },
-        { "runsupervisor.runs.started", "{run}", nameof(Counter<long>) },
-        { "runsupervisor.runs.ended", "{run}", nameof(Counter<long>) },
-        { "runsupervisor.runs.evicted", "{run}", nameof(Counter<long>) },
-        { "runsupervisor.runs.abandoned", "{run}", nameof(UpDownCounter<long>) },
-        { "runsupervisor.heartbeats.dropped", "{heartbeat}", nameof(Counter<long>) },
-        { "runsupervisor.run.duration", "s", nameof(Histogram<double>) },
+        { "runsupervisor.runs.active", "{run}", typeof(UpDownCounter<long>) },
+        { "runsupervisor.runs.started", "{run}", typeof(Counter<long>) },
+        { "runsupervisor.runs.ended", "{run}", typeof(Counter<long>) },
+        { "runsupervisor.runs.evicted", "{run}", typeof(Counter<long>) },
+        { "runsupervisor.runs.abandoned", "{run}", typeof(UpDownCounter<long>) },
+        { "runsupervisor.heartbeats.dropped", "{heartbeat}", typeof(Counter<long>) },
+        { "runsupervisor.run.duration", "s", typeof(Histogram<double>) },
+        { "runsupervisor.watchdog.lateness", "s", typeof(Histogram<double>) },
+        { "runsupervisor.queue.length", "{start}", typeof(UpDownCounter<long>) },
+        { "runsupervisor.queue.wait", "s", typeof(Histogram<double>) },
+        { "runsupervisor.runs.preempted", "{run}", typeof(Counter<long>) },
+        { "runsupervisor.leases.acquired", "{lease}", typeof(Counter<long>) },
+        { "runsupervisor.leases.lost", "{lease}", typeof(Counter<long>) },
+        { "runsupervisor.leases.store_failures", "{call}", typeof(Counter<long>) },
+        { "runsupervisor.leases.unfenced_starts", "{run}", typeof(Counter<long>) },
+        { "runsupervisor.leases.renew_duration", "s", typeof(Histogram<double>) },
+    };
+
+    /// <summary>Every end reason and its tag value; <see cref="EndReasons"/> are the ones <see cref="RegistryFixture.EndRun"/> can produce.</summary>
+    public static TheoryData<RunEndReason, string> AllEndReasonNames() => new()
+    {
+        { RunEndReason.Completed, "completed" },
+        { RunEndReason.Faulted, "faulted" },
+        { RunEndReason.Aborted, "aborted" },
+        { RunEndReason.TimedOut, "timed_out" },
+        { RunEndReason.Superseded, "superseded" },
+        { RunEndReason.ForceEvicted, "force_evicted" },
+        { RunEndReason.Stalled, "stalled" },
+        { RunEndReason.LeaseLost, "lease_lost" },
     };
 
     public static TheoryData<RunEndReason, string> EndReasons() => new()
@@ -35,15 +61,62 @@ public sealed class MetricsTests
 
     [Theory]
     [MemberData(nameof(Instruments))]
-    public void Instrument_OnRunSupervisorMeter_HasNameUnitAndKind(string name, string unit, string kind)
+    public void Instrument_OnRunSupervisorMeter_HasNameUnitAndKind(string name, string unit, Type kind)
     {
         using var f = new RegistryFixture();
         Instrument instrument = AllInstruments(f.Registry).Should().ContainSingle(i => i.Name == name).Subject;
 
         instrument.Meter.Name.Should().Be("RunSupervisor");
         instrument.Unit.Should().Be(unit);
-        instrument.GetType().Name.Should().StartWith(kind);
+        instrument.Should().BeOfType(kind);
         instrument.Description.Should().NotBeNullOrWhiteSpace();
+        instrument.Tags.Should().BeNullOrEmpty("tags are per measurement, never fixed on the instrument");
+    }
+
+    [Fact]
+    public void Meter_EveryInstrumentTheRegistryCreates_IsInTheInstrumentList()
+    {
+        // Seen from the outside, as an exporter sees them: every instrument published on this registry's meter. A new
+        // instrument fails here until it has its row in Instruments (and a test of its values beside the others).
+        using var f = new RegistryFixture();
+        var published = new List<Instrument>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, _) =>
+            {
+                if (ReferenceEquals(instrument.Meter, f.Registry.Metrics.Meter))
+                {
+                    lock (published)
+                    {
+                        published.Add(instrument);
+                    }
+                }
+            },
+        };
+
+        listener.Start();
+
+        string[] pinned = [.. Instruments().Select(row => (string)row[0])];
+        pinned.Should().OnlyHaveUniqueItems();
+        lock (published)
+        {
+            published.Select(i => i.Name).Should().BeEquivalentTo(pinned);
+        }
+
+        AllInstruments(f.Registry).Select(i => i.Name).Should().BeEquivalentTo(pinned, "every instrument property is one of the published instruments");
+    }
+
+    [Fact]
+    public void EndReasonTag_EveryRunEndReason_HasItsSnakeCaseName()
+    {
+        // A new end reason fails here until it has its tag value (and "unknown" is never one).
+        TheoryData<RunEndReason, string> rows = AllEndReasonNames();
+
+        rows.Select(row => (RunEndReason)row[0]).Should().BeEquivalentTo(Enum.GetValues<RunEndReason>());
+        foreach (object[] row in rows)
+        {
+            RunSupervisorMetrics.GetEndReasonName((RunEndReason)row[0]).Should().Be((string)row[1]);
+        }
     }
 
     [Fact]
@@ -237,9 +310,9 @@ public sealed class MetricsTests
         dropped.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1, 1, 1);
     }
 
+    /// <summary>Every instrument property of the registry's metrics, found by reflection so that none is left out.</summary>
     private static Instrument[] AllInstruments(ActiveRunRegistry registry)
-    {
-        RunSupervisorMetrics m = registry.Metrics;
-        return [m.ActiveRuns, m.RunsStarted, m.RunsEnded, m.Evictions, m.AbandonedRuns, m.HeartbeatsDropped, m.RunDuration];
-    }
+        => [.. typeof(RunSupervisorMetrics).GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => typeof(Instrument).IsAssignableFrom(p.PropertyType))
+            .Select(p => (Instrument)p.GetValue(registry.Metrics)!)];
 }
