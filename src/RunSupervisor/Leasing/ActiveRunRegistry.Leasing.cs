@@ -93,7 +93,7 @@ public sealed partial class ActiveRunRegistry
             return new ValueTask<RunLeaseInfo?>(_table.Find(sessionId) is { } entry ? new RunLeaseInfo(sessionId, _hostId, entry.FencingToken) : null);
         }
 
-        return StoreCallAsync(sessionId, "get owner", static (store, id, token) => store.GetOwnerAsync(id, token), cancellationToken);
+        return StoreCallAsync(sessionId, "get_owner", static (store, id, token) => store.GetOwnerAsync(id, token), cancellationToken);
     }
 
     /// <summary>Reads how the lease store is doing: reachable or not, when it last failed, how many leases were lost. Lock-free.</summary>

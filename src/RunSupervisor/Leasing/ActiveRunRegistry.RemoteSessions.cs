@@ -9,7 +9,7 @@ public sealed partial class ActiveRunRegistry
     /// <summary>Whether another host holds the session's lease (this host's own stale lease, whose release is in flight, is not another's).</summary>
     private async ValueTask<bool> IsHeldElsewhereAsync(string sessionId, CancellationToken cancellationToken)
     {
-        RunLeaseInfo? owner = await StoreCallAsync(sessionId, "get owner", static (store, id, token) => store.GetOwnerAsync(id, token), cancellationToken).ConfigureAwait(false);
+        RunLeaseInfo? owner = await StoreCallAsync(sessionId, "get_owner", static (store, id, token) => store.GetOwnerAsync(id, token), cancellationToken).ConfigureAwait(false);
         return owner is not null && !string.Equals(owner.HostId, _hostId, StringComparison.Ordinal);
     }
 

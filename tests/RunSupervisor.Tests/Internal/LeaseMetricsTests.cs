@@ -147,7 +147,7 @@ public sealed class LeaseMetricsTests
         running.Dispose();
 
         failures.GetMeasurementSnapshot().Should().OnlyContain(m => m.Value == 1 && m.Tags.Count == 1);
-        failures.GetMeasurementSnapshot().Select(m => m.Tags[OperationTag]).Should().Equal("acquire", "renew", "get owner", "abort", "release");
+        failures.GetMeasurementSnapshot().Select(m => m.Tags[OperationTag]).Should().Equal("acquire", "renew", "get_owner", "abort", "release");
         started.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal([1], "the start the store could not serve (FailClosed) never appeared");
     }
 
