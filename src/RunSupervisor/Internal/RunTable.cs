@@ -296,9 +296,15 @@ internal sealed class RunTable
         _laneActive[entry.Lane]--;
         RunEndReason reason = RunEnds.Decide(entry, trigger);
         long replacementRunId = replacement?.RunId ?? 0;
-        // A start reads the clock before it takes the gate, so the run it supersedes may have entered after that
-        // reading: an end is never stamped before its run's start.
+        // A transition reads the clock before it takes the gate, so the run may have entered, or been aborted by the
+        // watchdog, after that reading: an end is never stamped before its run's start, nor before its abort (an
+        // abort's instant is at least its eviction instant less the grace period).
         nowTicks = Math.Max(nowTicks, entry.StartedAtTicks);
+        if (entry.Status == RunStatus.Aborting)
+        {
+            nowTicks = Math.Max(nowTicks, entry.EvictAtTicks - entry.GraceTicks);
+        }
+
         entry.MarkEnded(reason, detail ?? RunEnds.Describe(entry, reason, trigger, replacementRunId), nowTicks);
         AbandonedRunInfo? forgotten = null;
         bool providerPending = entry.ProviderTask is { IsCompleted: false } || (entry.ProviderTask is null && !entry.Released);
@@ -493,7 +499,10 @@ internal sealed class RunTable
                 continue;
             }
 
-            RunEntry entry = next.CreateEntry(nowTicks, next.Owner.ToWallClockUtcTicksCached(nowTicks));
+            // The transition's clock reading may predate this start's own call (it was read before the gate): a run
+            // never starts before it was asked for, so its deadline and its queue wait are never cut short.
+            long admittedAt = Math.Max(nowTicks, next.EnqueuedTicks);
+            RunEntry entry = next.CreateEntry(admittedAt, next.Owner.ToWallClockUtcTicksCached(admittedAt));
             entry.RunId = ++_lastRunId;
             bool added = _sessions.TryAdd(entry, out _);
             Debug.Assert(added, "The session was free under the gate.");
@@ -501,7 +510,7 @@ internal sealed class RunTable
             _laneActive[entry.Lane]++;
             next.Admitted = entry;
             _queue.RemoveLocked(next);
-            next.LeftAtTicks = nowTicks;
+            next.LeftAtTicks = admittedAt;
             (_settled ??= []).Add(next);
         }
     }

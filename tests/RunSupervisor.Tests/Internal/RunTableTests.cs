@@ -95,9 +95,55 @@ public sealed class RunTableTests : IDisposable
         _table.Count.Should().Be(1);
     }
 
-    private RunEntry Enter(string sessionId)
+    [Fact]
+    public void Leave_ClockReadBeforeAStartWasQueued_AdmitsItNoEarlierThanItWasQueued()
     {
-        var entry = new RunEntry(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, new StartSpec(Timeout, Grace, idleTicks: 0, queueTimeoutTicks: 0, SessionBusyBehavior.Reject, background: false, lane: 0));
+        long queuedAt = TimeSpan.FromSeconds(5).Ticks;
+        RunEntry first = Enter("s");
+        var waiter = new PendingStart(_registry, "s", SessionTable.Hash("s"), Spec(idleTicks: 0, queueTimeoutTicks: Timeout), observer: null, queuedAt, CancellationToken.None);
+        using (_table.EnterGate())
+        {
+            _table.EnqueueLocked(waiter, queuedAt).Should().BeNull();
+
+            // The releasing thread read the clock at 1 s, before the start was queued at 5 s, and took the gate after.
+            _table.LeaveLocked(first, EndTrigger.Released, nowTicks: TimeSpan.FromSeconds(1).Ticks).HasLeft.Should().BeTrue();
+        }
+
+        RunEntry admitted = waiter.Admitted.Should().NotBeNull().And.Subject.As<RunEntry>();
+        admitted.StartedAtTicks.Should().Be(queuedAt, "a run never starts before it was asked for");
+        admitted.DeadlineTicks.Should().Be(queuedAt + Timeout, "so its deadline is never cut short");
+        waiter.LeftAtTicks.Should().Be(queuedAt, "and its queue wait is never negative");
+    }
+
+    [Fact]
+    public void Leave_ClockReadBeforeTheWatchdogsIdleAbort_EndIsNeverStampedBeforeTheAbort()
+    {
+        long idle = TimeSpan.FromSeconds(2).Ticks;
+        RunEntry entry = Enter("s", idle);
+        List<(RunEntry Entry, long DueTicks)>? timedOut = null;
+        List<(Left Left, long DueTicks)>? evicted = null;
+        using (_table.EnterGate())
+        {
+            _table.CollectDueLocked(TimeSpan.FromSeconds(3).Ticks, ref timedOut, ref evicted);
+        }
+
+        timedOut.Should().ContainSingle().Which.DueTicks.Should().Be(idle, "the abort was due at the idle instant");
+        using (_table.EnterGate())
+        {
+            // The provider settled and its thread read the clock at 0, before the watchdog's abort, then took the gate.
+            _table.LeaveLocked(entry, EndTrigger.Released, nowTicks: 0).HasLeft.Should().BeTrue();
+        }
+
+        entry.EndReason.Should().Be(RunEndReason.Stalled);
+        entry.EndedAtTicks.Should().Be(idle, "an end is never stamped before the abort that caused it");
+    }
+
+    private static StartSpec Spec(long idleTicks, long queueTimeoutTicks)
+        => new(Timeout, Grace, idleTicks, queueTimeoutTicks, SessionBusyBehavior.Wait, background: false, lane: 0);
+
+    private RunEntry Enter(string sessionId, long idleTicks = 0)
+    {
+        var entry = new RunEntry(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, Spec(idleTicks, queueTimeoutTicks: 0));
         using (_table.EnterGate())
         {
             _table.EnterLocked(entry, SessionBusyBehavior.Reject, nowTicks: 0).Entered.Should().BeTrue();

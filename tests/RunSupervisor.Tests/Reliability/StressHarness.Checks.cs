@@ -17,10 +17,14 @@ internal sealed partial class StressHarness
             throw new InvalidOperationException($"Invariant broken after a round: {problem}");
         }
 
+        AfterConsistentRound();
+        AdvanceIdleRecords();
+        ThrowIfViolations();
+
         // Verified runs that have ended are no longer needed by the model; keep the live ones.
         foreach ((long id, RunRecord record) in _records)
         {
-            if (record.Handle.Completion.IsCompleted && record.Released && record.Provider is null or { Task.IsCompleted: true })
+            if (record.Handle.Completion.IsCompleted && record.Released && record.Provider is null or { Task.IsCompleted: true } && record.EndChecked)
             {
                 _records.TryRemove(id, out _);
             }
@@ -135,6 +139,12 @@ internal sealed partial class StressHarness
             return $"{currentHandles} held handles are current but ActiveCount is {activeCount}";
         }
 
+        string? more = CheckLivenessModel() ?? CheckAdmissionModel(active);
+        if (more is not null)
+        {
+            return more;
+        }
+
         // No run outlives its deadline + grace (plus the clock's slack).
         DateTimeOffset now = _time.GetUtcNow();
         foreach (RunInfo run in active)
@@ -172,10 +182,11 @@ internal sealed partial class StressHarness
     {
         _stop = true;
 
-        // The final drain: abort what remains, evict what is overdue; then let every grace period run out.
-        DrainResult drain = _registry.DrainAsync(TimeSpan.Zero, new DrainOptions { AbortRemaining = true, ForceEvictOverdue = true })
+        // The final drain: fail every waiting start (or it would be admitted as the runs end), abort what remains, evict
+        // what is overdue; then let every grace period run out.
+        DrainResult drain = _registry.DrainAsync(TimeSpan.Zero, new DrainOptions { AbortRemaining = true, ForceEvictOverdue = true, CancelWaiting = true })
             .WaitAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
-        _ = drain;
+        Interlocked.Add(ref _drainCancelledReported, drain.CancelledStarts.Count);
         AdvanceOrWait(_options.MaxRunDuration + _options.GracePeriod + _slack);
         string? problem = WaitUntilConsistent(() =>
         {
@@ -197,7 +208,7 @@ internal sealed partial class StressHarness
             }
         }
 
-        foreach ((Task call, ProviderKind kind) in _runAsyncCalls)
+        foreach ((Task call, ProviderKind kind, bool idle) in _runAsyncCalls)
         {
             try
             {
@@ -207,10 +218,14 @@ internal sealed partial class StressHarness
                     throw new InvalidOperationException("A RunAsync whose provider threw completed successfully.");
                 }
             }
-            catch (Exception ex) when (IsAllowedRunAsyncOutcome(ex, kind))
+            catch (Exception ex) when (IsAllowedRunAsyncOutcome(ex, kind, idle))
             {
             }
         }
+
+        // Every waiting start has its one outcome (the drains that cancelled some have all finished by now).
+        FinishAdmission();
+        FinishIdleRecords();
 
         if (_fake is not null && _fake.ArmedTimers != 0)
         {
@@ -292,11 +307,12 @@ internal sealed partial class StressHarness
         return abandonedBefore;
     }
 
-    private static bool IsAllowedRunAsyncOutcome(Exception ex, ProviderKind kind) => ex switch
+    private static bool IsAllowedRunAsyncOutcome(Exception ex, ProviderKind kind, bool idle) => ex switch
     {
         // Any kind: on two busy cores the fake clock can pass deadline + grace before the pool has invoked the provider.
         RunEvictedException => true,
-        RunTimedOutException => kind is ProviderKind.HonoursToken,
+        // Stalled only for a run with an idle timeout: progress is never reported on RunAsync's runs.
+        RunTimedOutException timedOut => kind is ProviderKind.HonoursToken && (timedOut.Reason == RunEndReason.TimedOut || (timedOut.Reason == RunEndReason.Stalled && idle)),
         // Superseded, or aborted by the final drain: whatever the provider does.
         OperationCanceledException => true,
         InvalidOperationException ioe => kind is ProviderKind.ThrowsSynchronously && ioe.Message.Contains("before its first await", StringComparison.Ordinal),
@@ -332,6 +348,19 @@ internal sealed partial class StressHarness
         public CancellationTokenRegistration Registration { get; set; }
 
         public bool Released { get; private set; }
+
+        /// <summary>Gets or sets the clock reading before the worker's last <see cref="RunHandle.ReportProgress"/> on the run.</summary>
+        public long LastReportTicks { get; set; }
+
+        /// <summary>
+        /// Gets or sets a lower bound of the last progress the watchdog can judge the run idle on: its start, then its last
+        /// progress whenever, after a call that took the registry's lock, the run was still running (after a report, and
+        /// at a round's check).
+        /// </summary>
+        public long IdleFloorTicks { get; set; }
+
+        /// <summary>Gets or sets a value indicating whether the run's end has been checked against its idle timeout.</summary>
+        public bool EndChecked { get; set; }
 
         public void Dispose()
         {

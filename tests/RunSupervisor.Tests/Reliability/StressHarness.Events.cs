@@ -7,6 +7,8 @@ namespace RunSupervisor.Tests.Reliability;
 /// <summary>The stress harness's handlers of the registry's and the policy's events: orderings that are only visible while the event is raised are checked here.</summary>
 internal sealed partial class StressHarness
 {
+    private readonly ConcurrentDictionary<string, long> _owedFromQueue = new(StringComparer.Ordinal);
+
     private void OnRunEnded(object? sender, RunEndedEventArgs e)
     {
         if (_registry.FindEntry(e.SessionId)?.RunId == e.RunId)
@@ -21,6 +23,11 @@ internal sealed partial class StressHarness
 
         _ended[e.RunId] = e;
         CheckEndDetail(e);
+        if (_admission && e.Reason == RunEndReason.Superseded)
+        {
+            _supersededEnds.Enqueue(e);
+        }
+
         if (e.Duration < TimeSpan.Zero)
         {
             EndOrderAnomaly($"run {e.RunId}: RunEnded with a negative duration {e.Duration} ({e.Reason}, '{e.Detail}')");
@@ -46,13 +53,21 @@ internal sealed partial class StressHarness
 
     private void OnHeartbeatOwed(object? sender, HeartbeatOwedEventArgs e)
     {
+        // Owed at a run's end (raised right after RunEnded, on the same thread), or when a waiting start that failed left
+        // its session idle: the run noted by this thread's last RunEnded is the one whose end this is, if it is this
+        // session's and nothing was owed for it yet; otherwise a start left the queue, bounded at the end by the failed starts.
         long runId = _endingRun.Value;
-        if (!_ended.TryGetValue(runId, out RunEndedEventArgs? ended) || ended.SessionId != e.SessionId)
+        _endingRun.Value = 0;
+        bool fromRunEnd = _ended.TryGetValue(runId, out RunEndedEventArgs? ended) && ended.SessionId == e.SessionId && !_owedCount.ContainsKey(runId);
+        if (!fromRunEnd && _admission)
+        {
+            _owedFromQueue.AddOrUpdate(e.SessionId, 1, static (_, n) => n + 1);
+        }
+        else if (!fromRunEnd)
         {
             Violation($"HeartbeatOwed for '{e.SessionId}' not raised from that session's run end");
         }
-
-        if (_owedCount.AddOrUpdate(runId, 1, static (_, n) => n + 1) > 1)
+        else if (_owedCount.AddOrUpdate(runId, 1, static (_, n) => n + 1) > 1)
         {
             Violation($"HeartbeatOwed raised more than once for the end of run {runId}");
         }
@@ -62,7 +77,7 @@ internal sealed partial class StressHarness
             Violation($"HeartbeatOwed for '{e.SessionId}' with {e.DroppedHeartbeats} dropped heartbeats");
         }
 
-        if (_registry.FindEntry(e.SessionId) is not null && !_registry.IsDisposed)
+        if (fromRunEnd && _registry.FindEntry(e.SessionId) is not null && !_registry.IsDisposed)
         {
             // Not a violation by itself (a new run may start right after the end), but it must not be the run that ended.
             if (_registry.FindEntry(e.SessionId)?.RunId == runId)
@@ -76,9 +91,12 @@ internal sealed partial class StressHarness
 
     /// <summary>
     /// <see cref="RunEndedEventArgs.Detail"/> says why the run ended, in the words of its reason: none for a completed
-    /// run, the deadline for a timeout, the replacement for a supersede, the grace period for an eviction, the fault for
-    /// a faulted provider, and some reason for an abort. (The harness starts no background runs and no leases, so a
-    /// preemption or a lost lease is itself a violation.)
+    /// run, the deadline for a timeout, the missing progress for a stall, the replacement for a supersede (a preemption
+    /// when a foreground start replaced a background run), the grace period for an eviction, the fault for a faulted
+    /// provider, and some reason for an abort, never a watchdog's words nor a caller's token (the harness gives RunAsync
+    /// none and a start's token only covers its wait). Whether a supersede had to be a preemption depends on which runs
+    /// were background, known once every start of the round is recorded, so it is judged at the round's check. The
+    /// harness runs no lease store, so a lost lease is itself a violation.
     /// </summary>
     private void CheckEndDetail(RunEndedEventArgs e)
     {
@@ -87,10 +105,15 @@ internal sealed partial class StressHarness
         {
             RunEndReason.Completed => detail is null,
             RunEndReason.TimedOut => detail?.StartsWith("deadline passed after ", StringComparison.Ordinal) == true,
-            RunEndReason.Superseded => detail?.StartsWith("superseded by run ", StringComparison.Ordinal) == true,
+            RunEndReason.Stalled => detail?.StartsWith("no progress for ", StringComparison.Ordinal) == true,
+            RunEndReason.Superseded => detail?.StartsWith("superseded by run ", StringComparison.Ordinal) == true
+                || detail?.StartsWith("preempted by run ", StringComparison.Ordinal) == true,
             RunEndReason.ForceEvicted => detail?.StartsWith("evicted: the provider did not settle within ", StringComparison.Ordinal) == true,
             RunEndReason.Faulted => detail?.StartsWith("the provider faulted", StringComparison.Ordinal) == true,
-            RunEndReason.Aborted => !string.IsNullOrWhiteSpace(detail),
+            RunEndReason.Aborted => !string.IsNullOrWhiteSpace(detail)
+                && !detail.StartsWith("deadline passed after ", StringComparison.Ordinal)
+                && !detail.StartsWith("no progress for ", StringComparison.Ordinal)
+                && detail != "the caller's cancellation token was cancelled",
             _ => false,
         };
         if (!consistent)

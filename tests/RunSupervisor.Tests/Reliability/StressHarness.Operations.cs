@@ -9,15 +9,25 @@ internal sealed partial class StressHarness
 {
     private void StartOne(Random random, List<RunRecord> held, string session, bool supersede, bool tryStart)
     {
-        RunStartOptions? options = random.Next(4) switch
+        RunStartOptions? options;
+        if (_admission && random.Next(2) == 0)
         {
-            0 => null,
-            1 => new RunStartOptions { WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject, Timeout = Scaled(random.Next(50, 2000)) },
-            _ => new RunStartOptions { WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject },
-        };
-        if (options is null && supersede)
+            // The sync starts never wait: to them Wait is Reject, and a full lane or registry refuses them.
+            SessionBusyBehavior whenBusy = supersede ? SessionBusyBehavior.Supersede : random.Next(6) == 0 ? SessionBusyBehavior.Wait : SessionBusyBehavior.Reject;
+            options = AdmissionOptions(random, whenBusy, mayWait: false);
+        }
+        else
         {
-            options = new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede };
+            options = random.Next(4) switch
+            {
+                0 => null,
+                1 => new RunStartOptions { WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject, Timeout = Scaled(random.Next(50, 2000)) },
+                _ => new RunStartOptions { WhenBusy = supersede ? SessionBusyBehavior.Supersede : SessionBusyBehavior.Reject },
+            };
+            if (options is null && supersede)
+            {
+                options = new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede };
+            }
         }
 
         RunHandle? handle;
@@ -41,12 +51,38 @@ internal sealed partial class StressHarness
                     Violation($"SessionBusyException names '{busy.SessionId}' for a start on '{session}'");
                 }
 
+                if (_admission && options?.Background != true)
+                {
+                    _busyForForeground.Enqueue(busy.RunId);
+                }
+
+                return;
+            }
+            catch (RunQueueFullException full) when (_admission)
+            {
+                CheckLaneFull(full, session, options?.Lane);
                 return;
             }
         }
 
+        Hold(random, held, RegisterRun(handle, options?.Background == true));
+        CheckCapsNow();
+    }
+
+    /// <summary>
+    /// Enters a run a worker obtained into the model. Its background flag is recorded before it is counted, so once the
+    /// count is consistent every recorded run's flag is known.
+    /// </summary>
+    private RunRecord RegisterRun(RunHandle handle, bool background)
+    {
+        RunEntry entry = handle.Entry;
+        var record = new RunRecord(handle) { IdleFloorTicks = entry.StartedAtTicks };
+        if (background)
+        {
+            _backgroundRuns.TryAdd(handle.RunId, 0);
+        }
+
         Interlocked.Increment(ref _started);
-        var record = new RunRecord(handle);
         if (!_records.TryAdd(handle.RunId, record))
         {
             Violation($"run id {handle.RunId} issued twice");
@@ -55,8 +91,12 @@ internal sealed partial class StressHarness
         long runId = handle.RunId;
         _startedAt.TryAdd(runId, handle.StartedAt);
         handle.Completion.ContinueWith(c => OnCompletion(runId, c), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return record;
+    }
 
-        // Keep a handful per worker; the oldest is released (or left behind, like a zombie whose finally never runs).
+    /// <summary>Keeps a handful of runs per worker; the oldest is released (or left behind, like a zombie whose finally never runs).</summary>
+    private void Hold(Random random, List<RunRecord> held, RunRecord record)
+    {
         if (held.Count >= 4)
         {
             RunRecord oldest = held[0];
@@ -199,6 +239,20 @@ internal sealed partial class StressHarness
     {
         var kind = (ProviderKind)random.Next(4);
         RunStartOptions? options = random.Next(6) == 0 ? new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede } : null;
+        if (_admission)
+        {
+            // Never waits (a zero queue timeout): a RunAsync that waited could not be counted as started until its
+            // provider ran, and a run may be evicted before the pool gets to its provider.
+            options = new RunStartOptions
+            {
+                WhenBusy = options?.WhenBusy ?? SessionBusyBehavior.Reject,
+                QueueTimeout = TimeSpan.Zero,
+                Lane = RandomLane(random),
+                IdleTimeout = RandomIdleTimeout(random),
+            };
+        }
+
+        bool idle = options?.IdleTimeout is { } perRun ? perRun != Timeout.InfiniteTimeSpan : _options.IdleTimeout is not null;
         Task call;
         try
         {
@@ -217,9 +271,20 @@ internal sealed partial class StressHarness
         {
             return;
         }
+        catch (RunQueueTimeoutException full) when (_admission)
+        {
+            // A full lane or registry with a zero queue timeout: refused at once, before any task exists.
+            if (full.SessionId != session || full.Waited != TimeSpan.Zero || full.Lane != options?.Lane)
+            {
+                Violation($"RunAsync on '{session}' (lane {options?.Lane ?? "default"}) with a zero queue timeout failed with RunQueueTimeoutException ('{full.SessionId}', lane {full.Lane ?? "default"}, waited {full.Waited})");
+            }
+
+            Count("RunAsync refused by a cap");
+            return;
+        }
 
         Interlocked.Increment(ref _started);
-        _runAsyncCalls.Enqueue((call, kind));
+        _runAsyncCalls.Enqueue((call, kind, idle));
     }
 
     private Task<int> NewZombie()
@@ -243,6 +308,13 @@ internal sealed partial class StressHarness
         {
             Violation("a drain without AbortRemaining aborted runs");
         }
+
+        if (!options.CancelWaiting && result.CancelledStarts.Count > 0)
+        {
+            Violation("a drain without CancelWaiting cancelled waiting starts");
+        }
+
+        Interlocked.Add(ref _drainCancelledReported, result.CancelledStarts.Count);
 
         if (result.IsComplete != (all.Length == result.Drained.Count))
         {

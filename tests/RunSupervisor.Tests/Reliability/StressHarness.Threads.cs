@@ -38,8 +38,12 @@ internal sealed partial class StressHarness
 
     private void Work(int worker, int totalRounds, Barrier barrier)
     {
-        var random = new Random(DeriveSeed(_settings.Seed, worker));
-        var held = new List<RunRecord>();
+        // Two streams: which operation on which session comes from the first, fixed by the seed; the operations' arguments
+        // come from the second, whose draws may depend on what the worker holds (runs admitted from the queue arrive when
+        // the registry admits them), so only they can differ between replays of a seed.
+        var operations = new Random(DeriveSeed(_settings.Seed, worker));
+        var arguments = new Random(DeriveSeed(_settings.Seed, worker + 1000));
+        var state = new WorkerState(worker);
         for (int round = 0; round < totalRounds; round++)
         {
             for (int i = 0; i < _settings.OperationsPerRound && !_stop; i++)
@@ -50,7 +54,12 @@ internal sealed partial class StressHarness
                     break;
                 }
 
-                DoOne(random, held);
+                while (_inbox[worker].TryDequeue(out RunRecord? admitted))
+                {
+                    Hold(arguments, state.Held, admitted);
+                }
+
+                DoOne(operations, arguments, state);
                 if (i % OperationsPerClockStep == 0)
                 {
                     Interlocked.Increment(ref _clockDemand);
@@ -61,16 +70,17 @@ internal sealed partial class StressHarness
             barrier.SignalAndWait();
         }
 
-        foreach (RunRecord record in held)
+        foreach (RunRecord record in state.Held)
         {
             _leftHeld.Enqueue(record);
         }
     }
 
-    private void DoOne(Random random, List<RunRecord> held)
+    private void DoOne(Random operations, Random random, WorkerState state)
     {
-        string session = Sessions[random.Next(Sessions.Length)];
-        switch (random.Next(20))
+        List<RunRecord> held = state.Held;
+        string session = Sessions[operations.Next(Sessions.Length)];
+        switch (operations.Next(_admission ? 27 : 20))
         {
             case 0:
             case 1:
@@ -146,7 +156,7 @@ internal sealed partial class StressHarness
             case 16:
                 if (random.Next(8) == 0)
                 {
-                    var options = new DrainOptions { AbortRemaining = random.Next(2) == 0, ForceEvictOverdue = random.Next(2) == 0 };
+                    var options = new DrainOptions { AbortRemaining = random.Next(2) == 0, ForceEvictOverdue = random.Next(2) == 0, CancelWaiting = _admission && random.Next(3) == 0 };
                     Track(DrainAndCheckAsync(Scaled(random.Next(0, 1000)), options));
                 }
                 else
@@ -155,8 +165,25 @@ internal sealed partial class StressHarness
                 }
 
                 break;
-            default:
+            case 17:
+            case 18:
+            case 19:
                 RunAsyncOne(random, session);
+                break;
+            case 20:
+            case 21:
+            case 22:
+                StartAsyncOne(random, state, session);
+                break;
+            case 23:
+                CancelOneWaiting(random, state);
+                break;
+            case 24:
+            case 25:
+                ReportProgressOne(random, held);
+                break;
+            default:
+                CheckCapsNow();
                 break;
         }
     }

@@ -10,9 +10,10 @@ namespace RunSupervisor.Tests.Reliability;
 /// model of what must hold checked after every round (all workers and the clock paused at a barrier) and at the end.
 /// </summary>
 /// <remarks>
-/// <para>The seed fixes every worker's sequence of operations and the clock's steps; the thread interleaving is
-/// the scheduler's. A failure names the seed, so the same operation sequences can be replayed with
-/// <c>STRESS_SEED</c>.</para>
+/// <para>The seed fixes every worker's sequence of operations (which operation on which session), the clock's steps
+/// and the registry's admission settings; the thread interleaving is the scheduler's, and so are the arguments that
+/// depend on what a worker holds at the time. A failure names the seed, so the same operation sequences can be
+/// replayed with <c>STRESS_SEED</c>.</para>
 /// <para>Work that the registry hands to the thread pool (the provider invocation of <c>RunAsync</c>, the tails of
 /// waits and drains) may still be finishing when the barrier is reached, so a round's check is retried until the
 /// state is consistent, within a bound: a real inconsistency persists and fails; a transition in flight does not.
@@ -32,6 +33,9 @@ internal sealed partial class StressHarness : IDisposable
     private readonly HeartbeatQueuePolicy _policy;
     private readonly TimeSpan _slack;
 
+    // Whether the admission and liveness operations run (see StressSettings.UsesAdmission).
+    private readonly bool _admission;
+
     // The model, filled from the workers' results and the registry's events.
     private readonly ConcurrentDictionary<long, RunRecord> _records = new();
     private readonly ConcurrentDictionary<long, RunEndedEventArgs> _ended = new();
@@ -43,7 +47,7 @@ internal sealed partial class StressHarness : IDisposable
     private readonly ConcurrentQueue<string> _violations = new();
     private readonly ConcurrentQueue<string> _endOrderAnomalies = new();
     private readonly ConcurrentQueue<Task> _waits = new();
-    private readonly ConcurrentQueue<(Task Call, ProviderKind Kind)> _runAsyncCalls = new();
+    private readonly ConcurrentQueue<(Task Call, ProviderKind Kind, bool Idle)> _runAsyncCalls = new();
     private readonly ConcurrentQueue<TaskCompletionSource<int>> _zombies = new();
     private readonly ConcurrentQueue<RunRecord> _leftHeld = new();
     private readonly ThreadLocal<long> _endingRun = new();
@@ -87,6 +91,18 @@ internal sealed partial class StressHarness : IDisposable
 
             // StartedAt and the monotonic start are read one after the other; a clock step can fall in between.
             _slack = MaxClockStep;
+        }
+
+        _admission = settings.UsesAdmission;
+        if (_admission)
+        {
+            ConfigureAdmission(_options, new Random(DeriveSeed(settings.Seed, -2)));
+        }
+
+        _inbox = new ConcurrentQueue<RunRecord>[settings.Workers];
+        for (int w = 0; w < _inbox.Length; w++)
+        {
+            _inbox[w] = new ConcurrentQueue<RunRecord>();
         }
 
         _registry = new ActiveRunRegistry(_options, _time);
@@ -180,7 +196,10 @@ internal sealed partial class StressHarness : IDisposable
             abandonedAtEnd,
             _fake is null ? 0 : (long)(_fake.GetUtcNow() - _fake.Start).TotalMilliseconds,
             stopwatch.Elapsed,
-            [.. _endOrderAnomalies]);
+            [.. _endOrderAnomalies],
+            DescribeConfiguration(),
+            _counters.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal),
+            [.. _stampAnomalies]);
     }
 
     public void Dispose()
