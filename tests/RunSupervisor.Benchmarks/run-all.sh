@@ -30,7 +30,7 @@ run lease-cpu --server garnet --out "$results/lease-cpu-garnet.csv" | tee "$resu
 
 # Every BenchmarkDotNet class: StartRelease (a), RunAsync (b, with the Polly + Task.Run peer), Query (c),
 # ConcurrentStartRelease (d), AgentTurn (e), Admission, HandOff, Progress, RedisLease (f), RedisRenew (g) and
-# SessionTable (h, compiled only when src/RunSupervisor grants this project InternalsVisibleTo).
+# SessionTable (h).
 run --filter '*' --artifacts "$results/BenchmarkDotNet" | tee "$results/benchmarks.log"
 
 # The tables, under short names (the BenchmarkDotNet folder itself is not committed).
