@@ -15,6 +15,9 @@ internal sealed class AdmissionQueue
     private readonly ConcurrentDictionary<string, LinkedList<PendingStart>> _sessions = new(StringComparer.Ordinal);
     private readonly LinkedList<PendingStart>[] _lanes;
     private readonly PriorityQueue<PendingStart, long> _timeouts = new();
+    // Below this many stale timeout entries the heap is not worth rebuilding.
+    private const int MinStaleBeforeCompaction = 32;
+
     private long _readySequence;
     private long _enqueueSequence;
 
@@ -106,6 +109,7 @@ internal sealed class AdmissionQueue
         queue.Remove(start.SessionNode);
         start.SessionNode = null;
         Count--;
+        CompactTimeoutsIfStaleLocked();
         if (queue.Count == 0)
         {
             _sessions.TryRemove(start.SessionId, out _);
@@ -170,6 +174,38 @@ internal sealed class AdmissionQueue
 
         _timeouts.Clear();
         return all;
+    }
+
+    /// <summary>Gets how many entries the timeout heap holds, waiting starts and stale ones together; for tests.</summary>
+    internal int TimeoutHeapCount => _timeouts.Count;
+
+    /// <summary>
+    /// Rebuilds the timeout heap without the starts that already left the queue once they outnumber the waiting ones.
+    /// A start that leaves stays in the heap until its timeout reaches the top (removing it there would cost a search),
+    /// and each one keeps its run alive: without this, a busy registry would hold every start of the last queue
+    /// timeout (two minutes by default) in memory. Rebuilding when the stale entries reach the live count (and a small
+    /// floor) keeps the heap within twice the waiting starts at amortized constant cost per start.
+    /// </summary>
+    private void CompactTimeoutsIfStaleLocked()
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        int stale = _timeouts.Count - Count;
+        if (stale <= Math.Max(Count, MinStaleBeforeCompaction))
+        {
+            return;
+        }
+
+        var live = new List<(PendingStart, long)>(Count);
+        foreach ((PendingStart start, long at) in _timeouts.UnorderedItems)
+        {
+            if (start.IsQueued)
+            {
+                live.Add((start, at));
+            }
+        }
+
+        _timeouts.Clear();
+        _timeouts.EnqueueRange(live);
     }
 
     private void MakeReadyLocked(PendingStart start)
