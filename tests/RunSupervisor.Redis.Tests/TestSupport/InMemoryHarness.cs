@@ -21,5 +21,20 @@ public sealed class InMemoryHarness : LeaseStoreHarness
         return Task.CompletedTask;
     }
 
+    public override Task TakeDownAsync()
+    {
+        _store.BeginOutage();
+        return Task.CompletedTask;
+    }
+
+    public override Task BringBackAsync()
+    {
+        _store.EndOutage();
+        return Task.CompletedTask;
+    }
+
+    // The in-memory store answers synchronously: a registry's subscription is in place before its first start returns.
+    public override Task WaitUntilSubscribedAsync(string hostId, TimeSpan within) => Task.CompletedTask;
+
     public override ValueTask DisposeAsync() => default;
 }

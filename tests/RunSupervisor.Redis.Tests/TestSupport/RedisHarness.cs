@@ -10,6 +10,7 @@ namespace RunSupervisor.Redis.Tests.TestSupport;
 public sealed class RedisHarness(IRedisTestServer server, TimeSpan? operationTimeout = null) : LeaseStoreHarness
 {
     private readonly List<IAsyncDisposable> _owned = [];
+    private int _down;
 
     public string Prefix { get; } = "t" + Guid.NewGuid().ToString("N")[..12];
 
@@ -71,8 +72,47 @@ public sealed class RedisHarness(IRedisTestServer server, TimeSpan? operationTim
         await admin.GetDatabase().KeyDeleteAsync($"{Prefix}:{{{LeaseKeys.Escape(sessionId)}}}:lease");
     }
 
+    public override async Task TakeDownAsync()
+    {
+        Volatile.Write(ref _down, 1);
+        await Server.StopAsync();
+    }
+
+    public override async Task BringBackAsync()
+    {
+        await Server.StartAsync();
+        Volatile.Write(ref _down, 0);
+    }
+
+    public override async Task WaitUntilSubscribedAsync(string hostId, TimeSpan within)
+    {
+        ConnectionMultiplexer admin = await ConnectAsync();
+        IServer node = admin.GetServer(admin.GetEndPoints()[0]);
+        RedisChannel channel = new LeaseKeys(Prefix, Prefix).HostChannel(hostId);
+        DateTime deadline = DateTime.UtcNow + within;
+        while (await node.SubscriptionSubscriberCountAsync(channel) == 0)
+        {
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new TimeoutException($"Nothing subscribed to '{channel}' within {within}.");
+            }
+
+            await Task.Delay(20);
+        }
+
+        // The server counts the subscriber once it has subscribed; the client adds the host's observers when it reads the
+        // confirmation, a moment later, and a message that came in between would find nobody to deliver to.
+        await Task.Delay(100);
+    }
+
     public override async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _down, 0) != 0)
+        {
+            // The server is shared with the rest of its collection: never leave it down, whatever the test did.
+            await Server.StartAsync();
+        }
+
         IAsyncDisposable[] owned;
         lock (_owned)
         {
