@@ -7,7 +7,7 @@ public sealed partial class ActiveRunRegistry
     /// Validates, enters the run, publishes. When the run cannot enter, a start that may wait is queued (or fails at
     /// once, with a zero queue timeout or a full session queue); the refusal says which.
     /// </summary>
-    private RunHandle? StartCore(string sessionId, RunStartOptions? options, IRunEndObserver? observer, bool mayWait, CancellationToken cancellationToken, out StartRefusal refusal)
+    private RunEntry? StartCore(string sessionId, RunStartOptions? options, IRunEndObserver? observer, bool mayWait, CancellationToken cancellationToken, out StartRefusal refusal)
     {
         SessionIds.Validate(sessionId);
         ThrowIfDisposed();
@@ -83,7 +83,7 @@ public sealed partial class ActiveRunRegistry
 
         PublishSettled(settled);
         refusal = new StartRefusal(result, spec, waiter, failure);
-        return result.Entered ? new RunHandle(entry) : null;
+        return result.Entered ? entry : null;
     }
 
     /// <summary>Starts a run that may wait: through the lease store when there is one, else <see cref="StartLocalAsync"/>.</summary>
@@ -93,16 +93,34 @@ public sealed partial class ActiveRunRegistry
     /// <summary>Starts a run that may wait, in this process: completes at once when admitted (or refused) at once.</summary>
     private ValueTask<RunHandle> StartLocalAsync(string sessionId, RunStartOptions? options, IRunEndObserver? observer, CancellationToken cancellationToken)
     {
-        RunHandle? handle = StartCore(sessionId, options, observer, mayWait: true, cancellationToken, out StartRefusal refusal);
-        if (handle is not null)
+        RunEntry? entry = StartCore(sessionId, options, observer, mayWait: true, cancellationToken, out StartRefusal refusal);
+        if (entry is not null)
         {
-            return new ValueTask<RunHandle>(handle);
+            return new ValueTask<RunHandle>(new RunHandle(entry));
         }
 
         return refusal.Waiter is { } waiter
             ? new ValueTask<RunHandle>(waiter.Task)
-            : ValueTask.FromException<RunHandle>(refusal.Failure ?? RefusalException(sessionId, refusal));
+            : ValueTask.FromException<RunHandle>(RefusalFailure(sessionId, refusal));
     }
+
+    /// <summary>
+    /// Starts a supervised invocation's run in this process without a ticket (the invocation holds the entry itself):
+    /// the entry when admitted at once, else the waiting start's task; a refusal throws, as from <see cref="Start(string, RunStartOptions?)"/>.
+    /// </summary>
+    private RunEntry? StartInvocation(string sessionId, RunStartOptions? options, IRunEndObserver observer, CancellationToken cancellationToken, out Task<RunHandle>? waiting)
+    {
+        waiting = null;
+        RunEntry? entry = StartCore(sessionId, options, observer, mayWait: true, cancellationToken, out StartRefusal refusal);
+        if (entry is null)
+        {
+            waiting = refusal.Waiter?.Task ?? throw RefusalFailure(sessionId, refusal);
+        }
+
+        return entry;
+    }
+
+    private Exception RefusalFailure(string sessionId, in StartRefusal refusal) => refusal.Failure ?? RefusalException(sessionId, refusal);
 
     private Exception RefusalException(string sessionId, in StartRefusal refusal) => refusal.Result.Outcome == EnterOutcome.Full
         ? RunQueueFullException.LaneFull(sessionId, _table.Lanes.Names[refusal.Spec.Lane], refusal.Result.Limit)

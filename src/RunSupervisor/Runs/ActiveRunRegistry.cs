@@ -160,7 +160,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     /// <exception cref="InvalidOperationException">The registry has a lease store: a start must wait for the store, so use <see cref="StartAsync(string, RunStartOptions?, CancellationToken)"/>.</exception>
     public RunHandle Start(string sessionId, RunStartOptions? options = null)
-        => StartCore(sessionId, options, observer: null, mayWait: false, CancellationToken.None, out StartRefusal refusal) ?? throw RefusalException(sessionId, refusal);
+        => new(StartCore(sessionId, options, observer: null, mayWait: false, CancellationToken.None, out StartRefusal refusal) ?? throw RefusalException(sessionId, refusal));
 
     /// <summary>
     /// Starts a run, waiting for admission when <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Wait"/>
@@ -205,7 +205,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <exception cref="InvalidOperationException">The registry has a lease store: a start must wait for the store, so use <see cref="StartAsync(string, RunStartOptions?, CancellationToken)"/>.</exception>
     public bool TryStart(string sessionId, [NotNullWhen(true)] out RunHandle? handle, RunStartOptions? options = null)
     {
-        handle = StartCore(sessionId, options, observer: null, mayWait: false, CancellationToken.None, out _);
+        RunEntry? entry = StartCore(sessionId, options, observer: null, mayWait: false, CancellationToken.None, out _);
+        handle = entry is null ? null : new RunHandle(entry);
         return handle is not null;
     }
 
