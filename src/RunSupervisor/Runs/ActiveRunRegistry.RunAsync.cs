@@ -43,29 +43,7 @@ public sealed partial class ActiveRunRegistry
         // On the thread pool: a provider that blocks before its first await must not block this caller (the watchdog
         // never waits for the provider, and neither does RunAsync).
         var invocation = new SupervisedInvocation<T>(provider, cancellationToken);
-        if (_leaseStore is null)
-        {
-            // Admitted at once, or refused at once (thrown here, before any task exists, as from Start); the invocation
-            // holds the run's entry, so no ticket is made for it.
-            RunEntry? entry = StartInvocation(sessionId, options, invocation, cancellationToken, out Task<RunHandle>? waiting);
-            if (entry is null)
-            {
-                return AdmitThenRunAsync(new ValueTask<RunHandle>(waiting!), invocation);
-            }
-
-            invocation.Begin(entry);
-            return invocation.Task;
-        }
-
-        ValueTask<RunHandle> start = StartAsyncCore(sessionId, options, invocation, cancellationToken);
-        if (!start.IsCompleted)
-        {
-            return AdmitThenRunAsync(start, invocation);
-        }
-
-        // Admitted at once, or refused at once: a refusal is thrown here, before any task exists, as from Start.
-        invocation.Begin(start.Result.Entry);
-        return invocation.Task;
+        return Run(sessionId, invocation, options, cancellationToken);
     }
 
     /// <summary>
@@ -106,6 +84,12 @@ public sealed partial class ActiveRunRegistry
 
         // On the thread pool, like the generic overload: see there.
         var invocation = new SupervisedInvocation<NoResult>(provider, cancellationToken);
+        return Run(sessionId, invocation, options, cancellationToken);
+    }
+
+    /// <summary>Starts the invocation's run and hands the run to it; the part both overloads share.</summary>
+    private Task<T> Run<T>(string sessionId, SupervisedInvocation<T> invocation, RunStartOptions? options, CancellationToken cancellationToken)
+    {
         if (_leaseStore is null)
         {
             // Admitted at once, or refused at once (thrown here, before any task exists, as from Start); the invocation
@@ -126,6 +110,7 @@ public sealed partial class ActiveRunRegistry
             return AdmitThenRunAsync(start, invocation);
         }
 
+        // Admitted at once, or refused at once: a refusal is thrown here, before any task exists, as from Start.
         invocation.Begin(start.Result.Entry);
         return invocation.Task;
     }

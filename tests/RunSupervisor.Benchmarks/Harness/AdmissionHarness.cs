@@ -108,15 +108,7 @@ public static class AdmissionHarness
         }
 
         Console.WriteLine();
-        Console.WriteLine("```csv");
-        Console.WriteLine(CsvHeader);
-        rows.ForEach(Console.WriteLine);
-        Console.WriteLine("```");
-        if (outPath is not null)
-        {
-            File.WriteAllLines(outPath, [CsvHeader, .. rows]);
-            Console.WriteLine($"wrote {outPath}");
-        }
+        CsvOutput.Write(CsvHeader, rows, outPath);
 
         Console.WriteLine(ok ? "PASS: every waiter was admitted, in the order it queued." : "FAIL: a waiter was admitted out of order or not at all.");
         return ok ? 0 : 1;

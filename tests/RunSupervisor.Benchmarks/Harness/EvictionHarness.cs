@@ -44,15 +44,7 @@ public static class EvictionHarness
         Measure(Math.Min(2_000, runs), TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(50), api, quiet: true);
         string row = Measure(runs, timeout, grace, api, quiet: false, out bool ok);
         Console.WriteLine();
-        Console.WriteLine("```csv");
-        Console.WriteLine(CsvHeader);
-        Console.WriteLine(row);
-        Console.WriteLine("```");
-        if (outPath is not null)
-        {
-            File.WriteAllLines(outPath, [CsvHeader, row]);
-            Console.WriteLine($"wrote {outPath}");
-        }
+        CsvOutput.Write(CsvHeader, [row], outPath);
 
         Console.WriteLine(ok ? "PASS: every run was force-evicted within 1 s of its grace deadline." : "FAIL: see the table above.");
         return ok ? 0 : 1;

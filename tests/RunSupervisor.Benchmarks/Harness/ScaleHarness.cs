@@ -51,15 +51,7 @@ public static class ScaleHarness
         }
 
         Console.WriteLine();
-        Console.WriteLine("```csv");
-        Console.WriteLine(CsvHeader);
-        rows.ForEach(Console.WriteLine);
-        Console.WriteLine("```");
-        if (outPath is not null)
-        {
-            File.WriteAllLines(outPath, [CsvHeader, .. rows]);
-            Console.WriteLine($"wrote {outPath}");
-        }
+        CsvOutput.Write(CsvHeader, rows, outPath);
 
         return 0;
     }

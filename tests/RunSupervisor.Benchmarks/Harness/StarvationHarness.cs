@@ -70,15 +70,7 @@ public static class StarvationHarness
         }
 
         Console.WriteLine();
-        Console.WriteLine("```csv");
-        Console.WriteLine(CsvHeader);
-        rows.ForEach(Console.WriteLine);
-        Console.WriteLine("```");
-        if (outPath is not null)
-        {
-            File.WriteAllLines(outPath, [CsvHeader, .. rows]);
-            Console.WriteLine($"wrote {outPath}");
-        }
+        CsvOutput.Write(CsvHeader, rows, outPath);
 
         Console.WriteLine(ok
             ? $"PASS: every hung run was aborted and force-evicted within {maxLateMs} ms of its instant while the pool was starved."
