@@ -42,6 +42,7 @@ public sealed class SupervisedAgentAdmissionTests : IDisposable
     public async Task RunAsync_WaitOnABusySession_TurnsRunOneAfterTheOtherInOrder()
     {
         var gates = new[] { new TaskCompletionSource<AgentResponse>(), new TaskCompletionSource<AgentResponse>() };
+        var firstStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var order = new List<string>();
         int index = -1;
         var inner = new FakeAgent
@@ -54,6 +55,8 @@ public sealed class SupervisedAgentAdmissionTests : IDisposable
                     order.Add($"start {i}");
                 }
 
+                // Signalled once the start is recorded: the agent's own call signal may resume the test before it is.
+                firstStarted.TrySetResult();
                 return gates[i].Task;
             },
         };
@@ -61,7 +64,7 @@ public sealed class SupervisedAgentAdmissionTests : IDisposable
         AgentSession session = await agent.CreateSessionAsync();
 
         Task<AgentResponse> first = agent.RunAsync("one", session);
-        await inner.Called.Guard();
+        await firstStarted.Task.Guard();
         Task<AgentResponse> second = agent.RunAsync("two", session);
         _f.Registry.GetQueuedCount(SupervisedAgent.GetSessionId(session)).Should().Be(1);
         inner.Calls.Should().Be(1, "the second turn waits for the first");
