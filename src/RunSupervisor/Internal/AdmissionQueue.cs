@@ -7,17 +7,18 @@ namespace RunSupervisor;
 /// The starts waiting for admission: one first-in-first-out queue per session and, for the start at the head of a
 /// free session's queue, one per lane. Written only under the run table's gate; <see cref="CountFor(string)"/> reads
 /// lock-free. Queue timeouts sit in a heap with lazy removal: a start that leaves early is skipped when its instant
-/// comes up, so leaving costs O(1).
+/// comes up, or dropped when the heap is rebuilt once such starts outnumber the waiting ones, so leaving costs O(1)
+/// amortized and the heap never holds more than about twice the waiting starts.
 /// </summary>
 internal sealed class AdmissionQueue
 {
+    // Below this many stale timeout entries the heap is not worth rebuilding.
+    private const int MinStaleBeforeCompaction = 32;
+
     private readonly Lock _gate;
     private readonly ConcurrentDictionary<string, LinkedList<PendingStart>> _sessions = new(StringComparer.Ordinal);
     private readonly LinkedList<PendingStart>[] _lanes;
     private readonly PriorityQueue<PendingStart, long> _timeouts = new();
-    // Below this many stale timeout entries the heap is not worth rebuilding.
-    private const int MinStaleBeforeCompaction = 32;
-
     private long _readySequence;
     private long _enqueueSequence;
 

@@ -157,10 +157,15 @@ internal sealed class RunEntry : CancellationTokenSource
     }
 
     /// <summary>
-    /// Gets a value indicating whether the idle clock is paused (<see cref="PauseIdleClock(long)"/>): the turn is the
-    /// consumer's, not the provider's, so no stretch of silence is the provider's stall; lock-free.
+    /// Gets the instant the run is idle for its idle timeout, from one read of its progress: the last progress plus the
+    /// idle timeout, or, while the idle clock is paused (<see cref="PauseIdleClock(long)"/>: the turn is the consumer's,
+    /// so no silence is the provider's stall), one idle timeout after <paramref name="nowTicks"/>; lock-free.
     /// </summary>
-    public bool IdleClockPaused => Volatile.Read(ref _lastProgressTicks) < 0;
+    public long IdleAtTicks(long nowTicks)
+    {
+        long ticks = Volatile.Read(ref _lastProgressTicks);
+        return (ticks < 0 ? nowTicks : ticks) + IdleTicks;
+    }
 
     /// <summary>Gets or sets the deadline; written under the gate, read lock-free by <see cref="RunHandle.Deadline"/>.</summary>
     public long DeadlineTicks

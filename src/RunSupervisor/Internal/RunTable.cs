@@ -402,7 +402,7 @@ internal sealed class RunTable
 
                 // The idle check: progress since the last look moves it (lazily, here, not on every report). While the
                 // clock is paused the consumer holds the turn: look again one idle period later.
-                long idleAt = entry.IdleClockPaused ? nowTicks + entry.IdleTicks : entry.LastProgressTicks + entry.IdleTicks;
+                long idleAt = entry.IdleAtTicks(nowTicks);
                 if (idleAt > nowTicks)
                 {
                     entry.IdleCheckTicks = idleAt;
