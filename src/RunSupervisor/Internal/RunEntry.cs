@@ -19,14 +19,17 @@ internal sealed class RunEntry : CancellationTokenSource
     // One completed task per reason, shared by every run that ended before anyone asked for its Completion.
     private static readonly Task<RunEndReason>[] CompletedTasks = [.. Enum.GetValues<RunEndReason>().Select(Task.FromResult)];
 
-    // Created only when someone asks for Completion before the run has ended: most runs never need one.
-    private TaskCompletionSource<RunEndReason>? _completion;
-    private Activity? _activity;
+    // What only some runs need (a lease, a completion source, an activity) lives in one side object, so the common run
+    // (no store, nobody awaiting Completion before the end, no tracing) is one record and its ticket. The small fields
+    // are bytes: together with the four ints they fill one 8-byte slot, which keeps a start + release at 216 B.
+    private RunExtras? _extras;
     private long _deadlineTicks;
     private long _lastProgressTicks;
-    private readonly LeaseState? _leaseState;
+    private long _dueTicks;
     private int _completed;
-    private volatile RunStatus _status;
+    private volatile byte _status;
+    private byte _endReason;
+    private readonly bool _leased;
 
     public RunEntry(ActiveRunRegistry owner, string sessionId, int sessionHash, long startedAtTicks, long startedAtUtcTicks, in StartSpec spec)
     {
@@ -40,9 +43,8 @@ internal sealed class RunEntry : CancellationTokenSource
         Background = spec.Background;
         Lane = spec.Lane;
         _deadlineTicks = startedAtTicks + spec.TimeoutTicks;
-        EvictAtTicks = _deadlineTicks + spec.GraceTicks;
         _lastProgressTicks = startedAtTicks;
-        IdleCheckTicks = spec.IdleTicks == 0 ? long.MaxValue : startedAtTicks + spec.IdleTicks;
+        _dueTicks = spec.IdleTicks == 0 ? _deadlineTicks : Math.Min(_deadlineTicks, startedAtTicks + spec.IdleTicks);
     }
 
     public ActiveRunRegistry Owner { get; }
@@ -56,50 +58,56 @@ internal sealed class RunEntry : CancellationTokenSource
     public long RunId { get; set; }
 
     /// <summary>Gets the fencing token: the lease's, or without one (no store, or a start let through unfenced), the run id itself.</summary>
-    public long FencingToken => _leaseState?.Lease?.FencingToken ?? RunId;
+    public long FencingToken => (_leased ? Volatile.Read(ref _extras)!.Lease?.FencingToken : null) ?? RunId;
 
     /// <summary>
     /// Gets a value indicating whether the registry has a lease store: such a run is entered locally first, then its
     /// lease is taken, and only then is its start published (<see cref="StartPublished"/>); a start the store refuses is
-    /// withdrawn without ever appearing as a run. Only such a run carries lease state, so a registry without a store
-    /// pays one field per run for leasing.
+    /// withdrawn without ever appearing as a run. Only such a run carries lease state, in its side object.
     /// </summary>
     public bool Leased
     {
-        get => _leaseState is not null;
-        init => _leaseState = value ? new LeaseState() : null;
+        get => _leased;
+        init
+        {
+            _leased = value;
+            if (value)
+            {
+                _extras = new RunExtras();
+            }
+        }
     }
 
     /// <summary>Gets or sets a value indicating whether the run's start has been (or is being) published; under the gate. Always true for a run without a store.</summary>
     public bool StartPublished
     {
-        get => _leaseState?.StartPublished ?? true;
+        get => !_leased || LeaseState.StartPublished;
         set
         {
-            Debug.Assert(_leaseState is not null, "Only a leased run's start is published late.");
-            _leaseState!.StartPublished = value;
+            Debug.Assert(_leased, "Only a leased run's start is published late.");
+            LeaseState.StartPublished = value;
         }
     }
 
     /// <summary>Gets or sets the run's lease, once taken; written under the gate, read lock-free.</summary>
     public RunLease? Lease
     {
-        get => _leaseState?.Lease;
-        set => _leaseState!.Lease = value;
+        get => _leased ? LeaseState.Lease : null;
+        set => LeaseState.Lease = value;
     }
 
     /// <summary>Gets or sets a value indicating whether the start was withdrawn because another host holds the session: its session is not idle.</summary>
     public bool WithdrawnHeldElsewhere
     {
-        get => _leaseState?.HeldElsewhere ?? false;
-        set => _leaseState!.HeldElsewhere = value;
+        get => _leased && LeaseState.HeldElsewhere;
+        set => LeaseState.HeldElsewhere = value;
     }
 
     /// <summary>Gets or sets a value indicating whether the run's lease is no longer its own (lost, or taken by another host): it is not released.</summary>
     public bool LeaseForfeited
     {
-        get => _leaseState?.Forfeited ?? false;
-        set => _leaseState!.Forfeited = value;
+        get => _leased && LeaseState.Forfeited;
+        set => LeaseState.Forfeited = value;
     }
 
     /// <summary>
@@ -108,10 +116,10 @@ internal sealed class RunEntry : CancellationTokenSource
     /// </summary>
     public long LeaseValidUntilTicks
     {
-        get => _leaseState is { } state ? Volatile.Read(ref state.ValidUntilTicks) : long.MaxValue;
+        get => _leased ? Volatile.Read(ref LeaseState.ValidUntilTicks) : long.MaxValue;
         set
         {
-            LeaseState state = _leaseState!;
+            RunExtras state = LeaseState;
             long current = Volatile.Read(ref state.ValidUntilTicks);
             while ((current == long.MaxValue || value > current) && Interlocked.CompareExchange(ref state.ValidUntilTicks, value, current) is long seen && seen != current)
             {
@@ -138,13 +146,6 @@ internal sealed class RunEntry : CancellationTokenSource
 
     /// <summary>Gets the run's admission lane (an index into the registry's lanes; 0 is the default lane).</summary>
     public int Lane { get; }
-
-    /// <summary>
-    /// Gets or sets when the watchdog next looks at the run's progress; <see cref="long.MaxValue"/> without an idle
-    /// timeout. Progress does not move it (that would cost a heap update per report): the watchdog comes at the old
-    /// instant, sees the newer progress and moves it then. Under the gate.
-    /// </summary>
-    public long IdleCheckTicks { get; set; }
 
     /// <summary>Gets the instant of the last <see cref="ReportProgress(long)"/> (the start until the first); lock-free.</summary>
     public long LastProgressTicks
@@ -174,19 +175,25 @@ internal sealed class RunEntry : CancellationTokenSource
         set => Volatile.Write(ref _deadlineTicks, value);
     }
 
-    /// <summary>Gets or sets the force-eviction instant, fixed when the abort happens; under the gate.</summary>
-    public long EvictAtTicks { get; set; }
+    /// <summary>
+    /// Gets the next instant the watchdog must look at the run, its key in the <see cref="DeadlineQueue"/>: while running,
+    /// the deadline or the idle check, whichever comes first; while aborting, the eviction instant. Progress does not move
+    /// the idle check (that would cost a heap update per report): the watchdog comes at the old instant, sees the newer
+    /// progress and moves it then (<see cref="RecheckIdleAt(long)"/>). Written under the gate; a lock-free read may be
+    /// stale, which only ever wakes the watchdog early.
+    /// </summary>
+    public long DueTicks => Volatile.Read(ref _dueTicks);
 
-    /// <summary>Gets the next instant the watchdog must look at this run: the deadline while running, the eviction instant while aborting.</summary>
-    public long DueTicks => _status == RunStatus.Running ? Math.Min(DeadlineTicks, IdleCheckTicks) : EvictAtTicks;
+    /// <summary>Gets the force-eviction instant: fixed when the abort happens; while running, the deadline plus the grace period.</summary>
+    public long EvictAtTicks => _status == (byte)RunStatus.Running ? DeadlineTicks + GraceTicks : DueTicks;
 
     /// <summary>Gets or sets the entry's slot in the <see cref="DeadlineQueue"/>, -1 when not queued; under the gate.</summary>
     public int QueueIndex { get; set; } = -1;
 
-    public RunStatus Status => _status;
+    public RunStatus Status => (RunStatus)_status;
 
-    /// <summary>Gets or sets why the run is aborting; under the gate, set with the move to <see cref="RunStatus.Aborting"/>.</summary>
-    public AbortCause AbortCause { get; set; }
+    /// <summary>Gets why the run is aborting; under the gate, set with the move to <see cref="RunStatus.Aborting"/>.</summary>
+    public AbortCause AbortCause { get; private set; }
 
     /// <summary>Gets the cause in words: the caller's abort text while aborting, then the end's detail once ended; under the gate.</summary>
     public string? Detail { get; private set; }
@@ -207,12 +214,12 @@ internal sealed class RunEntry : CancellationTokenSource
     public IRunEndObserver? EndObserver { get; init; }
 
     /// <summary>Gets the end's reason; valid once <see cref="Status"/> is <see cref="RunStatus.Ended"/> or <see cref="RunStatus.Evicted"/>.</summary>
-    public RunEndReason EndReason { get; private set; }
+    public RunEndReason EndReason => (RunEndReason)_endReason;
 
     /// <summary>Gets the instant the run left the table; valid once ended.</summary>
     public long EndedAtTicks { get; private set; }
 
-    public bool HasEnded => _status >= RunStatus.Ended;
+    public bool HasEnded => _status >= (byte)RunStatus.Ended;
 
     public DateTimeOffset Deadline => ToWallClock(DeadlineTicks);
 
@@ -226,7 +233,7 @@ internal sealed class RunEntry : CancellationTokenSource
                 return CompletedTasks[(int)EndReason];
             }
 
-            TaskCompletionSource<RunEndReason> completion = Volatile.Read(ref _completion) ?? CreateCompletion();
+            TaskCompletionSource<RunEndReason> completion = Volatile.Read(ref Extras.Completion) ?? CreateCompletion();
             return completion.Task;
         }
     }
@@ -247,23 +254,45 @@ internal sealed class RunEntry : CancellationTokenSource
 
     public TimeSpan Age(long nowTicks) => TimeSpan.FromTicks(nowTicks - StartedAtTicks);
 
-    /// <summary>Moves the run to <see cref="RunStatus.Aborting"/>; under the gate.</summary>
-    public void SetAborting(AbortCause cause, string? detail)
+    /// <summary>Moves the run to <see cref="RunStatus.Aborting"/>, to be evicted at <paramref name="evictAtTicks"/>; under the gate.</summary>
+    public void SetAborting(AbortCause cause, string? detail, long evictAtTicks)
     {
-        Debug.Assert(_status == RunStatus.Running, "Only a running run starts aborting.");
+        Debug.Assert(_status == (byte)RunStatus.Running, "Only a running run starts aborting.");
         AbortCause = cause;
         Detail = detail;
-        _status = RunStatus.Aborting;
+        Volatile.Write(ref _dueTicks, evictAtTicks);
+        _status = (byte)RunStatus.Aborting;
+    }
+
+    /// <summary>Moves a running run's deadline, only ever later; under the gate.</summary>
+    public void MoveDeadline(long deadlineTicks)
+    {
+        Debug.Assert(_status == (byte)RunStatus.Running && deadlineTicks >= DeadlineTicks, "Only a running run's deadline moves, and only later.");
+        DeadlineTicks = deadlineTicks;
+
+        // With an idle timeout the due instant stays where it is: it is at most the old deadline, and a look then finds
+        // the new deadline ahead and checks progress, as at any idle check. Without one, the deadline is all there is.
+        if (IdleTicks == 0)
+        {
+            Volatile.Write(ref _dueTicks, deadlineTicks);
+        }
+    }
+
+    /// <summary>Sets when the watchdog next looks at a running run's progress, found idle no earlier than <paramref name="idleAtTicks"/>; under the gate.</summary>
+    public void RecheckIdleAt(long idleAtTicks)
+    {
+        Debug.Assert(_status == (byte)RunStatus.Running && IdleTicks != 0, "Only a running run with an idle timeout is checked for progress.");
+        Volatile.Write(ref _dueTicks, Math.Min(DeadlineTicks, idleAtTicks));
     }
 
     /// <summary>Marks the run as out of the table; under the gate, by the one transition that removed it.</summary>
     public void MarkEnded(RunEndReason reason, string? detail, long nowTicks)
     {
-        Debug.Assert(_status < RunStatus.Ended, "A run ends once.");
-        EndReason = reason;
+        Debug.Assert(_status < (byte)RunStatus.Ended, "A run ends once.");
+        _endReason = (byte)reason;
         Detail = detail;
         EndedAtTicks = nowTicks;
-        _status = reason == RunEndReason.ForceEvicted ? RunStatus.Evicted : RunStatus.Ended;
+        _status = (byte)(reason == RunEndReason.ForceEvicted ? RunStatus.Evicted : RunStatus.Ended);
     }
 
     /// <summary>Completes <see cref="Completion"/>; once, by the thread that published the end.</summary>
@@ -272,20 +301,39 @@ internal sealed class RunEntry : CancellationTokenSource
         // A full fence between marking the run completed and reading the source pairs with CreateCompletion, which
         // installs the source and then reads the mark: at least one side sees the other and completes it.
         Interlocked.Exchange(ref _completed, 1);
-        Volatile.Read(ref _completion)?.TrySetResult(EndReason);
+        Volatile.Read(ref _extras)?.Completion?.TrySetResult(EndReason);
     }
 
     /// <summary>Hands over the run's activity (only when a listener sampled it); see <see cref="TakeActivity"/>.</summary>
     /// <remarks>A full fence (not a volatile write): the caller reads <see cref="Status"/> next, and that read must not move before this write.</remarks>
-    public void SetActivity(Activity activity) => Interlocked.Exchange(ref _activity, activity);
+    public void SetActivity(Activity activity) => Interlocked.Exchange(ref Extras.Activity, activity);
 
     /// <summary>Takes the run's activity, at most once across threads: whoever gets it stops it.</summary>
-    public Activity? TakeActivity() => Interlocked.Exchange(ref _activity, null);
+    public Activity? TakeActivity() => Volatile.Read(ref _extras) is { } extras ? Interlocked.Exchange(ref extras.Activity, null) : null;
+
+    // Only a leased run reads its lease state, and it got its side object at construction.
+    private RunExtras LeaseState
+    {
+        get
+        {
+            Debug.Assert(_leased, "Only a leased run has lease state.");
+            return _extras!;
+        }
+    }
+
+    // The side object, created on first need by whichever thread needs it first.
+    private RunExtras Extras => Volatile.Read(ref _extras) ?? CreateExtras();
+
+    private RunExtras CreateExtras()
+    {
+        var created = new RunExtras();
+        return Interlocked.CompareExchange(ref _extras, created, null) ?? created;
+    }
 
     private TaskCompletionSource<RunEndReason> CreateCompletion()
     {
         var created = new TaskCompletionSource<RunEndReason>(TaskCreationOptions.RunContinuationsAsynchronously);
-        TaskCompletionSource<RunEndReason> completion = Interlocked.CompareExchange(ref _completion, created, null) ?? created;
+        TaskCompletionSource<RunEndReason> completion = Interlocked.CompareExchange(ref Extras.Completion, created, null) ?? created;
         if (Volatile.Read(ref _completed) != 0)
         {
             completion.TrySetResult(EndReason);
@@ -294,10 +342,17 @@ internal sealed class RunEntry : CancellationTokenSource
         return completion;
     }
 
-    /// <summary>A leased run's lease and how far it trusts it; allocated only for runs of a registry with a store.</summary>
-    private sealed class LeaseState
+    /// <summary>
+    /// What only some runs need: a leased run's lease and how far it trusts it (made with the run), the completion source
+    /// for a <see cref="Completion"/> asked for before the end, and a traced run's activity (each made when first needed).
+    /// </summary>
+    private sealed class RunExtras
     {
         public long ValidUntilTicks = long.MaxValue;
+
+        public TaskCompletionSource<RunEndReason>? Completion;
+
+        public Activity? Activity;
 
         private volatile RunLease? _lease;
 

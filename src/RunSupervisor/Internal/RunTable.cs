@@ -227,13 +227,10 @@ internal sealed class RunTable
             return false;
         }
 
-        entry.SetAborting(cause, detail);
-        if (cause != AbortCause.Deadline)
-        {
-            // An explicit abort gives the run one grace period from now, but never pushes eviction back.
-            entry.EvictAtTicks = Math.Min(entry.EvictAtTicks, nowTicks + entry.GraceTicks);
-        }
-
+        // An abort before the deadline (the caller's, or an idle run's) gives the run one grace period from then, but
+        // never pushes eviction back past the deadline's.
+        long abortedAt = cause == AbortCause.Deadline ? entry.DeadlineTicks : Math.Min(entry.DeadlineTicks, nowTicks);
+        entry.SetAborting(cause, detail, abortedAt + entry.GraceTicks);
         _deadlines.Update(entry);
         return true;
     }
@@ -255,8 +252,7 @@ internal sealed class RunTable
         }
 
         // Only ever later: the pending wake-up may now be early, and an early tick just re-arms.
-        entry.DeadlineTicks = deadline + extensionTicks;
-        entry.EvictAtTicks = entry.DeadlineTicks + entry.GraceTicks;
+        entry.MoveDeadline(deadline + extensionTicks);
         _deadlines.Update(entry);
         return true;
     }
@@ -405,14 +401,15 @@ internal sealed class RunTable
                 long idleAt = entry.IdleAtTicks(nowTicks);
                 if (idleAt > nowTicks)
                 {
-                    entry.IdleCheckTicks = idleAt;
+                    entry.RecheckIdleAt(idleAt);
                     _deadlines.Update(entry);
                     continue;
                 }
 
                 // Aborted as of the idle instant, so a late tick never adds to its grace period; its lateness is
-                // measured from that instant too, not from the stale check that woke the watchdog.
-                long idleDue = Math.Max(idleAt, entry.IdleCheckTicks);
+                // measured from that instant too, not from the stale check that woke the watchdog (the deadline is
+                // still ahead, so the due instant is that check).
+                long idleDue = Math.Max(idleAt, entry.DueTicks);
                 BeginAbortLocked(entry, AbortCause.Idle, detail: null, idleDue);
                 (timedOut ??= []).Add((entry, idleDue));
                 continue;

@@ -104,6 +104,24 @@ public sealed class ActiveRunRegistryStartAsyncTests
         async.Should().Be(sync, "an admitted StartAsync completes synchronously around the same handle");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void StartAndRelease_IdleSession_AllocatesAtMost216Bytes(bool lanesConfigured)
+    {
+        // The run's record and its ticket, nothing else: the budget of a bare dictionary-and-timer start, which lanes
+        // and a global cap that nothing contends for must not raise.
+        using var registry = lanesConfigured
+            ? new ActiveRunRegistry(new RunSupervisorOptions { MaxActiveRuns = 1000, Lanes = { ["batch"] = 10 } })
+            : new ActiveRunRegistry();
+        for (int i = 0; i < 100; i++)
+        {
+            registry.Start(Session).Dispose();
+        }
+
+        AllocatedPerRun(() => registry.Start(Session).Dispose()).Should().BeLessThanOrEqualTo(216);
+    }
+
     /// <summary>Consumes the start as a synchronous caller would; it has completed, so nothing blocks.</summary>
     private static void StartAsyncAndRelease(ActiveRunRegistry registry)
     {

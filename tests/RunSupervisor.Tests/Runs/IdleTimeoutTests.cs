@@ -99,6 +99,42 @@ public sealed class IdleTimeoutTests
     }
 
     [Fact]
+    public void TryExtendDeadline_IdleTimeoutLongerThanTheOldDeadline_StallsAtTheIdleInstant()
+    {
+        using var f = WithIdleTimeout();
+        RunHandle run = f.Registry.Start(Session, new RunStartOptions { Timeout = TimeSpan.FromSeconds(10) });
+        run.TryExtendDeadline(TimeSpan.FromMinutes(1)).Should().BeTrue();
+
+        f.Time.Advance(TimeSpan.FromSeconds(10));
+        run.Status.Should().Be(RunStatus.Running, "the deadline moved and the run is not idle yet");
+        f.Time.Advance(Idle - TimeSpan.FromSeconds(10) - TimeSpan.FromTicks(1));
+        run.Status.Should().Be(RunStatus.Running);
+        f.Time.Advance(TimeSpan.FromTicks(1));
+
+        run.Status.Should().Be(RunStatus.Aborting, "the idle timeout still holds after the deadline moved");
+        f.LogsWithEvent("RunStalled").Should().ContainSingle();
+    }
+
+    [Fact]
+    public void TryExtendDeadline_ProgressKeepsComing_RunsUntilTheNewDeadline()
+    {
+        using var f = WithIdleTimeout();
+        RunHandle run = f.Registry.Start(Session, new RunStartOptions { Timeout = TimeSpan.FromSeconds(10) });
+        run.TryExtendDeadline(TimeSpan.FromMinutes(1)).Should().BeTrue();
+
+        for (int second = 5; second < 70; second += 5)
+        {
+            f.Time.Advance(TimeSpan.FromSeconds(5));
+            run.Status.Should().Be(RunStatus.Running, "at {0} s the run has progress and the new deadline is ahead", second);
+            run.ReportProgress();
+        }
+
+        f.Time.Advance(TimeSpan.FromSeconds(5));
+        run.Status.Should().Be(RunStatus.Aborting);
+        f.LogsWithEvent("RunTimedOut").Should().ContainSingle();
+    }
+
+    [Fact]
     public void Start_InfinitePerStartIdleTimeout_TurnsTheRegistrysOff()
     {
         using var f = WithIdleTimeout();
