@@ -93,7 +93,7 @@ public sealed partial class ActiveRunRegistry
     private string[] CancelAllWaiting()
     {
         List<PendingStart> cancelled;
-        List<PendingStart>? settled;
+        SettledStarts settled;
         long now = NowTicks();
         using (_table.EnterGate())
         {

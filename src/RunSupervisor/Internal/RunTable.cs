@@ -34,7 +34,7 @@ internal sealed class RunTable
 
     // Waiting starts that left the queue (admitted or failed) during the current hold of the gate; taken by the
     // registry before it releases the gate, and completed after.
-    private List<PendingStart>? _settled;
+    private SettledStarts _settled;
     private bool _closed;
 
     public RunTable(int maxAbandonedRuns, LaneSet? lanes = null, int maxActiveRuns = 0, int maxQueuedPerSession = 20, QueueOverflowBehavior overflow = QueueOverflowBehavior.RejectNewest)
@@ -209,11 +209,11 @@ internal sealed class RunTable
     }
 
     /// <summary>Takes the waiting starts that left the queue during this hold of the gate, to complete after it.</summary>
-    public List<PendingStart>? TakeSettledLocked()
+    public SettledStarts TakeSettledLocked()
     {
         Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
-        List<PendingStart>? settled = _settled;
-        _settled = null;
+        SettledStarts settled = _settled;
+        _settled = default;
         return settled;
     }
 
@@ -437,7 +437,7 @@ internal sealed class RunTable
         {
             start.Failure = new ObjectDisposedException(nameof(ActiveRunRegistry), "The registry was disposed while the start waited for admission.");
             start.LeftAtTicks = nowTicks;
-            (_settled ??= []).Add(start);
+            _settled.Add(start);
         }
 
         List<Left> left = new(_sessions.Count);
@@ -508,7 +508,7 @@ internal sealed class RunTable
             next.Admitted = entry;
             _queue.RemoveLocked(next);
             next.LeftAtTicks = admittedAt;
-            (_settled ??= []).Add(next);
+            _settled.Add(next);
         }
     }
 
@@ -526,7 +526,7 @@ internal sealed class RunTable
         start.Failure = failure;
         start.LeftAtTicks = nowTicks;
         start.LeftSessionIdle = sessionFree && sessionQueueEmpty;
-        (_settled ??= []).Add(start);
+        _settled.Add(start);
     }
 
     /// <summary>Checks that the structures agree; at every release of the gate in debug builds.</summary>
@@ -538,7 +538,7 @@ internal sealed class RunTable
         Debug.Assert(_ledger.Count >= 0, "The ledger's count is never negative.");
         Debug.Assert(_laneActive.Sum() == _sessions.Count, "Every run holds exactly one lane slot.");
         Debug.Assert(_queue.ReadyCount <= _queue.Count, "A ready start is a waiting start.");
-        Debug.Assert(_settled is null, "Settled waiting starts are taken before the gate is released.");
+        Debug.Assert(_settled.IsEmpty, "Settled waiting starts are taken before the gate is released.");
 
         // The full scan is linear: only for small tables, which is what unit tests build.
         if (_sessions.Count <= 64)

@@ -307,12 +307,12 @@ public sealed partial class ActiveRunRegistry
     /// <summary>Takes a leased start that did not get its lease back out of the table: it never appeared as a run.</summary>
     private void Withdraw(RunEntry entry, string detail)
     {
-        Left left = Leave(entry, EndTrigger.Withdrawn, detail, forfeitLease: false, out List<PendingStart>? settled);
+        Left left = Leave(entry, EndTrigger.Withdrawn, detail, forfeitLease: false, out SettledStarts settled);
         Publish(left, settled);
     }
 
     /// <summary>Takes a leased run out of the table with <paramref name="detail"/>; one whose lease is no longer its own is not released later.</summary>
-    private Left Leave(RunEntry entry, EndTrigger trigger, string detail, bool forfeitLease, out List<PendingStart>? settled)
+    private Left Leave(RunEntry entry, EndTrigger trigger, string detail, bool forfeitLease, out SettledStarts settled)
     {
         long now = NowTicks();
         Left left;
@@ -334,7 +334,7 @@ public sealed partial class ActiveRunRegistry
     /// <summary>Ends a run whose lease is gone: at once, with no grace period, for the session may already be another host's.</summary>
     private void LoseLease(RunEntry entry, string cause, string detail)
     {
-        Left left = Leave(entry, EndTrigger.LeaseLost, detail, forfeitLease: true, out List<PendingStart>? settled);
+        Left left = Leave(entry, EndTrigger.LeaseLost, detail, forfeitLease: true, out SettledStarts settled);
         if (left.HasLeft && !left.Quiet)
         {
             Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, cause));
@@ -349,7 +349,7 @@ public sealed partial class ActiveRunRegistry
     private void SupersededRemotely(RunEntry entry, RunLeaseInfo newOwner)
     {
         string detail = string.Create(CultureInfo.InvariantCulture, $"superseded by host '{newOwner.HostId}' (fencing token {newOwner.FencingToken})");
-        Left left = Leave(entry, EndTrigger.Superseded, detail, forfeitLease: true, out List<PendingStart>? settled);
+        Left left = Leave(entry, EndTrigger.Superseded, detail, forfeitLease: true, out SettledStarts settled);
         if (left.HasLeft && !left.Quiet)
         {
             Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, "superseded"));

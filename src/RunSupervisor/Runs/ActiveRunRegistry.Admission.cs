@@ -58,7 +58,7 @@ public sealed partial class ActiveRunRegistry
     private void CancelWaiting(PendingStart waiter)
     {
         long now = NowTicks();
-        List<PendingStart>? settled;
+        SettledStarts settled;
         using (_table.EnterGate())
         {
             _table.CancelWaitingLocked(waiter, new OperationCanceledException("The start was cancelled while it waited for admission; it never ran.", waiter.CancellationToken), now);
@@ -92,13 +92,8 @@ public sealed partial class ActiveRunRegistry
     }
 
     /// <summary>Completes the starts that left the queue in a transition: admitted ones are published as starts first.</summary>
-    private void PublishSettled(List<PendingStart>? settled)
+    private void PublishSettled(SettledStarts settled)
     {
-        if (settled is null)
-        {
-            return;
-        }
-
         foreach (PendingStart waiter in settled)
         {
             string lane = _table.Lanes.Names[waiter.Spec.Lane] ?? DefaultLaneName;

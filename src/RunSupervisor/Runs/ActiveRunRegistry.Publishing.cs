@@ -126,7 +126,7 @@ public sealed partial class ActiveRunRegistry
     }
 
     /// <summary>Publishes a run's end, then the waiting starts its leaving admitted (or that gave up meanwhile).</summary>
-    private void Publish(Left left, List<PendingStart>? settled)
+    private void Publish(Left left, SettledStarts settled)
     {
         if (left.HasLeft)
         {

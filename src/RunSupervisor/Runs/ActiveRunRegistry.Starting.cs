@@ -23,29 +23,28 @@ public sealed partial class ActiveRunRegistry
 
         // A busy session is refused without allocating; the answer is confirmed under the lock.
         int sessionHash = SessionTable.Hash(sessionId);
-        if (whenBusy == SessionBusyBehavior.Reject && _table.Find(sessionId, sessionHash) is { } current && !(current.Background && !spec.Background))
+        RunEntry? current = null;
+        bool busy = whenBusy != SessionBusyBehavior.Supersede && IsBusyFor(sessionId, sessionHash, spec, out current);
+        if (busy && whenBusy == SessionBusyBehavior.Reject)
         {
             refusal = new StartRefusal(new EnterResult(EnterOutcome.Busy, current, default, 0), spec, waiter: null, failure: null);
             return null;
         }
 
-        // Built before the lock so the lock is held only for the transition; the run id is assigned under it.
+        // Built before the lock so the lock is held only for the transition (the run id is assigned under it); not for a
+        // start that will wait for its busy session: its run is made when it is admitted.
         long now = NowTicks();
-        var entry = new RunEntry(this, sessionId, sessionHash, now, _clock.ToWallClock(now).UtcTicks, spec)
-        {
-            // Decided before the run is published, so whichever thread ends it knows without a fence whether to look for an activity.
-            Traced = RunSupervisorActivitySource.Source.HasListeners(),
-            EndObserver = observer,
-            Leased = _leaseStore is not null,
-        };
+        RunEntry? entry = busy ? null : NewEntry(sessionId, sessionHash, now, _clock.ToWallClock(now).UtcTicks, spec, observer);
         EnterResult result;
         PendingStart? waiter = null;
         Exception? failure = null;
-        List<PendingStart>? settled;
+        SettledStarts settled;
         using (_table.EnterGate())
         {
             ThrowIfDisposed();
-            result = _table.EnterLocked(entry, whenBusy, now);
+            result = entry is null && IsBusyFor(sessionId, sessionHash, spec, out current)
+                ? new EnterResult(EnterOutcome.Busy, current, default, 0)
+                : _table.EnterLocked(entry ??= NewEntry(sessionId, sessionHash, now, _clock.ToWallClockUtcTicksCached(now), spec, observer), whenBusy, now);
             if (!result.Entered && mayWait && (result.Outcome == EnterOutcome.Full || whenBusy == SessionBusyBehavior.Wait))
             {
                 if (spec.QueueTimeoutTicks == 0)
@@ -69,7 +68,7 @@ public sealed partial class ActiveRunRegistry
 
         if (result.Entered)
         {
-            PublishStart(entry, result.Superseded);
+            PublishStart(entry!, result.Superseded);
         }
 
         if (waiter is not null)
@@ -85,6 +84,22 @@ public sealed partial class ActiveRunRegistry
         refusal = new StartRefusal(result, spec, waiter, failure);
         return result.Entered ? entry : null;
     }
+
+    /// <summary>Whether the session has a run that a start with <paramref name="spec"/> would not preempt; lock-free, and exact under the gate.</summary>
+    private bool IsBusyFor(string sessionId, int sessionHash, in StartSpec spec, out RunEntry? current)
+    {
+        current = _table.Find(sessionId, sessionHash);
+        return current is not null && !(current.Background && !spec.Background);
+    }
+
+    /// <summary>Makes a start's run; under the gate, <paramref name="nowUtcTicks"/> comes from the cached wall-clock offset, which never calls the time provider.</summary>
+    private RunEntry NewEntry(string sessionId, int sessionHash, long nowTicks, long nowUtcTicks, in StartSpec spec, IRunEndObserver? observer) => new(this, sessionId, sessionHash, nowTicks, nowUtcTicks, spec)
+    {
+        // Decided before the run is published, so whichever thread ends it knows without a fence whether to look for an activity.
+        Traced = RunSupervisorActivitySource.Source.HasListeners(),
+        EndObserver = observer,
+        Leased = _leaseStore is not null,
+    };
 
     /// <summary>Starts a run that may wait: through the lease store when there is one, else <see cref="StartLocalAsync"/>.</summary>
     private ValueTask<RunHandle> StartAsyncCore(string sessionId, RunStartOptions? options, IRunEndObserver? observer, CancellationToken cancellationToken)

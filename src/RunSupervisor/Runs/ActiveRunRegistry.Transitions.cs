@@ -30,7 +30,7 @@ public sealed partial class ActiveRunRegistry
         // Observed first, whatever happens next: an abandoned provider's fault never becomes an unobserved task exception.
         AggregateException? fault = providerTask.Exception;
         Left left;
-        List<PendingStart>? settled;
+        SettledStarts settled;
         AbandonedRunInfo? abandoned = null;
         long now = NowTicks();
         using (_table.EnterGate())
@@ -54,7 +54,7 @@ public sealed partial class ActiveRunRegistry
     internal void Release(RunEntry entry)
     {
         Left left;
-        List<PendingStart>? settled;
+        SettledStarts settled;
         AbandonedRunInfo? abandoned = null;
         long now = NowTicks();
         using (_table.EnterGate())
@@ -137,7 +137,7 @@ public sealed partial class ActiveRunRegistry
     internal bool ForceEvict(RunEntry entry, string reason)
     {
         Left left;
-        List<PendingStart>? settled;
+        SettledStarts settled;
         long now = NowTicks();
         using (_table.EnterGate())
         {

@@ -37,7 +37,7 @@ public sealed partial class ActiveRunRegistry
         List<(Left Left, long DueTicks)>? evicted = null;
         long now = NowTicks();
         long next;
-        List<PendingStart>? settled;
+        SettledStarts settled;
         using (_table.EnterGate())
         {
             _table.CollectDueLocked(now, ref timedOut, ref evicted);

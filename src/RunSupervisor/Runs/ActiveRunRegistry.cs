@@ -305,7 +305,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         DisposeLeasing();
         long now = NowTicks();
         List<Left> ended;
-        List<PendingStart>? waiting;
+        SettledStarts waiting;
         using (_table.EnterGate())
         {
             ended = _table.LeaveAllLocked(now);

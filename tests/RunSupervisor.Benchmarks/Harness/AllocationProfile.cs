@@ -31,6 +31,9 @@ public static class AllocationProfile
         using ActiveRunRegistry registry = WarmRegistries.Registry(activeRuns);
         using ActiveRunRegistry registryWithPolicy = WarmRegistries.Registry(activeRuns);
         using var policy = new HeartbeatQueuePolicy(registryWithPolicy);
+        using var semaphore = new SemaphoreSlim(0, 1);
+        var waitOptions = new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait };
+        RunHandle handOffCurrent = registry.Start("s-handoff");
 
         (string Case, string Impl, Action Op)[] cases =
         [
@@ -53,6 +56,18 @@ public static class AllocationProfile
             ("c Resolve busy message", "RunSupervisor", () => policy.Resolve(new QueueRequest(busy, IsHeartbeat: false))),
             ("c Resolve busy heartbeat", "Floor", () => floor.Resolve(new QueueRequest(busy, IsHeartbeat: true))),
             ("c Resolve busy heartbeat", "RunSupervisor", () => policy.Resolve(new QueueRequest(busy, IsHeartbeat: true))),
+            ("hand-off to one waiter", "SemaphoreSlim", () =>
+            {
+                Task waiter = semaphore.WaitAsync();
+                semaphore.Release();
+                waiter.GetAwaiter().GetResult();
+            }),
+            ("hand-off to one waiter", "RunSupervisor", () =>
+            {
+                ValueTask<RunHandle> waiter = registry.StartAsync("s-handoff", waitOptions);
+                handOffCurrent.Dispose();
+                handOffCurrent = waiter.GetAwaiter().GetResult();
+            }),
         ];
 
         Console.WriteLine($"# alloc: {ops:N0} operations per case, {activeRuns:N0} active runs; .NET {Environment.Version}");

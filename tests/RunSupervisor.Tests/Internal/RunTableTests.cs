@@ -107,7 +107,13 @@ public sealed class RunTableTests : IDisposable
 
             // The releasing thread read the clock at 1 s, before the start was queued at 5 s, and took the gate after.
             _table.LeaveLocked(first, EndTrigger.Released, nowTicks: TimeSpan.FromSeconds(1).Ticks).HasLeft.Should().BeTrue();
-            ((object?)_table.TakeSettledLocked().Should().ContainSingle().Subject).Should().BeSameAs(waiter, "the admitted start is handed over for publishing");
+            var settled = new List<PendingStart>();
+            foreach (PendingStart start in _table.TakeSettledLocked())
+            {
+                settled.Add(start);
+            }
+
+            ((object?)settled.Should().ContainSingle().Subject).Should().BeSameAs(waiter, "the admitted start is handed over for publishing");
         }
 
         RunEntry admitted = waiter.Admitted.Should().NotBeNull().And.Subject.As<RunEntry>();

@@ -35,6 +35,27 @@ public sealed class WaitQueueTests
     }
 
     [Fact]
+    public async Task StartAsync_SessionFreedBetweenTheLookAndTheLock_EntersAtOnce()
+    {
+        // A start that saw its session busy makes no run up front; if the session is freed before it takes the lock,
+        // it makes its run there and enters instead of queueing behind nobody.
+        var time = new HookedTimeProvider();
+        using var registry = new ActiveRunRegistry(new RunSupervisorOptions(), time);
+        RunHandle first = registry.Start(Session);
+        time.OnNextTimestamp = first.Dispose;
+
+        ValueTask<RunHandle> start = registry.StartAsync(Session, Wait);
+
+        start.IsCompletedSuccessfully.Should().BeTrue();
+        RunHandle second = await start;
+        second.IsCurrent.Should().BeTrue();
+        second.RunId.Should().BeGreaterThan(first.RunId);
+        first.Status.Should().Be(RunStatus.Ended);
+        registry.GetQueuedCount(Session).Should().Be(0);
+        second.Dispose();
+    }
+
+    [Fact]
     public async Task StartAsync_SeveralWaiters_AdmittedOneAtATimeInArrivalOrder()
     {
         using var f = new RegistryFixture();
@@ -229,5 +250,22 @@ public sealed class WaitQueueTests
         f.Dispose();
 
         await FluentActions.Awaiting(async () => await waiting).Should().ThrowAsync<ObjectDisposedException>();
+    }
+
+    /// <summary>A fake clock that runs an action, once, at its next timestamp read: between a start's lock-free look and its lock.</summary>
+    private sealed class HookedTimeProvider : FakeTimeProvider
+    {
+        public Action? OnNextTimestamp { get; set; }
+
+        public override long GetTimestamp()
+        {
+            if (OnNextTimestamp is { } hook)
+            {
+                OnNextTimestamp = null;
+                hook();
+            }
+
+            return base.GetTimestamp();
+        }
     }
 }
