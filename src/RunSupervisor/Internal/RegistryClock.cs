@@ -22,12 +22,18 @@ internal sealed class RegistryClock
     private readonly TimeProvider _timeProvider;
     private readonly long _originTimestamp;
 
+    // Progress reports on the system clock read the system tick instead (see ProgressNowTicks), from the same origin.
+    private readonly bool _systemClock;
+    private readonly long _originTickCount;
+
     // The offset and when to read it again, swapped as one object so readers never pair an offset with another's instant.
     private WallAnchor _anchor;
 
     public RegistryClock(TimeProvider timeProvider)
     {
         _timeProvider = timeProvider;
+        _systemClock = ReferenceEquals(timeProvider, TimeProvider.System);
+        _originTickCount = Environment.TickCount64;
         _originTimestamp = timeProvider.GetTimestamp();
         _anchor = ReadAnchor();
     }
@@ -37,6 +43,16 @@ internal sealed class RegistryClock
     /// <summary>Gets the monotonic clock: <see cref="TimeSpan"/> ticks since the clock was created.</summary>
     /// <returns>The ticks.</returns>
     public long NowTicks() => _timeProvider.GetElapsedTime(_originTimestamp).Ticks;
+
+    /// <summary>
+    /// Gets the monotonic clock for a progress report, the one clock read on a stream's per-token path. On
+    /// <see cref="TimeProvider.System"/> it is the system tick (<see cref="Environment.TickCount64"/>, a few
+    /// nanoseconds) rather than the high-resolution clock (tens of nanoseconds on a virtual machine): idle timeouts are
+    /// seconds, and the tick's resolution (1-16 ms, by platform) is what a progress instant may be off by. Any other
+    /// provider is read as <see cref="NowTicks"/>, so a fake clock stays exact.
+    /// </summary>
+    /// <returns>The ticks, from the same origin as <see cref="NowTicks"/>.</returns>
+    public long ProgressNowTicks() => _systemClock ? (Environment.TickCount64 - _originTickCount) * TimeSpan.TicksPerMillisecond : NowTicks();
 
     /// <summary>Converts a monotonic instant taken just now to wall-clock time (UTC); outside the registry's lock.</summary>
     /// <param name="nowTicks">A recent <see cref="NowTicks"/> reading.</param>

@@ -147,13 +147,16 @@ internal sealed class RunEntry : CancellationTokenSource
     /// <summary>Gets the run's admission lane (an index into the registry's lanes; 0 is the default lane).</summary>
     public int Lane { get; }
 
-    /// <summary>Gets the instant of the last <see cref="ReportProgress(long)"/> (the start until the first); lock-free.</summary>
+    /// <summary>
+    /// Gets the instant of the last <see cref="ReportProgress(long)"/> (the start until the first); lock-free. Never
+    /// before the start: a report read from the coarser progress clock just after the start may carry an earlier instant.
+    /// </summary>
     public long LastProgressTicks
     {
         get
         {
             long ticks = Volatile.Read(ref _lastProgressTicks);
-            return ticks < 0 ? ~ticks : ticks;
+            return Math.Max(ticks < 0 ? ~ticks : ticks, StartedAtTicks);
         }
     }
 

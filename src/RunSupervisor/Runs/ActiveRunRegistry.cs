@@ -342,5 +342,8 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <summary>The registry's monotonic clock, in <see cref="TimeSpan"/> ticks since the registry was created.</summary>
     internal long NowTicks() => _clock.NowTicks();
 
+    /// <summary>Reads the clock for a progress report; see <see cref="RegistryClock.ProgressNowTicks"/>.</summary>
+    internal long ProgressNowTicks() => _clock.ProgressNowTicks();
+
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

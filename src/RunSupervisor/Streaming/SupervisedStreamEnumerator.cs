@@ -126,7 +126,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
                     // A streamed update is progress: the idle timeout is a stream idle timeout, distinct from the deadline.
                     // Until the consumer asks for the next one the turn is the consumer's, so the idle clock stops: a slow
                     // consumer never makes a well-behaved provider look stalled (the deadline still counts all time).
-                    run.Entry.PauseIdleClock(run.Entry.Owner.NowTicks());
+                    run.Entry.PauseIdleClock(run.Entry.Owner.ProgressNowTicks());
                     _current = _next;
                     _hasCurrent = true;
                     return true;

@@ -1,0 +1,77 @@
+using FluentAssertions;
+using RunSupervisor.Tests.TestSupport;
+using Xunit;
+
+namespace RunSupervisor.Tests.Internal;
+
+/// <summary>The registry's clock: monotonic ticks from its origin, wall-clock instants from a cached offset, and the progress clock.</summary>
+public sealed class RegistryClockTests
+{
+    [Fact]
+    public void NowTicks_ClockElapses_CountsFromTheClocksCreation()
+    {
+        var time = new HandDrivenClock();
+        time.Elapse(TimeSpan.FromHours(1));
+        var clock = new RegistryClock(time);
+
+        clock.NowTicks().Should().Be(0);
+        time.Elapse(TimeSpan.FromSeconds(5));
+        clock.NowTicks().Should().Be(TimeSpan.FromSeconds(5).Ticks);
+    }
+
+    [Fact]
+    public void ProgressNowTicks_ProviderOtherThanTheSystemClock_IsExactlyNowTicks()
+    {
+        var time = new HandDrivenClock();
+        var clock = new RegistryClock(time);
+        time.Elapse(TimeSpan.FromTicks(12_345));
+
+        clock.ProgressNowTicks().Should().Be(clock.NowTicks(), "a fake clock stays exact to the tick");
+    }
+
+    [Fact]
+    public void ProgressNowTicks_RealSystemClock_StaysWithinTheSystemTickOfNowTicks()
+    {
+        // Real time: the system tick's resolution is at most about 16 ms; the bound is generous for a loaded machine.
+        var clock = new RegistryClock(TimeProvider.System);
+        for (int i = 0; i < 5; i++)
+        {
+            long before = clock.NowTicks();
+            long progress = clock.ProgressNowTicks();
+            long after = clock.NowTicks();
+
+            progress.Should().BeGreaterThanOrEqualTo(0, "it counts from the clock's own origin");
+            progress.Should().BeInRange(before - TimeSpan.FromMilliseconds(100).Ticks, after + TimeSpan.FromMilliseconds(100).Ticks);
+            Thread.Sleep(20);
+        }
+    }
+
+    [Fact]
+    public void ToWallClock_WallClockSteps_FollowsTheStepAfterTheRefreshInterval()
+    {
+        var time = new HandDrivenClock();
+        var clock = new RegistryClock(time);
+        DateTimeOffset start = clock.ToWallClock(clock.NowTicks());
+        start.Should().Be(DateTimeOffset.UnixEpoch);
+
+        time.StepWallClock(TimeSpan.FromHours(1));
+        time.Elapse(RegistryClock.WallClockRefresh - TimeSpan.FromTicks(1));
+        clock.ToWallClock(clock.NowTicks()).Should().Be(start + RegistryClock.WallClockRefresh - TimeSpan.FromTicks(1), "the offset is not read again within the interval");
+
+        time.Elapse(TimeSpan.FromTicks(1));
+        clock.ToWallClock(clock.NowTicks()).Should().Be(start + TimeSpan.FromHours(1) + RegistryClock.WallClockRefresh, "the interval passed, so the offset is read again");
+    }
+
+    [Fact]
+    public void ToWallClockUtcTicksCached_AfterAStepNotYetRead_UsesTheOffsetLastRead()
+    {
+        var time = new HandDrivenClock();
+        var clock = new RegistryClock(time);
+        time.StepWallClock(TimeSpan.FromHours(1));
+        time.Elapse(TimeSpan.FromSeconds(2));
+
+        clock.ToWallClockUtcTicksCached(clock.NowTicks()).Should().Be(DateTimeOffset.UnixEpoch.UtcTicks + TimeSpan.FromSeconds(2).Ticks, "it never calls the time provider");
+        _ = clock.ToWallClock(clock.NowTicks());
+        clock.ToWallClockUtcTicksCached(clock.NowTicks()).Should().Be(DateTimeOffset.UnixEpoch.UtcTicks + TimeSpan.FromHours(1).Ticks + TimeSpan.FromSeconds(2).Ticks, "a read of the wall clock refreshed the offset");
+    }
+}
