@@ -36,7 +36,8 @@ internal static class LeaseScripts
         local ts = d(token)
         local exp = d(nowms + tonumber(ARGV[2]))
         redis.call('SET', KEYS[2], ts, 'PX', ARGV[4])
-        redis.call('DEL', KEYS[1])
+        -- A superseded holder's hash goes first, so its abort flag and reason do not carry over; a free session has none.
+        if cur[2] then redis.call('DEL', KEYS[1]) end
         redis.call('HSET', KEYS[1], 'h', ARGV[1], 't', ts, 'c', ARGV[5], 'n', ARGV[6])
         redis.call('PEXPIRE', KEYS[1], ARGV[2])
         if cur[2] then
