@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Agents.AI;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
@@ -197,14 +198,25 @@ public sealed class SupervisedAgent : DelegatingAIAgent
         return sessionId;
     }
 
-    private async Task<AgentResponse> RunSupervisedAsync(string sessionId, IEnumerable<ChatMessage> messages, AgentSession? session, AgentRunOptions? options, CancellationToken cancellationToken)
+    private Task<AgentResponse> RunSupervisedAsync(string sessionId, IEnumerable<ChatMessage> messages, AgentSession? session, AgentRunOptions? options, CancellationToken cancellationToken)
     {
-        // Awaited here so that SessionBusyException and the run's outcomes all surface through the returned task.
         AIAgent inner = InnerAgent;
-        return await _registry.RunAsync(
-            sessionId,
-            abortToken => inner.RunAsync(messages, session, options, abortToken),
-            StartOptionsFor(session, options),
-            cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return _registry.RunAsync(
+                sessionId,
+                abortToken => inner.RunAsync(messages, session, options, abortToken),
+                StartOptionsFor(session, options),
+                cancellationToken);
+        }
+        catch (Exception error)
+        {
+            // RunAsync refuses synchronously (a busy session, a full queue, a disposed registry); a turn reports every
+            // outcome through its task, as an async method would (a cancellation as a cancelled task), without paying
+            // for an async state machine on every turn.
+            AsyncTaskMethodBuilder<AgentResponse> builder = AsyncTaskMethodBuilder<AgentResponse>.Create();
+            builder.SetException(error);
+            return builder.Task;
+        }
     }
 }

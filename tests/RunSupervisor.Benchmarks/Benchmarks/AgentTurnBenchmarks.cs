@@ -95,7 +95,7 @@ public class AgentTurnBenchmarks : IDisposable
     }
 
     /// <summary>An agent whose turns have already completed: cached response, cached updates, nothing allocated by it.</summary>
-    private sealed class CompletedAgent : AIAgent
+    internal sealed class CompletedAgent : AIAgent
     {
         private static readonly AgentResponseUpdate[] Updates = [.. Enumerable.Range(0, StreamUpdates).Select(static i => new AgentResponseUpdate(ChatRole.Assistant, $"u{i}"))];
 

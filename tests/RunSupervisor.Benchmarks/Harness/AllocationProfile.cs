@@ -1,4 +1,8 @@
 using System.Globalization;
+using Microsoft.Agents.AI;
+using Microsoft.Extensions.AI;
+using RunSupervisor.Agents;
+using RunSupervisor.Benchmarks.Benchmarks;
 using RunSupervisor.Benchmarks.Implementations;
 
 namespace RunSupervisor.Benchmarks.Harness;
@@ -34,6 +38,11 @@ public static class AllocationProfile
         using var semaphore = new SemaphoreSlim(0, 1);
         var waitOptions = new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait };
         RunHandle handOffCurrent = registry.Start("s-handoff");
+        AIAgent bareAgent = new AgentTurnBenchmarks.CompletedAgent();
+        AIAgent supervisedAgent = bareAgent.AsBuilder().UseRunSupervisor(registry).Build();
+        AgentSession agentSession = bareAgent.CreateSessionAsync().AsTask().GetAwaiter().GetResult();
+        _ = SupervisedAgent.GetSessionId(agentSession);
+        ChatMessage[] messages = [new(ChatRole.User, "hi")];
 
         (string Case, string Impl, Action Op)[] cases =
         [
@@ -56,6 +65,8 @@ public static class AllocationProfile
             ("c Resolve busy message", "RunSupervisor", () => policy.Resolve(new QueueRequest(busy, IsHeartbeat: false))),
             ("c Resolve busy heartbeat", "Floor", () => floor.Resolve(new QueueRequest(busy, IsHeartbeat: true))),
             ("c Resolve busy heartbeat", "RunSupervisor", () => policy.Resolve(new QueueRequest(busy, IsHeartbeat: true))),
+            ("e agent turn", "Bare agent", () => bareAgent.RunAsync(messages, agentSession).GetAwaiter().GetResult()),
+            ("e agent turn", "Supervised agent", () => supervisedAgent.RunAsync(messages, agentSession).GetAwaiter().GetResult()),
             ("hand-off to one waiter", "SemaphoreSlim", () =>
             {
                 Task waiter = semaphore.WaitAsync();
