@@ -61,11 +61,158 @@ public sealed class AdmissionQueueTests : IDisposable
         }
     }
 
-    private PendingStart Enqueue(string sessionId, long enqueuedAt)
+    [Fact]
+    public void HasWaitersLocked_OtherSessionWaits_OnlyTheWaitingSessionHasWaiters()
+    {
+        using (_gate.EnterScope())
+        {
+            _queue.HasWaitersLocked("a").Should().BeFalse("nothing waits yet");
+            Enqueue("a", enqueuedAt: 0);
+
+            _queue.HasWaitersLocked("a").Should().BeTrue();
+            _queue.HasWaitersLocked("b").Should().BeFalse("a start waiting for another session is not this session's waiter");
+        }
+    }
+
+    [Fact]
+    public void SnapshotLocked_StartsOfManySessions_OldestFirst()
+    {
+        using (_gate.EnterScope())
+        {
+            // Session order in the per-session map says nothing of age: the snapshot orders by the order of queueing.
+            var queued = Enumerable.Range(0, 20).Select(i => Enqueue("s" + i, enqueuedAt: 100 - i)).ToList();
+
+            _queue.SnapshotLocked().Should().Equal(queued, ReferenceEquals);
+        }
+    }
+
+    [Fact]
+    public void EnqueueLocked_BusySession_WaitsForTheSessionNotForASlot()
+    {
+        using (_gate.EnterScope())
+        {
+            PendingStart start = Enqueue("s", enqueuedAt: 0, sessionFree: false);
+
+            start.LaneNode.Should().BeNull();
+            _queue.ReadyCount.Should().Be(0);
+            _queue.Lane(0).Should().BeEmpty();
+        }
+    }
+
+    [Fact]
+    public void EnqueueLocked_FreeSessionBehindAnotherStart_OnlyTheSessionsOldestIsReady()
+    {
+        using (_gate.EnterScope())
+        {
+            PendingStart first = Enqueue("s", enqueuedAt: 0, sessionFree: true);
+            PendingStart second = Enqueue("s", enqueuedAt: 1, sessionFree: true);
+
+            first.LaneNode.Should().NotBeNull("the head of a free session's queue waits only for a slot");
+            second.LaneNode.Should().BeNull("it waits behind its session's older start");
+            _queue.ReadyCount.Should().Be(1);
+            _queue.Lane(0).Should().Equal(new[] { first }, ReferenceEquals);
+        }
+    }
+
+    [Fact]
+    public void SessionFreedLocked_SessionWithWaiters_ItsOldestBecomesReadyOnce()
+    {
+        using (_gate.EnterScope())
+        {
+            PendingStart first = Enqueue("s", enqueuedAt: 0);
+            Enqueue("s", enqueuedAt: 1);
+
+            _queue.SessionFreedLocked("s");
+            _queue.SessionFreedLocked("s");
+            _queue.SessionFreedLocked("other");
+
+            _queue.ReadyCount.Should().Be(1, "a start already ready is not queued for a slot twice");
+            _queue.Lane(0).Should().Equal(new[] { first }, ReferenceEquals);
+        }
+    }
+
+    [Fact]
+    public void RemoveLocked_SessionKeepsAWaiter_ReportsNotEmptyThenEmpty()
+    {
+        using (_gate.EnterScope())
+        {
+            PendingStart first = Enqueue("s", enqueuedAt: 0);
+            PendingStart second = Enqueue("s", enqueuedAt: 1);
+
+            _queue.RemoveLocked(first).Should().BeFalse("the session still has a waiting start");
+            _queue.CountFor("s").Should().Be(1);
+            _queue.RemoveLocked(second).Should().BeTrue("that was the session's last waiting start");
+            _queue.CountFor("s").Should().Be(0);
+            _queue.HasWaitersLocked("s").Should().BeFalse();
+        }
+    }
+
+    [Fact]
+    public void RemoveAllLocked_WaitingStarts_EveryStartLeavesAndTheHeapIsEmpty()
+    {
+        using (_gate.EnterScope())
+        {
+            PendingStart a = Enqueue("a", enqueuedAt: 0, sessionFree: true);
+            PendingStart b1 = Enqueue("b", enqueuedAt: 1);
+            PendingStart b2 = Enqueue("b", enqueuedAt: 2);
+
+            List<PendingStart> all = _queue.RemoveAllLocked();
+
+            all.Should().HaveCount(3).And.Contain(new[] { a, b1, b2 });
+            all.Should().OnlyContain(start => !start.IsQueued && start.LaneNode == null);
+            _queue.Count.Should().Be(0);
+            _queue.ReadyCount.Should().Be(0);
+            _queue.CountFor("a").Should().Be(0);
+            _queue.CountFor("b").Should().Be(0);
+            _queue.TimeoutHeapCount.Should().Be(0, "a disposed registry keeps no start alive through the heap");
+            _queue.NextTimeoutTicksLocked().Should().Be(long.MaxValue);
+        }
+    }
+
+    [Fact]
+    public void RemoveLocked_StaleEntriesUpToTheLiveCount_HeapRebuiltOnlyWhenTheyOutnumberIt()
+    {
+        using (_gate.EnterScope())
+        {
+            var starts = Enumerable.Range(0, 100).Select(i => Enqueue("s" + i, enqueuedAt: i)).ToList();
+
+            // Up to 50 of 100 left, the stale entries do not outnumber the 50 waiting: rebuilding would not pay yet.
+            for (int i = 0; i < 50; i++)
+            {
+                _queue.RemoveLocked(starts[i]);
+                _queue.TimeoutHeapCount.Should().Be(100, "after {0} left the heap is not rebuilt", i + 1);
+            }
+
+            _queue.RemoveLocked(starts[50]);
+
+            _queue.TimeoutHeapCount.Should().Be(49, "51 stale entries outnumber the 49 waiting starts, so they are dropped");
+            _queue.NextTimeoutTicksLocked().Should().Be(starts[51].TimeoutAtTicks);
+        }
+    }
+
+    [Fact]
+    public void RemoveLocked_FewStartsLeave_HeapKeepsThemBelowTheFloor()
+    {
+        using (_gate.EnterScope())
+        {
+            var starts = Enumerable.Range(0, 33).Select(i => Enqueue("s" + i, enqueuedAt: i)).ToList();
+
+            // 32 stale entries against one waiting start: below the floor a rebuild is not worth its cost.
+            for (int i = 0; i < 32; i++)
+            {
+                _queue.RemoveLocked(starts[i]);
+            }
+
+            _queue.TimeoutHeapCount.Should().Be(33);
+            _queue.NextTimeoutTicksLocked().Should().Be(starts[32].TimeoutAtTicks, "the stale entries are skipped");
+        }
+    }
+
+    private PendingStart Enqueue(string sessionId, long enqueuedAt, bool sessionFree = false)
     {
         var spec = new StartSpec(TimeSpan.FromMinutes(10).Ticks, TimeSpan.FromSeconds(30).Ticks, idleTicks: 0, QueueTimeout, SessionBusyBehavior.Wait, background: false, lane: 0);
         var start = new PendingStart(_registry, sessionId, SessionTable.Hash(sessionId), spec, observer: null, enqueuedAt, CancellationToken.None);
-        _queue.EnqueueLocked(start, sessionFree: false);
+        _queue.EnqueueLocked(start, sessionFree);
         return start;
     }
 }

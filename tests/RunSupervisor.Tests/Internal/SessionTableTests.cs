@@ -328,6 +328,150 @@ public sealed class SessionTableTests : IDisposable
         table.Count.Should().Be(stable.Length);
     }
 
+    [Fact]
+    public void TryAdd_FillingTheTable_GrowsOnlyPastHalfTheSlotsToAQuarterLoad()
+    {
+        // At most half the slots may be non-null, so the 9th run outgrows 16 slots, the 33rd 64 and the 129th 256;
+        // each resize makes room for four times the runs, rounded up to a power of two.
+        var table = new SessionTable(_gate);
+        List<int> capacities = [];
+
+        for (int i = 1; i <= 129; i++)
+        {
+            table.TryAdd(NewRun($"fill-{i}"), out _).Should().BeTrue();
+            capacities.Add(table.Capacity);
+        }
+
+        int[] expected = Enumerable.Range(1, 129).Select(count => count switch
+        {
+            <= 8 => 16,
+            <= 32 => 64,
+            <= 128 => 256,
+            _ => 1024,
+        }).ToArray();
+        capacities.Should().Equal(expected);
+    }
+
+    [Fact]
+    public void TryRemove_BelowASixteenthOfTheSlots_ShrinksToAQuarterLoad()
+    {
+        var table = new SessionTable(_gate);
+        RunEntry[] runs = Enumerable.Range(0, 10).Select(i => NewRun($"shrink-{i}")).ToArray();
+        foreach (RunEntry run in runs)
+        {
+            table.TryAdd(run, out _);
+        }
+
+        table.Capacity.Should().Be(64);
+        for (int i = 0; i < 6; i++)
+        {
+            table.TryRemove(runs[i]).Should().BeTrue();
+        }
+
+        table.Capacity.Should().Be(64, "four runs are a sixteenth of 64 slots, not below it");
+
+        table.TryRemove(runs[6]).Should().BeTrue();
+
+        table.Capacity.Should().Be(16);
+        runs.Skip(7).Should().OnlyContain(run => table.Find(run.SessionId) == run);
+    }
+
+    [Fact]
+    public void TryAdd_RemovedSlotFirstInItsProbe_IsReusedSoTheTableDoesNotGrow()
+    {
+        // Slot 0 is left a tombstone (its neighbour in slot 1 stays); a new run homed at slot 0 must take that slot,
+        // the first free one of its probe, not the never-used slot after the neighbour. Then eight runs fill exactly
+        // half of the 16 slots, which is still allowed.
+        string[] ids = IdsHomedAt(16, 0, 1, 0, 4, 5, 6, 7, 8, 9);
+        var table = new SessionTable(_gate);
+        RunEntry removed = NewRun(ids[0]);
+        table.TryAdd(removed, out _);
+        table.TryAdd(NewRun(ids[1]), out _);
+        table.TryRemove(removed).Should().BeTrue();
+
+        RunEntry[] added = ids.Skip(2).Select(NewRun).ToArray();
+        foreach (RunEntry run in added)
+        {
+            table.TryAdd(run, out _).Should().BeTrue();
+        }
+
+        table.Count.Should().Be(8);
+        table.Capacity.Should().Be(16);
+        added.Should().OnlyContain(run => table.Find(run.SessionId) == run);
+        table.Find(ids[0]).Should().BeNull();
+    }
+
+    [Fact]
+    public void TryAdd_TwoRemovedSlotsInOneProbe_AreReusedInProbeOrderBeforeAFreshSlot()
+    {
+        // Slots 0 and 2 are tombstones between runs in slots 1 and 3. A run homed at 0 takes slot 0, the first free
+        // slot of its probe, which leaves slot 2 for a run homed there: eight runs then fit in 16 slots. Had the first
+        // run taken slot 2, the second would have used the fresh slot 4 and pushed the table past half full.
+        string[] ids = IdsHomedAt(16, 0, 1, 2, 3, 0, 2, 5, 6, 7, 8);
+        var table = new SessionTable(_gate);
+        RunEntry[] first = ids.Take(4).Select(NewRun).ToArray();
+        foreach (RunEntry run in first)
+        {
+            table.TryAdd(run, out _);
+        }
+
+        table.TryRemove(first[0]).Should().BeTrue();
+        table.TryRemove(first[2]).Should().BeTrue();
+
+        RunEntry[] added = ids.Skip(4).Select(NewRun).ToArray();
+        foreach (RunEntry run in added)
+        {
+            table.TryAdd(run, out _).Should().BeTrue();
+        }
+
+        table.Count.Should().Be(8);
+        table.Capacity.Should().Be(16);
+        added.Append(first[1]).Append(first[3]).Should().OnlyContain(run => table.Find(run.SessionId) == run);
+    }
+
+    [Fact]
+    public void TryRemove_LastRunOfAMinimumSizeTable_AllocatesNothing()
+    {
+        // A table at its minimum size has nothing to give back: emptying it must not build a new slot array.
+        var table = new SessionTable(_gate);
+        RunEntry run = NewRun("only");
+        table.TryAdd(run, out _);
+        table.TryRemove(run);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+        {
+            table.TryAdd(run, out _);
+            table.TryRemove(run);
+        }
+
+        ((GC.GetAllocatedBytesForCurrentThread() - before) / 100).Should().BeLessThan(32);
+        table.Capacity.Should().Be(16);
+        table.Count.Should().Be(0);
+    }
+
+    /// <summary>Finds distinct ids whose cheap hash puts them at the given slots of a table of <paramref name="capacity"/> slots.</summary>
+    internal static string[] IdsHomedAt(int capacity, params int[] slots)
+    {
+        string?[] ids = new string?[slots.Length];
+        for (int i = 0, found = 0; found < slots.Length; i++)
+        {
+            string id = $"homed-{i}";
+            int home = SessionTable.Hash(id) & (capacity - 1);
+            for (int n = 0; n < slots.Length; n++)
+            {
+                if (ids[n] is null && slots[n] == home)
+                {
+                    ids[n] = id;
+                    found++;
+                    break;
+                }
+            }
+        }
+
+        return ids!;
+    }
+
     private RunEntry NewRun(string sessionId)
         => new(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, new StartSpec(TimeSpan.FromMinutes(1).Ticks, graceTicks: 0, idleTicks: 0, queueTimeoutTicks: 0, SessionBusyBehavior.Reject, background: false, lane: 0));
 }
