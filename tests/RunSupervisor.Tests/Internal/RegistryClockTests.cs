@@ -74,4 +74,53 @@ public sealed class RegistryClockTests
         _ = clock.ToWallClock(clock.NowTicks());
         clock.ToWallClockUtcTicksCached(clock.NowTicks()).Should().Be(DateTimeOffset.UnixEpoch.UtcTicks + TimeSpan.FromHours(1).Ticks + TimeSpan.FromSeconds(2).Ticks, "a read of the wall clock refreshed the offset");
     }
+
+    [Fact]
+    public void ToWallClock_AnotherCallerRefreshedTheOffsetFirst_AgreesWithTheOffsetItPublished()
+    {
+        var time = new ReentrantClock();
+        var clock = new RegistryClock(time);
+        time.Elapse(RegistryClock.WallClockRefresh);
+        long now = clock.NowTicks();
+        DateTimeOffset inner = default;
+
+        // While this call reads the wall clock, another refreshes and publishes the offset first; then the wall clock
+        // steps, so this call's own reading differs from the published one and loses the race to publish it.
+        time.OnWallClockRead = () =>
+        {
+            inner = clock.ToWallClock(now);
+            time.StepWallClock(TimeSpan.FromHours(1));
+        };
+        DateTimeOffset outer = clock.ToWallClock(now);
+
+        inner.Should().Be(DateTimeOffset.UnixEpoch + RegistryClock.WallClockRefresh);
+        outer.Should().Be(inner, "every caller converts with the one offset published, never a reading that lost the race");
+        clock.ToWallClockUtcTicksCached(now).Should().Be(inner.UtcTicks);
+    }
+
+    /// <summary>A clock moved by hand whose wall-clock read can run an action first, as a provider running due timer callbacks would.</summary>
+    private sealed class ReentrantClock : TimeProvider
+    {
+        private long _monotonicTicks;
+        private long _wallOffsetTicks = DateTimeOffset.UnixEpoch.UtcTicks;
+
+        /// <summary>Gets or sets an action run once, inside the next wall-clock read, before it reads.</summary>
+        public Action? OnWallClockRead { get; set; }
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => _monotonicTicks;
+
+        public override DateTimeOffset GetUtcNow()
+        {
+            Action? onRead = OnWallClockRead;
+            OnWallClockRead = null;
+            onRead?.Invoke();
+            return new DateTimeOffset(_monotonicTicks + _wallOffsetTicks, TimeSpan.Zero);
+        }
+
+        public void Elapse(TimeSpan span) => _monotonicTicks += span.Ticks;
+
+        public void StepWallClock(TimeSpan step) => _wallOffsetTicks += step.Ticks;
+    }
 }
