@@ -68,12 +68,7 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
     public bool LeftSessionIdle { get; set; }
 
     /// <summary>Makes the admitted run; under the gate, so the run's own deadline starts at admission.</summary>
-    public RunEntry CreateEntry(long nowTicks, long nowUtcTicks) => new(Owner, SessionId, SessionHash, nowTicks, nowUtcTicks, Spec)
-    {
-        Traced = RunSupervisorActivitySource.Source.HasListeners(),
-        EndObserver = Observer,
-        Leased = Owner.HasLeaseStore,
-    };
+    public RunEntry CreateEntry(long nowTicks, long nowUtcTicks) => Owner.NewEntry(SessionId, SessionHash, nowTicks, nowUtcTicks, Spec, Observer);
 
     /// <summary>Completes the caller's task; outside the gate, once the start has left the queue.</summary>
     public void Complete()

@@ -227,10 +227,10 @@ internal sealed class RunTable
             return false;
         }
 
-        // An abort before the deadline (the caller's, or an idle run's) gives the run one grace period from then, but
-        // never pushes eviction back past the deadline's.
-        long abortedAt = cause == AbortCause.Deadline ? entry.DeadlineTicks : Math.Min(entry.DeadlineTicks, nowTicks);
-        entry.SetAborting(cause, detail, abortedAt + entry.GraceTicks);
+        // The run is evicted one grace period after its abort, but never later than one after its deadline: a caller's
+        // or an idle abort counts from its instant, and a deadline abort (which the watchdog makes at or after the
+        // deadline, never before) from the deadline itself, however late its tick came.
+        entry.SetAborting(cause, detail, Math.Min(entry.DeadlineTicks, nowTicks) + entry.GraceTicks);
         _deadlines.Update(entry);
         return true;
     }

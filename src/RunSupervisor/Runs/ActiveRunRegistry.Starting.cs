@@ -92,8 +92,11 @@ public sealed partial class ActiveRunRegistry
         return current is not null && !(current.Background && !spec.Background);
     }
 
-    /// <summary>Makes a start's run; under the gate, <paramref name="nowUtcTicks"/> comes from the cached wall-clock offset, which never calls the time provider.</summary>
-    private RunEntry NewEntry(string sessionId, int sessionHash, long nowTicks, long nowUtcTicks, in StartSpec spec, IRunEndObserver? observer) => new(this, sessionId, sessionHash, nowTicks, nowUtcTicks, spec)
+    /// <summary>
+    /// Makes a start's run, for a start entering now or a waiting start being admitted; under the gate,
+    /// <paramref name="nowUtcTicks"/> comes from the cached wall-clock offset, which never calls the time provider.
+    /// </summary>
+    internal RunEntry NewEntry(string sessionId, int sessionHash, long nowTicks, long nowUtcTicks, in StartSpec spec, IRunEndObserver? observer) => new(this, sessionId, sessionHash, nowTicks, nowUtcTicks, spec)
     {
         // Decided before the run is published, so whichever thread ends it knows without a fence whether to look for an activity.
         Traced = RunSupervisorActivitySource.Source.HasListeners(),
