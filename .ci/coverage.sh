@@ -2,7 +2,8 @@
 # Coverage of src/RunSupervisor (coverlet, cobertura): runs the core's test project and the adapters' test projects
 # with the "XPlat Code Coverage" collector (measuring the core assembly only), merges the reports and prints ONE line:
 #   coverage: line 97.1%, branch 92.3% (src/RunSupervisor)
-# Exits non-zero if line < 95 % or branch < 90 % (or the tests fail, or no report was written).
+# Exits non-zero if line < 95 % or branch < 90 % (or the tests fail, or no report was written). The randomized stress
+# workouts are not part of it (see below).
 # Needs only the .NET SDK (coverlet.collector is a package reference of the test project).
 # Extra arguments go to `dotnet test` (for example --no-build, or --artifacts-path DIR).
 set -uo pipefail
@@ -33,6 +34,10 @@ cat > "$out/coverage.runsettings" <<'XML'
 </RunSettings>
 XML
 
+# The randomized stress workouts are left out: what they cover, the deterministic tests cover too (the figure moves by
+# 0.1 % branch without them), and with them the figure would depend on the seed. The test step runs them.
+deterministic='FullyQualifiedName!~Reliability.StressTests&FullyQualifiedName!~Reliability.RealTimeStressIntegrationTests'
+
 status=0
 # The core's own tests, and the adapters' tests for the core code only they exercise (the shared supervised stream and
 # the adapters' option helpers live in the core, behind InternalsVisibleTo).
@@ -44,8 +49,14 @@ for project in "${projects[@]}"; do
   name="$(basename "$project" .csproj)"
   if ! dotnet test "$project" -c Release \
       --collect:"XPlat Code Coverage" --settings "$out/coverage.runsettings" \
-      --results-directory "$out/results/$name" --verbosity quiet "$@" >"$out/test-$name.log" 2>&1; then
-    tail -n 30 "$out/test-$name.log" >&2
+      --results-directory "$out/results/$name" --verbosity quiet --logger "console;verbosity=minimal" \
+      --filter "$deterministic" "$@" \
+      >"$out/test-$name.log" 2>&1; then
+    # From the first failure on: each failed test's message, stack trace and output (a stress failure names its seed).
+    # Or, when no test failed (a build error), the log's end.
+    details="$(sed -n '/\[FAIL\]\|Cleanup Failure\|^  Failed /,$p' "$out/test-$name.log" | head -n 200)"
+    [ -n "$details" ] || details="$(tail -n 30 "$out/test-$name.log")"
+    printf '%s\n' "$details" >&2
     echo "coverage: the tests of $name failed; see above" >&2
     status=1
   fi
