@@ -5,7 +5,9 @@ namespace RunSupervisor.Redis;
 /// those; Cluster routes by them), sticks to Lua 5.1 so it runs on Redis and on Garnet's Lua 5.4 alike, and formats
 /// every number it stores or returns with <c>%d</c>, because a Lua 5.1 number printed with <c>tostring</c> loses digits
 /// of a 16-digit token. The lease is a hash: <c>h</c> host, <c>t</c> token, <c>c</c> the host's channel, <c>n</c> the
-/// acquire's nonce, <c>a</c> abort flag, <c>r</c> abort reason.
+/// acquire's nonce, <c>a</c> abort flag, <c>r</c> abort reason, <c>w</c> watched: another host has asked about the
+/// session while it was held (a refused acquire, an owner query), so its release is published; a release nobody waits
+/// for publishes nothing, which saves the server a message to every host and every host its handling.
 /// </summary>
 internal static class LeaseScripts
 {
@@ -23,12 +25,15 @@ internal static class LeaseScripts
     /// The token is max(previous + 1, server time in µs), so it keeps increasing after a restart that lost the fence.
     /// </summary>
     public static readonly LeaseScript Acquire = new("acquire", Prelude + """
-        local cur = redis.call('HMGET', KEYS[1], 'h', 't', 'c')
+        local cur = redis.call('HMGET', KEYS[1], 'h', 't', 'c', 'w')
         local nowus, nowms = now()
         local oldexp = false
         if cur[2] then
           oldexp = d(nowms + redis.call('PTTL', KEYS[1]))
-          if ARGV[3] ~= '1' then return {0, cur[1], cur[2], oldexp} end
+          if ARGV[3] ~= '1' then
+            redis.call('HSET', KEYS[1], 'w', '1')
+            return {0, cur[1], cur[2], oldexp}
+          end
         end
         local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
         local token = nowus
@@ -39,6 +44,8 @@ internal static class LeaseScripts
         -- A superseded holder's hash goes first, so its abort flag and reason do not carry over; a free session has none.
         if cur[2] then redis.call('DEL', KEYS[1]) end
         redis.call('HSET', KEYS[1], 'h', ARGV[1], 't', ts, 'c', ARGV[5], 'n', ARGV[6])
+        -- Whoever waited for the superseded holder's release now waits for this one's.
+        if cur[4] then redis.call('HSET', KEYS[1], 'w', '1') end
         redis.call('PEXPIRE', KEYS[1], ARGV[2])
         if cur[2] then
           if cur[3] then redis.call('PUBLISH', cur[3], 'S' .. f(ARGV[7]) .. f(cur[2]) .. f(false) .. f(ARGV[1]) .. f(ts) .. f(exp)) end
@@ -64,11 +71,15 @@ internal static class LeaseScripts
         return {1, cur[3] or '0', reason}
         """);
 
-    /// <summary>KEYS: lease. ARGV: token, released channel, session id. Deletes the lease if it holds the token, then publishes the release. Returns 1 or 0.</summary>
+    /// <summary>
+    /// KEYS: lease. ARGV: token, released channel, session id. Deletes the lease if it holds the token, then publishes
+    /// the release if the session was watched. Returns 1 or 0.
+    /// </summary>
     public static readonly LeaseScript Release = new("release", Prelude + """
-        if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
+        local cur = redis.call('HMGET', KEYS[1], 't', 'w')
+        if cur[1] ~= ARGV[1] then return 0 end
         redis.call('DEL', KEYS[1])
-        redis.call('PUBLISH', ARGV[2], 'R' .. f(ARGV[3]) .. f(ARGV[1]) .. f(false) .. f(false) .. f(false) .. f(false))
+        if cur[2] then redis.call('PUBLISH', ARGV[2], 'R' .. f(ARGV[3]) .. f(ARGV[1]) .. f(false) .. f(false) .. f(false) .. f(false)) end
         return 1
         """);
 
@@ -77,10 +88,10 @@ internal static class LeaseScripts
     /// lease only if that very acquire made it. Returns the token it removed, or 0.
     /// </summary>
     public static readonly LeaseScript Compensate = new("compensate", Prelude + """
-        local cur = redis.call('HMGET', KEYS[1], 'n', 't')
+        local cur = redis.call('HMGET', KEYS[1], 'n', 't', 'w')
         if cur[1] ~= ARGV[1] then return 0 end
         redis.call('DEL', KEYS[1])
-        redis.call('PUBLISH', ARGV[2], 'R' .. f(ARGV[3]) .. f(cur[2]) .. f(false) .. f(false) .. f(false) .. f(false))
+        if cur[3] then redis.call('PUBLISH', ARGV[2], 'R' .. f(ARGV[3]) .. f(cur[2]) .. f(false) .. f(false) .. f(false) .. f(false)) end
         return cur[2]
         """);
 
@@ -104,10 +115,11 @@ internal static class LeaseScripts
         return 1
         """);
 
-    /// <summary>KEYS: lease. Returns {host, token, expires ms}, or nil when the session is free.</summary>
+    /// <summary>KEYS: lease. Returns {host, token, expires ms}, or nil when the session is free; marks a held session watched.</summary>
     public static readonly LeaseScript Owner = new("owner", Prelude + """
         local cur = redis.call('HMGET', KEYS[1], 'h', 't')
         if not cur[2] then return false end
+        redis.call('HSET', KEYS[1], 'w', '1')
         local nowus, nowms = now()
         return {cur[1], cur[2], d(nowms + redis.call('PTTL', KEYS[1]))}
         """);

@@ -31,7 +31,12 @@ public interface IRunLeaseStore
     /// <returns>One result per lease, in the order given.</returns>
     ValueTask<IReadOnlyList<RunLeaseRenewResult>> RenewAsync(IReadOnlyList<RunLease> leases, TimeSpan ttl, CancellationToken cancellationToken = default);
 
-    /// <summary>Releases a lease if it is still the session's (compare and delete), and tells every host the session is free.</summary>
+    /// <summary>
+    /// Releases a lease if it is still the session's (compare and delete), and tells every host the session is free
+    /// (<see cref="RunLeaseNotificationKind.Released"/>) if any host asked about it while the lease held it: an
+    /// <see cref="AcquireAsync"/> it refused, or <see cref="GetOwnerAsync"/>. A release nobody asked about may go
+    /// unannounced, since no host waits for it; a host that waits without asking finds the session free by its poll.
+    /// </summary>
     /// <param name="lease">The lease.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns><see langword="true"/> if the lease was the session's and is gone; <see langword="false"/> if it had already expired or been taken over.</returns>
@@ -48,14 +53,15 @@ public interface IRunLeaseStore
     /// <returns><see langword="true"/> if a matching lease was found and flagged.</returns>
     ValueTask<bool> RequestAbortAsync(string sessionId, long? expectedFencingToken, string? reason, CancellationToken cancellationToken = default);
 
-    /// <summary>Reads who holds the session's lease.</summary>
+    /// <summary>Reads who holds the session's lease, and marks a held session as asked about, so its release is announced.</summary>
     /// <param name="sessionId">The session.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The owner, or <see langword="null"/> when the session is free cluster-wide.</returns>
     ValueTask<RunLeaseInfo?> GetOwnerAsync(string sessionId, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Subscribes a host to its notifications: aborts and supersedes of its own leases, and releases of every session.
+    /// Subscribes a host to its notifications: aborts and supersedes of its own leases, and the announced releases of
+    /// every session (see <see cref="ReleaseAsync"/>).
     /// A lost notification is recovered by the registry's renew and poll, so delivery may be best-effort.
     /// </summary>
     /// <param name="hostId">The host.</param>

@@ -74,6 +74,7 @@ public sealed class InMemoryRunLeaseStore : IRunLeaseStore
             Entry? current = Live(request.SessionId, now);
             if (current is not null && !request.Supersede)
             {
+                current.Watched = true;
                 result = RunLeaseAcquireResult.Held(current.ToInfo(request.SessionId));
             }
             else
@@ -81,7 +82,7 @@ public sealed class InMemoryRunLeaseStore : IRunLeaseStore
                 long previous = _fences.GetValueOrDefault(request.SessionId);
                 long token = Math.Max(previous + 1, now.ToUnixTimeMilliseconds() * 1000 + (now.Ticks % TimeSpan.TicksPerMillisecond / 10));
                 _fences[request.SessionId] = token;
-                var entry = new Entry(request.HostId, token, now + request.Ttl);
+                var entry = new Entry(request.HostId, token, now + request.Ttl) { Watched = current?.Watched ?? false };
                 _leases[request.SessionId] = entry;
                 var lease = new RunLease(request.SessionId, request.HostId, token);
                 RunLeaseInfo? superseded = current?.ToInfo(request.SessionId);
@@ -154,6 +155,7 @@ public sealed class InMemoryRunLeaseStore : IRunLeaseStore
         }
 
         bool released;
+        bool announce = false;
         lock (_lock)
         {
             Entry? current = Live(lease.SessionId, _timeProvider.GetUtcNow());
@@ -161,10 +163,11 @@ public sealed class InMemoryRunLeaseStore : IRunLeaseStore
             if (released)
             {
                 _leases.Remove(lease.SessionId);
+                announce = current!.Watched;
             }
         }
 
-        if (released)
+        if (announce)
         {
             DeliverToAll(new RunLeaseNotification(RunLeaseNotificationKind.Released, lease.SessionId, lease.FencingToken));
         }
@@ -214,7 +217,14 @@ public sealed class InMemoryRunLeaseStore : IRunLeaseStore
 
         lock (_lock)
         {
-            return new ValueTask<RunLeaseInfo?>(Live(sessionId, _timeProvider.GetUtcNow())?.ToInfo(sessionId));
+            Entry? current = Live(sessionId, _timeProvider.GetUtcNow());
+            if (current is null)
+            {
+                return new ValueTask<RunLeaseInfo?>((RunLeaseInfo?)null);
+            }
+
+            current.Watched = true;
+            return new ValueTask<RunLeaseInfo?>(current.ToInfo(sessionId));
         }
     }
 
@@ -283,14 +293,16 @@ public sealed class InMemoryRunLeaseStore : IRunLeaseStore
 
     /// <summary>Simulates the loss of one session's lease key (evicted, deleted by an operator); no host is told.</summary>
     /// <param name="sessionId">The session.</param>
-    /// <returns><see langword="true"/> if the session had a lease.</returns>
+    /// <returns><see langword="true"/> if the session had a lease that had not expired.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="sessionId"/> is <see langword="null"/>.</exception>
     public bool RemoveLease(string sessionId)
     {
         ArgumentNullException.ThrowIfNull(sessionId);
         lock (_lock)
         {
-            return _leases.Remove(sessionId);
+            // A lapsed lease is no lease, as on a server that expires keys by itself: whether a lookup happened to
+            // clear it first must not change the answer.
+            return Live(sessionId, _timeProvider.GetUtcNow()) is not null && _leases.Remove(sessionId);
         }
     }
 
@@ -393,6 +405,9 @@ public sealed class InMemoryRunLeaseStore : IRunLeaseStore
         public bool AbortRequested { get; set; }
 
         public string? AbortReason { get; set; }
+
+        /// <summary>Gets or sets a value indicating whether another host asked about the session while this lease held it, so its release is announced.</summary>
+        public bool Watched { get; set; }
 
         public RunLeaseInfo ToInfo(string sessionId) => new(sessionId, HostId, Token, ExpiresAt);
     }
