@@ -31,6 +31,9 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
     private readonly Dictionary<string, int> _dropped = new(StringComparer.Ordinal);
     private int _disposed;
 
+    /// <summary>Gets the lock that orders a counted drop against a run's end; tests hold it to stop a heartbeat between its look and its count.</summary>
+    internal Lock DropsLock => _dropsLock;
+
     /// <summary>Initializes a new instance of the <see cref="HeartbeatQueuePolicy"/> class and subscribes to the registry's run ends.</summary>
     /// <param name="registry">The registry whose runs decide whether a session is busy.</param>
     /// <param name="logger">The logger for drops and owed heartbeats; <see langword="null"/> for none.</param>

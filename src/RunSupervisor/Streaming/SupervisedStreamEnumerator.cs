@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
+using System.Threading.Tasks.Sources;
 
 namespace RunSupervisor;
 
@@ -28,7 +29,7 @@ namespace RunSupervisor;
 /// a time.</para>
 /// </remarks>
 /// <typeparam name="T">The type of the streamed updates.</typeparam>
-internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
+internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValueTaskSource<bool>, IThreadPoolWorkItem
 {
     /// <summary>No inner call is pending: the consumer holds the stream between two updates.</summary>
     private const int Idle = 0;
@@ -39,13 +40,29 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
     /// <summary>The inner stream is being disposed and the run settled; final.</summary>
     private const int Stopping = 2;
 
+    /// <summary>The consumer has no <see cref="MoveNextAsync"/> pending, or the one pending has been answered.</summary>
+    private const int NotWaiting = 0;
+
+    /// <summary>The consumer waits for an inner move, or for the run's end if that comes first.</summary>
+    private const int AwaitingMove = 1;
+
+    /// <summary>The stream is over and the consumer waits for the run's end.</summary>
+    private const int AwaitingEnd = 2;
+
     private static readonly Action<object?> OnAbortedCallback = static state => ((SupervisedStreamEnumerator<T>)state!).OnAborted();
+    private static readonly ContextCallback MoveInnerCallback = static state => ((SupervisedStreamEnumerator<T>)state!).MoveInner();
+    private static readonly ContextCallback DisposeInnerCallback = static state =>
+    {
+        var enumerator = (SupervisedStreamEnumerator<T>)state!;
+        enumerator._innerDisposal = enumerator._inner!.DisposeAsync().AsTask();
+    };
 
     private readonly SupervisedStream<T> _stream;
-
-    // Created once: each update's inner move is queued to the thread pool with it.
-    private readonly Func<Task<bool>> _moveInner;
     private readonly CancellationToken _enumeratorToken;
+
+    // Created once: the continuation of every pending inner move, and of the run's end.
+    private readonly Action _onInnerMoved;
+    private readonly Action _onRunEnded;
 
     // A method builder, not a TaskCompletionSource: a cancellation settles it cancelled with that very exception (as
     // an async method would), so the consumer and RunTimedOutException.InnerException see the inner stream's own one.
@@ -54,8 +71,19 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
     private AsyncTaskMethodBuilder _settledBuilder;
     private int _settledOnce;
 
+    // What the consumer's pending MoveNextAsync returns; reused for every update, so an update allocates nothing. Its
+    // continuation runs inline on the thread that answers it, as an await of the inner move's task would.
+    private ManualResetValueTaskSourceCore<bool> _answer;
+    private int _waiting;
+
     private RunHandle? _run;
     private RunContext? _context;
+
+    // The consumer's context at the first move; after it, that context with RunContext.Current set: every inner call
+    // runs in it.
+    private ExecutionContext? _innerContext;
+    private ConfiguredValueTaskAwaitable<bool>.ConfiguredValueTaskAwaiter _innerMove;
+    private Task? _innerDisposal;
 
     // Given to the inner stream: cancelled with the run's abort token, and by a consumer that stops early (which must
     // stop the inner stream at once without aborting the run, so that a prompt stop still ends it Completed).
@@ -76,7 +104,8 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
         _stream = stream;
         _enumeratorToken = enumeratorToken;
         _settledBuilder = AsyncTaskMethodBuilder.Create();
-        _moveInner = MoveInnerAsync;
+        _onInnerMoved = OnInnerMoved;
+        _onRunEnded = OnRunEnded;
 
         // Read once here, before any other thread can complete the builder: its task is created lazily and not thread-safely.
         _settled = _settledBuilder.Task;
@@ -91,61 +120,34 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
 
     public T Current => _hasCurrent ? _current! : throw new InvalidOperationException("MoveNextAsync has not returned true.");
 
-    public async ValueTask<bool> MoveNextAsync()
+    public ValueTask<bool> MoveNextAsync() => _state switch
     {
-        if (_state == State.Finished)
+        State.Streaming => Move(),
+        State.NotStarted => StartAndMove(),
+        _ => new ValueTask<bool>(false),
+    };
+
+    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _answer.GetStatus(token);
+
+    void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _answer.OnCompleted(continuation, state, token, flags);
+
+    bool IValueTaskSource<bool>.GetResult(short token) => _answer.GetResult(token);
+
+    /// <summary>Runs one inner move on the thread pool, in the inner context.</summary>
+    void IThreadPoolWorkItem.Execute()
+    {
+        if (_innerContext is { } context)
         {
-            return false;
-        }
-
-        if (_state == State.NotStarted)
-        {
-            await StartAsync().ConfigureAwait(false);
-        }
-
-        RunHandle run = _run!;
-        if (!ShouldStop(run) && Interlocked.CompareExchange(ref _phase, Moving, Idle) == Idle)
-        {
-            // On the thread pool: an inner stream that blocks its thread must not block the consumer, whose wait is
-            // bounded by the watchdog through the race below.
-            // The consumer asking for more is the provider's turn: its idle clock restarts now and runs only while the
-            // inner call is pending.
-            run.ReportProgress();
-            Task<bool> step = StepAsync(run, Task.Run(_moveInner, CancellationToken.None));
-            if (!step.IsCompleted)
-            {
-                await Task.WhenAny(step, run.Completion).ConfigureAwait(false);
-            }
-
-            // The step never faults. Its update is delivered only if nothing has stopped the stream meanwhile (the
-            // caller's cancellation, an abort, the run's end): what arrives after that is never shown.
-            if (step.IsCompleted && step.Result)
-            {
-                if (!ShouldStop(run))
-                {
-                    // A streamed update is progress: the idle timeout is a stream idle timeout, distinct from the deadline.
-                    // Until the consumer asks for the next one the turn is the consumer's, so the idle clock stops: a slow
-                    // consumer never makes a well-behaved provider look stalled (the deadline still counts all time).
-                    run.Entry.PauseIdleClock(run.Entry.Owner.ProgressNowTicks());
-                    _current = _next;
-                    _hasCurrent = true;
-                    return true;
-                }
-
-                StopFromIdle(run);
-            }
+            ExecutionContext.Run(context, MoveInnerCallback, this);
         }
         else
         {
-            // Between updates the run was aborted or ended, or the caller cancelled: nothing more is delivered.
-            StopFromIdle(run);
+            // The consumer suppressed the flow of its context: the inner calls run in the pool's default one, with only
+            // the run's context set (the pool resets it after this work item).
+            RunContext.SetCurrent(_context);
+            MoveInner();
         }
-
-        // The stream is over. The run ends once the inner stream has settled, or at the latest when the watchdog evicts
-        // it, one grace period after its abort: the consumer never waits longer.
-        Finish();
-        await run.Completion.ConfigureAwait(false);
-        return EndOfStream(run);
     }
 
     public async ValueTask DisposeAsync()
@@ -206,6 +208,198 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
 
     private static TimeSpan GracePeriod(RunHandle run) => TimeSpan.FromTicks(run.Entry.GraceTicks);
 
+    private ValueTask<bool> StartAndMove()
+    {
+        // A start that admits at once completes synchronously: then the first move is like every other one.
+        ValueTask start = StartAsync();
+        return start.IsCompletedSuccessfully ? Move() : StartThenMoveAsync(start);
+    }
+
+    private async ValueTask<bool> StartThenMoveAsync(ValueTask start)
+    {
+        await start.ConfigureAwait(false);
+        return await Move().ConfigureAwait(false);
+    }
+
+    /// <summary>Asks the inner stream for its next update, unless the stream must stop.</summary>
+    private ValueTask<bool> Move()
+    {
+        RunHandle run = _run!;
+        if (ShouldStop(run) || Interlocked.CompareExchange(ref _phase, Moving, Idle) != Idle)
+        {
+            // Between updates the run was aborted or ended, or the caller cancelled: nothing more is delivered.
+            StopFromIdle(run);
+            return AwaitEnd(run);
+        }
+
+        // The consumer asking for more is the provider's turn: its idle clock restarts now and runs only while the
+        // inner call is pending.
+        run.ReportProgress();
+        _answer.Reset();
+        Volatile.Write(ref _waiting, AwaitingMove);
+
+        // On the thread pool: an inner stream that blocks its thread must not block the consumer, whose wait is bounded
+        // by the watchdog through the run's end (OnRunEnded answers it).
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
+        return new ValueTask<bool>(this, _answer.Version);
+    }
+
+    /// <summary>
+    /// The stream is over. The run ends once the inner stream has settled, or at the latest when the watchdog evicts
+    /// it, one grace period after its abort: the consumer never waits longer.
+    /// </summary>
+    private ValueTask<bool> AwaitEnd(RunHandle run)
+    {
+        Finish();
+        _answer.Reset();
+        Volatile.Write(ref _waiting, AwaitingEnd);
+        if (run.Completion.IsCompleted)
+        {
+            AnswerAtEnd();
+        }
+
+        return new ValueTask<bool>(this, _answer.Version);
+    }
+
+    /// <summary>Starts an inner move, in the inner context; its step follows when it completes.</summary>
+    private void MoveInner()
+    {
+        try
+        {
+            // Opened lazily, on the thread pool like every inner call, so a source that does work before returning its
+            // stream does not block the consumer either.
+            CancellationToken token = _innerStop!.Token;
+            _inner ??= _stream.OpenInner(token).GetAsyncEnumerator(token);
+#pragma warning disable CA2012 // Kept to be awaited by hand: OnInnerMoved reads its result exactly once.
+            _innerMove = _inner.MoveNextAsync().ConfigureAwait(false).GetAwaiter();
+#pragma warning restore CA2012
+        }
+#pragma warning disable CA1031 // Captured to settle the run with it; the consumer rethrows it from the settled task.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Step(hasUpdate: false, ex);
+            return;
+        }
+
+        if (_innerMove.IsCompleted)
+        {
+            OnInnerMoved();
+        }
+        else
+        {
+            _innerMove.UnsafeOnCompleted(_onInnerMoved);
+        }
+    }
+
+    private void OnInnerMoved()
+    {
+        bool hasUpdate = false;
+        Exception? error = null;
+        try
+        {
+            hasUpdate = _innerMove.GetResult();
+
+            // Read here, before the stream can be handed back to Idle (after which an abort may dispose it).
+            if (hasUpdate)
+            {
+                _next = _inner!.Current;
+            }
+        }
+#pragma warning disable CA1031 // Captured to settle the run with it; the consumer rethrows it from the settled task.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            hasUpdate = false;
+            error = ex;
+        }
+
+        _innerMove = default;
+        Step(hasUpdate, error);
+    }
+
+    /// <summary>
+    /// Decides after one inner move, whether or not the consumer still waits: deliver the update (back to
+    /// <see cref="Idle"/>), or stop the inner stream and settle the run. Never throws.
+    /// </summary>
+    private void Step(bool hasUpdate, Exception? error)
+    {
+        RunHandle run = _run!;
+        if (hasUpdate)
+        {
+            // Back to Idle first, then look: an abort whose callback found the stream Moving is seen here, and one
+            // that comes later finds it Idle and stops it itself (full fences on both sides). The update is delivered
+            // only if nothing has stopped the stream meanwhile (the caller's cancellation, an abort, the run's end):
+            // what arrives after that is never shown.
+            Interlocked.Exchange(ref _phase, Idle);
+            if (!ShouldStop(run))
+            {
+                // A streamed update is progress: the idle timeout is a stream idle timeout, distinct from the deadline.
+                // Until the consumer asks for the next one the turn is the consumer's, so the idle clock stops: a slow
+                // consumer never makes a well-behaved provider look stalled (the deadline still counts all time).
+                run.Entry.PauseIdleClock(run.Entry.Owner.ProgressNowTicks());
+                _current = _next;
+                _hasCurrent = true;
+                if (Interlocked.CompareExchange(ref _waiting, NotWaiting, AwaitingMove) == AwaitingMove)
+                {
+                    _answer.SetResult(true);
+                    return;
+                }
+            }
+
+            // Not delivered: stopped meanwhile, or the consumer was already answered by the run's end.
+            StopFromIdle(run);
+        }
+        else
+        {
+            // Only a finished move leaves Moving, so this step owns the stop. An end after the abort is a cut-off stream.
+            Volatile.Write(ref _phase, Stopping);
+            if (error is null && run.AbortToken.IsCancellationRequested)
+            {
+                error = new OperationCanceledException(run.AbortToken);
+            }
+
+            _ = StopAsync(error, innerEndedHere: true);
+        }
+
+        if (Interlocked.CompareExchange(ref _waiting, AwaitingEnd, AwaitingMove) == AwaitingMove)
+        {
+            Finish();
+            if (run.Completion.IsCompleted)
+            {
+                AnswerAtEnd();
+            }
+        }
+    }
+
+    /// <summary>The run's end (once, on the thread pool): answers a consumer still waiting, for a move or for the end.</summary>
+    private void OnRunEnded() => AnswerAtEnd();
+
+    /// <summary>Answers the consumer's wait with the end of the stream, if it still waits; once per wait.</summary>
+    private void AnswerAtEnd()
+    {
+        if (Interlocked.Exchange(ref _waiting, NotWaiting) == NotWaiting)
+        {
+            return;
+        }
+
+        Finish();
+        bool result;
+        try
+        {
+            result = EndOfStream(_run!);
+        }
+#pragma warning disable CA1031 // Handed to the consumer, who rethrows it from its MoveNextAsync.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _answer.SetException(ex);
+            return;
+        }
+
+        _answer.SetResult(result);
+    }
+
     private async ValueTask StartAsync()
     {
         // Finished until the run has started: a failed start leaves nothing to clean up.
@@ -216,8 +410,10 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
         _run = run;
         _context = new RunContext(run.Entry);
         _innerStop = CancellationTokenSource.CreateLinkedTokenSource(run.AbortToken);
+        CaptureInnerContext();
         run.Attach(_settled);
         _state = State.Streaming;
+        run.Completion.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onRunEnded);
 
         // Registered last: each may run at once (a run superseded already, a token cancelled already).
         _abortRegistration = run.AbortToken.UnsafeRegister(OnAbortedCallback, this);
@@ -280,80 +476,37 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
         }
     }
 
-    private Task<bool> MoveInnerAsync()
-    {
-        // The inner call runs as the run's code: RunContext.Current is set for it (and flows into its awaits), and it
-        // gets the stop token. Created lazily, on the thread pool like every inner call, so a source that does work
-        // before returning its stream does not block the consumer either.
-        RunContext.SetCurrent(_context);
-        CancellationToken token = _innerStop!.Token;
-        _inner ??= _stream.OpenInner(token).GetAsyncEnumerator(token);
-        return MoveAndReadAsync(_inner);
-    }
-
-    private async Task<bool> MoveAndReadAsync(IAsyncEnumerator<T> inner)
-    {
-        if (!await inner.MoveNextAsync().ConfigureAwait(false))
-        {
-            return false;
-        }
-
-        // Read here, before the stream can be handed back to Idle (after which an abort may dispose it).
-        _next = inner.Current;
-        return true;
-    }
-
     /// <summary>
-    /// Waits for one inner move, whether or not the consumer still waits, and decides: deliver the update (back to
-    /// <see cref="Idle"/>), or stop the inner stream and settle the run. Never throws.
+    /// The context every inner call runs in: the consumer's at the first move, with <see cref="RunContext.Current"/>
+    /// set to the run (and flowing into the inner calls' awaits).
     /// </summary>
-    /// <returns><see langword="true"/> if an update is to be delivered.</returns>
-    private async Task<bool> StepAsync(RunHandle run, Task<bool> move)
+    private void CaptureInnerContext()
     {
-        bool hasUpdate = false;
-        Exception? error = null;
-        try
+        if (ExecutionContext.Capture() is { } consumer)
         {
-            hasUpdate = await move.ConfigureAwait(false);
+            ExecutionContext.Run(
+                consumer,
+                static state =>
+                {
+                    var enumerator = (SupervisedStreamEnumerator<T>)state!;
+                    RunContext.SetCurrent(enumerator._context);
+                    enumerator._innerContext = ExecutionContext.Capture();
+                },
+                this);
         }
-#pragma warning disable CA1031 // Captured to settle the run with it; the consumer rethrows it from the settled task.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            error = ex;
-        }
-
-        if (hasUpdate)
-        {
-            // Back to Idle first, then look: an abort whose callback found the stream Moving is seen here, and one
-            // that comes later finds it Idle and stops it itself (full fences on both sides).
-            Interlocked.Exchange(ref _phase, Idle);
-            if (!ShouldStop(run))
-            {
-                return true;
-            }
-
-            StopFromIdle(run);
-            return false;
-        }
-
-        // Only a finished move leaves Moving, so this step owns the stop. An end after the abort is a cut-off stream.
-        Volatile.Write(ref _phase, Stopping);
-        if (error is null && run.AbortToken.IsCancellationRequested)
-        {
-            error = new OperationCanceledException(run.AbortToken);
-        }
-
-        _ = StopAsync(error);
-        return false;
     }
 
     /// <summary>Disposes the inner stream and settles the run with <paramref name="outcome"/>, or with the disposal's own error. Never throws.</summary>
-    private async Task StopAsync(Exception? outcome)
+    /// <param name="outcome">The run's outcome: <see langword="null"/> for success, a cancellation, or the inner stream's error.</param>
+    /// <param name="innerEndedHere">
+    /// Whether this thread is the one that saw the inner stream end: then it disposes the stream itself (no consumer and
+    /// no watchdog waits on it); otherwise the disposal goes to the thread pool.
+    /// </param>
+    private async Task StopAsync(Exception? outcome, bool innerEndedHere = false)
     {
         try
         {
-            await DisposeInnerAsync(cancelFirst: false).ConfigureAwait(false);
+            await (innerEndedHere ? DisposeEndedInner() : DisposeInnerAsync(cancelFirst: false)).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // A disposal error is handed to the run (so logged and observed by the registry), never lost.
         catch (Exception ex)
@@ -385,6 +538,18 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>
         }
 
         SettleAndRelease(error);
+    }
+
+    /// <summary>Disposes an inner stream that has ended, on this thread, as the run's code.</summary>
+    private Task DisposeEndedInner()
+    {
+        if (_inner is null || _innerContext is null)
+        {
+            return DisposeInnerAsync(cancelFirst: false);
+        }
+
+        ExecutionContext.Run(_innerContext, DisposeInnerCallback, this);
+        return _innerDisposal!;
     }
 
     /// <summary>Disposes the inner stream on the thread pool (it may block its thread) as the run's code, after stopping it if asked.</summary>
