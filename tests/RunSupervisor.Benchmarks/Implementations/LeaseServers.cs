@@ -1,29 +1,14 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
-using Garnet;
+using RunSupervisor.LoopbackServers;
 using StackExchange.Redis;
 
 namespace RunSupervisor.Benchmarks.Implementations;
 
-/// <summary>A Redis-compatible server on a free loopback port that a benchmark started and owns.</summary>
-public interface ILeaseServer : IDisposable
-{
-    /// <summary>Gets the server's name: <see cref="LeaseServers.Garnet"/> or <see cref="LeaseServers.RedisServer"/>.</summary>
-    string Name { get; }
-
-    /// <summary>Gets the server's port on 127.0.0.1.</summary>
-    int Port { get; }
-
-    /// <summary>Gets the server's own process id, or <see langword="null"/> when it runs inside this process (Garnet).</summary>
-    int? ProcessId { get; }
-}
-
 /// <summary>
 /// Starts the servers the Redis lease store benchmarks run against, on loopback: Microsoft Garnet inside this process
 /// (always available), and <c>redis-server</c> from PATH as a child process without persistence. The same approach as
-/// <c>tests/RunSupervisor.Redis.Tests/TestSupport</c>, without the test framework.
+/// <c>tests/RunSupervisor.Redis.Tests</c>, from the same code (<c>tests/Shared/LoopbackServers</c>), without the test
+/// framework.
 /// </summary>
 public static class LeaseServers
 {
@@ -40,7 +25,7 @@ public static class LeaseServers
     public const string ServersVariable = "RUNSUPERVISOR_BENCH_SERVERS";
 
     /// <summary>Gets the path of <c>redis-server</c> on PATH, or <see langword="null"/>.</summary>
-    public static string? RedisServerPath { get; } = FindOnPath("redis-server");
+    public static string? RedisServerPath { get; } = RedisServerChild.FindOnPath();
 
     /// <summary>Gets the servers to benchmark against: <see cref="ServersVariable"/>, or every one available here.</summary>
     /// <returns>The server names.</returns>
@@ -62,23 +47,15 @@ public static class LeaseServers
     /// <exception cref="InvalidOperationException">The server could not be started.</exception>
     public static ILeaseServer Start(string name)
     {
-        for (int attempt = 1; ; attempt++)
+        Func<int, Task<ILeaseServer>> start = name switch
         {
-            int port = FreePort();
-            try
-            {
-                return name switch
-                {
-                    Garnet => GarnetInProcess.Start(port),
-                    RedisServer => RedisServerProcess.Start(port),
-                    _ => throw new ArgumentException($"Unknown server '{name}': {Garnet} or {RedisServer}.", nameof(name)),
-                };
-            }
-            catch (Exception ex) when (attempt < 5 && ex is not ArgumentException)
-            {
-                // Someone took the port between the probe and the bind: try another.
-            }
-        }
+            Garnet => GarnetInProcess.StartAsync,
+            RedisServer => RedisServerProcess.StartAsync,
+            _ => throw new ArgumentException($"Unknown server '{name}': {Garnet} or {RedisServer}.", nameof(name)),
+        };
+
+        // The benchmarks' setup is synchronous, and runs with no synchronization context to deadlock on.
+        return LoopbackPort.StartOnFreePortAsync(start).GetAwaiter().GetResult();
     }
 
     /// <summary>A connection to <paramref name="server"/> as a host would open one (one multiplexer, RESP defaults).</summary>
@@ -111,98 +88,31 @@ public static class LeaseServers
         return TimeSpan.FromTicks(ticks * (TimeSpan.TicksPerSecond / UserHz));
     }
 
-    private static int FreePort()
+    /// <summary>Garnet in this process, with room for the millions of keys a benchmark writes.</summary>
+    private sealed class GarnetInProcess(LoopbackGarnet server) : ILeaseServer
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
-    private static void WaitUntilListening(int port, TimeSpan timeout, Func<bool>? gaveUp = null)
-    {
-        long deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-        while (true)
-        {
-            try
-            {
-                using var client = new TcpClient();
-                client.Connect(IPAddress.Loopback, port);
-                return;
-            }
-            catch (SocketException) when (Stopwatch.GetTimestamp() < deadline && gaveUp?.Invoke() != true)
-            {
-                Thread.Sleep(20);
-            }
-        }
-    }
-
-    private static string? FindOnPath(string file)
-    {
-        foreach (string directory in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
-        {
-            string candidate = Path.Combine(directory, file);
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        return null;
-    }
-
-    /// <summary>Garnet in this process. Lua on, in transaction mode: without it Garnet runs scripts without isolation.</summary>
-    private sealed class GarnetInProcess : ILeaseServer
-    {
-        private readonly GarnetServer _server;
-
-        private GarnetInProcess(GarnetServer server, int port)
-        {
-            _server = server;
-            Port = port;
-        }
+        private static readonly GarnetSizes Sizes = new(Index: "64m", Memory: "256m", Page: "1m");
 
         public string Name => Garnet;
 
-        public int Port { get; }
+        public int Port => server.Port;
 
         public int? ProcessId => null;
 
-        public static GarnetInProcess Start(int port)
-        {
-            // The command-line form, as the Redis tests use it: it fills in what the options object alone leaves unset.
-            var server = new GarnetServer(
-            [
-                "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
-                "--lua", "true", "--lua-transaction-mode", "true",
-                "-q", "--logger-level", "None", "--index", "64m", "--memory", "256m", "--page", "1m",
-            ]);
-            try
-            {
-                server.Start();
-                WaitUntilListening(port, TimeSpan.FromSeconds(10));
-                return new GarnetInProcess(server, port);
-            }
-            catch
-            {
-                server.Dispose();
-                throw;
-            }
-        }
+        public static async Task<ILeaseServer> StartAsync(int port) =>
+            new GarnetInProcess(await LoopbackGarnet.StartAsync(port, Sizes, TimeSpan.FromSeconds(10)));
 
-        public void Dispose() => _server.Dispose();
+        public void Dispose() => server.Dispose();
     }
 
-    /// <summary><c>redis-server</c> as a child process: no RDB snapshots, no append-only file, killed by its own handle.</summary>
+    /// <summary><c>redis-server</c> as a child process, killed when the benchmark process exits too.</summary>
     private sealed class RedisServerProcess : ILeaseServer
     {
-        private readonly Process _process;
+        private readonly RedisServerChild _server;
 
-        private RedisServerProcess(Process process, int port)
+        private RedisServerProcess(RedisServerChild server)
         {
-            _process = process;
-            Port = port;
+            _server = server;
 
             // A benchmark process that ends without its cleanup must not leave the server behind.
             AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
@@ -210,72 +120,22 @@ public static class LeaseServers
 
         public string Name => RedisServer;
 
-        public int Port { get; }
+        public int Port => _server.Port;
 
-        public int? ProcessId => _process.Id;
+        public int? ProcessId => _server.ProcessId;
 
-        public static RedisServerProcess Start(int port)
+        public static async Task<ILeaseServer> StartAsync(int port)
         {
-            var info = new ProcessStartInfo(RedisServerPath ?? throw new InvalidOperationException("redis-server is not on PATH: install it (apt-get install -y redis-server) or use garnet."))
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (string argument in new[] { "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", string.Empty, "--appendonly", "no", "--daemonize", "no" })
-            {
-                info.ArgumentList.Add(argument);
-            }
-
-            Process process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start.");
-            process.OutputDataReceived += static (_, _) => { };
-            process.ErrorDataReceived += static (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            try
-            {
-                WaitUntilListening(port, TimeSpan.FromSeconds(10), () => process.HasExited);
-                if (process.HasExited)
-                {
-                    throw new InvalidOperationException($"redis-server exited at once (port {port} taken?).");
-                }
-
-                return new RedisServerProcess(process, port);
-            }
-            catch
-            {
-                Kill(process);
-                throw;
-            }
+            string executable = RedisServerPath ?? throw new InvalidOperationException("redis-server is not on PATH: install it (apt-get install -y redis-server) or use garnet.");
+            return new RedisServerProcess(await RedisServerChild.StartAsync(executable, port, TimeSpan.FromSeconds(10)));
         }
 
         public void Dispose()
         {
             AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
-            Kill(_process);
+            _server.Dispose();
         }
 
-        private static void Kill(Process process)
-        {
-            try
-            {
-                if (!process.HasExited)
-                {
-                    process.Kill(entireProcessTree: true);
-                }
-
-                process.WaitForExit(5_000);
-            }
-            catch (InvalidOperationException)
-            {
-                // Already gone.
-            }
-            finally
-            {
-                process.Dispose();
-            }
-        }
-
-        private void OnProcessExit(object? sender, EventArgs e) => Kill(_process);
+        private void OnProcessExit(object? sender, EventArgs e) => _server.Dispose();
     }
 }

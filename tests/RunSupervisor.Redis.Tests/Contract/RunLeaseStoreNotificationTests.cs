@@ -5,7 +5,7 @@ namespace RunSupervisor.Redis.Tests.Contract;
 
 /// <summary>
 /// How a store tells hosts what happened to their leases, against the in-memory reference, Garnet and redis-server:
-/// supersedes and aborts reach the owner's host only, releases reach every host.
+/// supersedes and aborts reach the owner's host only, the release of a session some host asked about reaches every host.
 /// </summary>
 public abstract class RunLeaseStoreNotificationTests : RunLeaseStoreContractTestBase
 {
@@ -107,7 +107,7 @@ public abstract class RunLeaseStoreNotificationTests : RunLeaseStoreContractTest
     }
 
     [StoreFact]
-    public async Task ReleaseAsync_DeliversReleasedToOtherHostsObservers()
+    public async Task ReleaseAsync_AnotherHostAskedForTheOwner_DeliversReleasedToEveryOtherHost()
     {
         IRunLeaseStore a = await Harness.CreateStoreAsync();
         IRunLeaseStore b = await Harness.CreateStoreAsync();
@@ -118,6 +118,7 @@ public abstract class RunLeaseStoreNotificationTests : RunLeaseStoreContractTest
         await using IAsyncDisposable subC = await c.SubscribeAsync("host-c", observerC);
         string session = NewSession() + ":{released}";
         RunLease lease = await AcquiredAsync(a, session, "host-a");
+        (await b.GetOwnerAsync(session))!.HostId.Should().Be("host-a");
 
         (await a.ReleaseAsync(lease)).Should().BeTrue();
 
@@ -127,6 +128,55 @@ public abstract class RunLeaseStoreNotificationTests : RunLeaseStoreContractTest
             notification.SessionId.Should().Be(session);
             notification.FencingToken.Should().Be(lease.FencingToken);
         }
+    }
+
+    [StoreFact]
+    public async Task ReleaseAsync_AfterAnAcquireItRefused_DeliversReleased()
+    {
+        IRunLeaseStore a = await Harness.CreateStoreAsync();
+        IRunLeaseStore b = await Harness.CreateStoreAsync();
+        var observer = new RecordingObserver();
+        await using IAsyncDisposable subscription = await b.SubscribeAsync("host-b", observer);
+        string session = NewSession();
+        RunLease lease = await AcquiredAsync(a, session, "host-a");
+        (await b.AcquireAsync(Request(session, "host-b"))).IsAcquired.Should().BeFalse();
+
+        (await a.ReleaseAsync(lease)).Should().BeTrue();
+
+        (await observer.WaitForAsync(n => n.Kind == RunLeaseNotificationKind.Released)).FencingToken.Should().Be(lease.FencingToken);
+    }
+
+    [StoreFact]
+    public async Task ReleaseAsync_NobodyAskedAboutTheSession_AnnouncesNothing()
+    {
+        IRunLeaseStore a = await Harness.CreateStoreAsync();
+        IRunLeaseStore b = await Harness.CreateStoreAsync();
+        var observer = new RecordingObserver();
+        await using IAsyncDisposable subscription = await b.SubscribeAsync("host-b", observer);
+        RunLease lease = await AcquiredAsync(a, NewSession(), "host-a");
+
+        (await a.ReleaseAsync(lease)).Should().BeTrue();
+
+        await Task.Delay(Quiet);
+        observer.Received.Should().NotContain(n => n.Kind == RunLeaseNotificationKind.Released, "no host waits for a session nobody asked about");
+    }
+
+    [StoreFact]
+    public async Task ReleaseAsync_SupersederOfAnAskedAboutLease_StillAnnouncesItsRelease()
+    {
+        IRunLeaseStore a = await Harness.CreateStoreAsync();
+        IRunLeaseStore b = await Harness.CreateStoreAsync();
+        IRunLeaseStore c = await Harness.CreateStoreAsync();
+        var observer = new RecordingObserver();
+        await using IAsyncDisposable subscription = await b.SubscribeAsync("host-b", observer);
+        string session = NewSession();
+        await AcquiredAsync(a, session, "host-a");
+        (await b.GetOwnerAsync(session)).Should().NotBeNull();
+        RunLease taken = await AcquiredAsync(c, session, "host-c", supersede: true);
+
+        (await c.ReleaseAsync(taken)).Should().BeTrue();
+
+        (await observer.WaitForAsync(n => n.Kind == RunLeaseNotificationKind.Released)).FencingToken.Should().Be(taken.FencingToken, "host b still waits: the lease it asked about was taken over, not released");
     }
 
     [StoreFact]

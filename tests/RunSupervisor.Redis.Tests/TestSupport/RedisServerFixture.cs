@@ -1,33 +1,34 @@
-using System.Diagnostics;
+using RunSupervisor.LoopbackServers;
 
 namespace RunSupervisor.Redis.Tests.TestSupport;
 
 /// <summary>
-/// <c>redis-server</c> from PATH, started as a child process on a free loopback port without persistence and killed by
-/// its own handle. When the binary is missing the tests that use it skip (<see cref="RedisServerFactAttribute"/>), except
-/// in CI (<c>CI=true</c>), where they fail.
+/// <c>redis-server</c> started as a child process on a free loopback port without persistence and killed by its own
+/// handle (<see cref="RedisServerChild"/>). When the binary is missing the tests that use it skip
+/// (<see cref="RedisServerFactAttribute"/>), except in CI (<c>CI=true</c>), where they fail.
 /// </summary>
-public sealed class RedisServerFixture : IRedisTestServer, IAsyncLifetime
+public sealed class RedisServerFixture : LoopbackServerFixture<RedisServerChild>
 {
-    private readonly Lock _lock = new();
-    private Process? _process;
-
-    public int Port { get; private set; }
-
-    public string Name => "redis-server";
-
     /// <summary>
     /// Gets the redis-server binary: <c>RUNSUPERVISOR_TEST_REDIS_SERVER</c> when set (a path, or <c>none</c> to act as
     /// if it were missing, which is how the skip and the CI failure are checked), else the first on PATH.
     /// </summary>
     public static string? ExecutablePath { get; } = Environment.GetEnvironmentVariable("RUNSUPERVISOR_TEST_REDIS_SERVER") switch
     {
-        null or "" => Find("redis-server"),
+        null or "" => RedisServerChild.FindOnPath(),
         "none" => null,
         string path => File.Exists(path) ? path : null,
     };
 
-    public async Task InitializeAsync()
+    /// <inheritdoc/>
+    public override string Name => "redis-server";
+
+    /// <summary>
+    /// Starts the server on a free port; without the binary, does nothing (the tests skip) unless <c>CI=true</c>, where
+    /// it fails.
+    /// </summary>
+    /// <returns>A task that completes once the server accepts connections.</returns>
+    public override async Task InitializeAsync()
     {
         if (ExecutablePath is null)
         {
@@ -39,116 +40,10 @@ public sealed class RedisServerFixture : IRedisTestServer, IAsyncLifetime
             throw new InvalidOperationException("redis-server is not on PATH and CI=true: install it (apt-get install -y redis-server); .ci/run does.");
         }
 
-        for (int attempt = 1; ; attempt++)
-        {
-            Port = FreePort.Next();
-            try
-            {
-                await StartAsync();
-                return;
-            }
-            catch (Exception) when (attempt < 5)
-            {
-                await StopAsync();
-            }
-        }
+        await base.InitializeAsync();
     }
 
-    public async Task StartAsync()
-    {
-        var info = new ProcessStartInfo(ExecutablePath ?? throw new InvalidOperationException("redis-server is not on PATH."))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string argument in new[] { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", string.Empty, "--appendonly", "no", "--daemonize", "no" })
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        while (true)
-        {
-            var process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start.");
-            process.OutputDataReceived += static (_, _) => { };
-            process.ErrorDataReceived += static (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            lock (_lock)
-            {
-                _process = process;
-            }
-
-            try
-            {
-                await FreePort.WaitUntilListeningAsync(Port, TimeSpan.FromSeconds(5)).WaitAsync(TimeSpan.FromSeconds(6));
-                if (!process.HasExited)
-                {
-                    return;
-                }
-            }
-            catch (Exception) when (DateTime.UtcNow < deadline)
-            {
-            }
-
-            // It exited (the port was not free yet after a restart) or never listened: try again briefly.
-            await StopAsync();
-            if (DateTime.UtcNow >= deadline)
-            {
-                throw new InvalidOperationException($"redis-server did not listen on 127.0.0.1:{Port}.");
-            }
-
-            await Task.Delay(50);
-        }
-    }
-
-    public async Task StopAsync()
-    {
-        Process? process;
-        lock (_lock)
-        {
-            process = _process;
-            _process = null;
-        }
-
-        if (process is null)
-        {
-            return;
-        }
-
-        try
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-            }
-
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(5));
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
-        finally
-        {
-            process.Dispose();
-        }
-    }
-
-    public Task DisposeAsync() => StopAsync();
-
-    private static string? Find(string name)
-    {
-        foreach (string directory in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
-        {
-            string candidate = Path.Combine(directory, name);
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        return null;
-    }
+    /// <inheritdoc/>
+    protected override Task<RedisServerChild> StartOnAsync(int port) =>
+        RedisServerChild.StartAsync(ExecutablePath ?? throw new InvalidOperationException("redis-server is not on PATH."), port, Within);
 }
