@@ -136,6 +136,15 @@ public sealed class RunSupervisorServiceCollectionExtensionsTests
     }
 
     [Fact]
+    public void AddRunSupervisor_NullServicesAndNullConfigure_NamesServices()
+    {
+        // The arguments are checked in order, so the first missing one is the one reported.
+        Action configured = () => RunSupervisorServiceCollectionExtensions.AddRunSupervisor(null!, null!);
+
+        configured.Should().Throw<ArgumentNullException>().Which.ParamName.Should().Be("services");
+    }
+
+    [Fact]
     public void AddRunSupervisor_NullConfigure_ThrowsArgumentNullAndRegistersNothing()
     {
         var services = new ServiceCollection();

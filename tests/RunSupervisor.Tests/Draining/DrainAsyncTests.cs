@@ -345,4 +345,21 @@ public sealed class DrainAsyncTests
         result.Evicted.Should().Equal(Session);
         run.AbortToken.IsCancellationRequested.Should().BeTrue("an evicted run's provider is told to stop");
     }
+
+    [Fact]
+    public async Task DrainAsync_CallerContextBlocked_CompletesWithoutIt()
+    {
+        using var f = new RegistryFixture();
+        RunHandle run = f.Registry.Start(Session);
+        var blocked = new BlockedThreadSynchronizationContext();
+
+        // Called from a UI thread that then blocks on the drain: the drain must not need that thread to finish.
+        Task<DrainResult> drain = blocked.Run(() => f.Registry.DrainAsync(Timeout.InfiniteTimeSpan));
+        run.Dispose();
+
+        // A drain that resumed on its caller's context would never finish: the guard turns that hang into a failure.
+        DrainResult result = await drain.Guard();
+        result.Drained.Should().Equal(Session);
+        blocked.Posted.Should().Be(0);
+    }
 }

@@ -37,6 +37,22 @@ public sealed class DrainCancelWaitingTests
     }
 
     [Fact]
+    public async Task DrainAsync_CancelWaitingWithNoWaiters_ListsAndLogsNoCancellation()
+    {
+        using var f = new RegistryFixture();
+        RunHandle s1 = f.Registry.Start("s1");
+
+        Task<DrainResult> drain = f.Registry.DrainAsync(TimeSpan.FromMinutes(1), new DrainOptions { CancelWaiting = true });
+        s1.Dispose();
+        DrainResult result = await drain.Guard();
+
+        result.CancelledStarts.Should().BeEmpty();
+
+        // Nothing was cancelled, so there is nothing to tell the operator.
+        f.LogsWithEvent("DrainCancelledWaiting").Should().BeEmpty();
+    }
+
+    [Fact]
     public async Task DrainAsync_WithoutCancelWaiting_WaitersAreAdmittedAsRunsEnd()
     {
         using var f = new RegistryFixture();

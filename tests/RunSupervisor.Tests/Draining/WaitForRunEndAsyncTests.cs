@@ -236,4 +236,20 @@ public sealed class WaitForRunEndAsyncTests
         Sync(() => f.Registry.DrainAsync(largest)).Should().NotThrow();
         Sync(() => f.Registry.WaitForRunEndAsync(Session, largest + TimeSpan.FromMilliseconds(1))).Should().Throw<ArgumentOutOfRangeException>();
     }
+
+    [Fact]
+    public async Task WaitForRunEndAsync_CallerContextBlocked_CompletesWithoutIt()
+    {
+        using var f = new RegistryFixture();
+        RunHandle run = f.Registry.Start(Session);
+        var blocked = new BlockedThreadSynchronizationContext();
+
+        // Called from a UI thread that then blocks on the wait: the wait must not need that thread to finish.
+        Task<bool> wait = blocked.Run(() => f.Registry.WaitForRunEndAsync(Session, Timeout.InfiniteTimeSpan));
+        run.Dispose();
+
+        // A wait that resumed on its caller's context would never finish: the guard turns that hang into a failure.
+        (await wait.Guard()).Should().BeTrue();
+        blocked.Posted.Should().Be(0);
+    }
 }

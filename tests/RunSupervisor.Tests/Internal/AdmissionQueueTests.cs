@@ -1,5 +1,6 @@
 using FluentAssertions;
 using Xunit;
+using static RunSupervisor.Tests.TestSupport.InternalRecords;
 
 namespace RunSupervisor.Tests.Internal;
 
@@ -10,7 +11,6 @@ namespace RunSupervisor.Tests.Internal;
 /// </summary>
 public sealed class AdmissionQueueTests : IDisposable
 {
-    private static readonly long QueueTimeout = TimeSpan.FromMinutes(2).Ticks;
     private readonly ActiveRunRegistry _registry = new();
     private readonly Lock _gate = new();
     private readonly AdmissionQueue _queue;
@@ -35,7 +35,7 @@ public sealed class AdmissionQueueTests : IDisposable
 
             _queue.Count.Should().Be(1);
             _queue.NextTimeoutTicksLocked().Should().Be(waiting.TimeoutAtTicks, "the waiting start's timeout survives every rebuild");
-            ((object?)_queue.TakeTimedOutLocked(QueueTimeout)).Should().BeSameAs(waiting);
+            ((object?)_queue.TakeTimedOutLocked(QueueTimeoutTicks)).Should().BeSameAs(waiting);
         }
     }
 
@@ -210,8 +210,7 @@ public sealed class AdmissionQueueTests : IDisposable
 
     private PendingStart Enqueue(string sessionId, long enqueuedAt, bool sessionFree = false)
     {
-        var spec = new StartSpec(TimeSpan.FromMinutes(10).Ticks, TimeSpan.FromSeconds(30).Ticks, idleTicks: 0, QueueTimeout, SessionBusyBehavior.Wait, background: false, lane: 0);
-        var start = new PendingStart(_registry, sessionId, SessionTable.Hash(sessionId), spec, observer: null, enqueuedAt, CancellationToken.None);
+        PendingStart start = Pending(_registry, sessionId, enqueuedTicks: enqueuedAt);
         _queue.EnqueueLocked(start, sessionFree);
         return start;
     }

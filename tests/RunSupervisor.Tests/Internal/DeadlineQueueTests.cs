@@ -1,3 +1,5 @@
+using static RunSupervisor.Tests.TestSupport.InternalRecords;
+
 namespace RunSupervisor.Tests.Internal;
 
 /// <summary>
@@ -160,6 +162,6 @@ public sealed class DeadlineQueueTests : IDisposable
         return order;
     }
 
-    private RunEntry NewRun(long dueTicks)
-        => new(_registry, "s", SessionTable.Hash("s"), startedAtTicks: dueTicks, DateTimeOffset.UnixEpoch.UtcTicks, new StartSpec(timeoutTicks: 0, graceTicks: 0, idleTicks: 0, queueTimeoutTicks: 0, SessionBusyBehavior.Reject, background: false, lane: 0));
+    // With no timeout and no idle timeout, a run is due the instant it starts.
+    private RunEntry NewRun(long dueTicks) => Entry(_registry, startedAtTicks: dueTicks, spec: Spec(timeoutTicks: 0, graceTicks: 0));
 }

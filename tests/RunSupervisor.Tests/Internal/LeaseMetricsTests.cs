@@ -253,14 +253,14 @@ public sealed class LeaseMetricsTests
     }
 
     /// <summary>A store whose renew, while <see cref="Gate"/> is set, is answered only when the gate opens.</summary>
-    private sealed class SlowRenewStore(IRunLeaseStore inner) : IRunLeaseStore
+    private sealed class SlowRenewStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
     {
         public TaskCompletionSource? Gate { get; set; }
 
         /// <summary>Completes with the size of the first batch sent while the gate was set.</summary>
         public TaskCompletionSource<int> Sent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public async ValueTask<IReadOnlyList<RunLeaseRenewResult>> RenewAsync(IReadOnlyList<RunLease> leases, TimeSpan ttl, CancellationToken cancellationToken = default)
+        public override async ValueTask<IReadOnlyList<RunLeaseRenewResult>> RenewAsync(IReadOnlyList<RunLease> leases, TimeSpan ttl, CancellationToken cancellationToken = default)
         {
             if (Gate is { } gate)
             {
@@ -268,18 +268,9 @@ public sealed class LeaseMetricsTests
                 await gate.Task.WaitAsync(cancellationToken);
             }
 
-            return await inner.RenewAsync(leases, ttl, cancellationToken);
+            return await Inner.RenewAsync(leases, ttl, cancellationToken);
         }
 
-        public ValueTask<RunLeaseAcquireResult> AcquireAsync(RunLeaseRequest request, CancellationToken cancellationToken = default) => inner.AcquireAsync(request, cancellationToken);
-
-        public ValueTask<bool> ReleaseAsync(RunLease lease, CancellationToken cancellationToken = default) => inner.ReleaseAsync(lease, cancellationToken);
-
-        public ValueTask<bool> RequestAbortAsync(string sessionId, long? expectedFencingToken, string? reason, CancellationToken cancellationToken = default) => inner.RequestAbortAsync(sessionId, expectedFencingToken, reason, cancellationToken);
-
-        public ValueTask<RunLeaseInfo?> GetOwnerAsync(string sessionId, CancellationToken cancellationToken = default) => inner.GetOwnerAsync(sessionId, cancellationToken);
-
-        public ValueTask<IAsyncDisposable> SubscribeAsync(string hostId, IRunLeaseObserver observer, CancellationToken cancellationToken = default) => inner.SubscribeAsync(hostId, observer, cancellationToken);
     }
 
     /// <summary>Every measurement of every instrument on one registry's meter, whatever its kind.</summary>

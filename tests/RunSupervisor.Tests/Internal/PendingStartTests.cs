@@ -1,5 +1,6 @@
 using FluentAssertions;
 using Xunit;
+using static RunSupervisor.Tests.TestSupport.InternalRecords;
 
 namespace RunSupervisor.Tests.Internal;
 
@@ -9,7 +10,6 @@ namespace RunSupervisor.Tests.Internal;
 /// </summary>
 public sealed class PendingStartTests : IDisposable
 {
-    private static readonly long QueueTimeout = TimeSpan.FromMinutes(2).Ticks;
     private readonly ActiveRunRegistry _registry = new();
 
     public void Dispose() => _registry.Dispose();
@@ -17,9 +17,9 @@ public sealed class PendingStartTests : IDisposable
     [Fact]
     public void Constructor_QueueTimeout_CountsFromTheEnqueueInstant()
     {
-        PendingStart start = Create(CancellationToken.None, enqueuedAt: 1_000);
+        PendingStart start = Pending(_registry, enqueuedTicks: 1_000);
 
-        start.TimeoutAtTicks.Should().Be(1_000 + QueueTimeout);
+        start.TimeoutAtTicks.Should().Be(1_000 + QueueTimeoutTicks);
         start.IsQueued.Should().BeFalse("it waits only once a queue holds it");
     }
 
@@ -27,7 +27,7 @@ public sealed class PendingStartTests : IDisposable
     public async Task Complete_Admitted_HandsOverTheRunAndUnregistersFromTheCallersToken()
     {
         using var cts = new CancellationTokenSource();
-        PendingStart start = Create(cts.Token);
+        PendingStart start = Pending(_registry, token: cts.Token);
         int cancelCallbacks = 0;
         start.Registration = cts.Token.Register(() => cancelCallbacks++);
         RunEntry entry = start.CreateEntry(nowTicks: 5, nowUtcTicks: DateTimeOffset.UnixEpoch.UtcTicks);
@@ -45,7 +45,7 @@ public sealed class PendingStartTests : IDisposable
     public void Complete_Failed_FailsWithTheFailureAndUnregistersFromTheCallersToken()
     {
         using var cts = new CancellationTokenSource();
-        PendingStart start = Create(cts.Token);
+        PendingStart start = Pending(_registry, token: cts.Token);
         int cancelCallbacks = 0;
         start.Registration = cts.Token.Register(() => cancelCallbacks++);
         var failure = new InvalidOperationException("gave up");
@@ -62,21 +62,15 @@ public sealed class PendingStartTests : IDisposable
     [Fact]
     public void CreateEntry_AdmittedAt_RunStartsThenWithTheStartsOptions()
     {
-        PendingStart start = Create(CancellationToken.None, enqueuedAt: 1_000);
+        PendingStart start = Pending(_registry, enqueuedTicks: 1_000);
 
         RunEntry entry = start.CreateEntry(nowTicks: 4_000, nowUtcTicks: DateTimeOffset.UnixEpoch.UtcTicks + 4_000);
 
         entry.SessionId.Should().Be("s");
         entry.StartedAtTicks.Should().Be(4_000, "the run's own deadline counts from its admission, not from the enqueue");
-        entry.DeadlineTicks.Should().Be(4_000 + TimeSpan.FromMinutes(10).Ticks);
-        entry.GraceTicks.Should().Be(TimeSpan.FromSeconds(30).Ticks);
+        entry.DeadlineTicks.Should().Be(4_000 + TimeoutTicks);
+        entry.GraceTicks.Should().Be(GraceTicks);
         entry.Lane.Should().Be(0);
         entry.Leased.Should().BeFalse("the registry has no lease store");
-    }
-
-    private PendingStart Create(CancellationToken token, long enqueuedAt = 0)
-    {
-        var spec = new StartSpec(TimeSpan.FromMinutes(10).Ticks, TimeSpan.FromSeconds(30).Ticks, idleTicks: 0, QueueTimeout, SessionBusyBehavior.Wait, background: false, lane: 0);
-        return new PendingStart(_registry, "s", SessionTable.Hash("s"), spec, observer: null, enqueuedAt, token);
     }
 }

@@ -1,5 +1,6 @@
 using FluentAssertions;
 using Xunit;
+using static RunSupervisor.Tests.TestSupport.InternalRecords;
 
 namespace RunSupervisor.Tests.Internal;
 
@@ -9,8 +10,6 @@ namespace RunSupervisor.Tests.Internal;
 /// </summary>
 public sealed class RunEndsTests : IDisposable
 {
-    private static readonly long Timeout = TimeSpan.FromMinutes(10).Ticks;
-    private static readonly long Grace = TimeSpan.FromSeconds(30).Ticks;
     private static readonly long Idle = TimeSpan.FromSeconds(20).Ticks;
 
     // Not zero, so an allowed time computed from the wrong instants shows.
@@ -49,7 +48,7 @@ public sealed class RunEndsTests : IDisposable
     public void Describe_DeadlineAbort_SaysHowLongTheRunWasAllowed()
     {
         RunEntry entry = Create();
-        entry.SetAborting(AbortCause.Deadline, detail: null, entry.DeadlineTicks + Grace);
+        entry.SetAborting(AbortCause.Deadline, detail: null, entry.DeadlineTicks + GraceTicks);
 
         RunEnds.Describe(entry, RunEndReason.TimedOut, EndTrigger.ProviderSettled, replacementRunId: 0)
             .Should().Be("deadline passed after 00:10:00", "the allowed time runs from the start, not from the clock's origin");
@@ -104,13 +103,13 @@ public sealed class RunEndsTests : IDisposable
     public void ToCallerException_ProviderCancelledAtTheDeadline_TimedOutAfterTheRunsTimeout()
     {
         RunEntry entry = Create();
-        entry.SetAborting(AbortCause.Deadline, detail: null, entry.DeadlineTicks + Grace);
+        entry.SetAborting(AbortCause.Deadline, detail: null, entry.DeadlineTicks + GraceTicks);
         entry.MarkEnded(RunEndReason.TimedOut, "deadline passed after 00:10:00", entry.DeadlineTicks + 1);
 
         Exception? exception = RunEnds.ToCallerException(entry, Task.FromCanceled(new CancellationToken(canceled: true)), CancellationToken.None);
 
         var timedOut = exception.Should().BeOfType<RunTimedOutException>().Subject;
-        timedOut.Timeout.Should().Be(TimeSpan.FromTicks(Timeout), "the run was allowed from its start to its deadline");
+        timedOut.Timeout.Should().Be(TimeSpan.FromTicks(TimeoutTicks), "the run was allowed from its start to its deadline");
         timedOut.Reason.Should().Be(RunEndReason.TimedOut);
         timedOut.RunId.Should().Be(3);
         timedOut.InnerException.Should().BeAssignableTo<OperationCanceledException>("the provider's own cancellation is kept");
@@ -120,7 +119,7 @@ public sealed class RunEndsTests : IDisposable
     public void ToCallerException_ProviderFaultedWithCancellationWhenIdle_StalledAfterTheIdleTimeout()
     {
         RunEntry entry = Create();
-        entry.SetAborting(AbortCause.Idle, detail: null, StartedAt + Idle + Grace);
+        entry.SetAborting(AbortCause.Idle, detail: null, StartedAt + Idle + GraceTicks);
         entry.MarkEnded(RunEndReason.Stalled, "no progress for 00:00:20", StartedAt + Idle + 1);
         var fault = new OperationCanceledException("provider stopped");
 
@@ -132,9 +131,5 @@ public sealed class RunEndsTests : IDisposable
         timedOut.InnerException.Should().BeSameAs(fault);
     }
 
-    private RunEntry Create()
-    {
-        var spec = new StartSpec(Timeout, Grace, Idle, queueTimeoutTicks: 0, SessionBusyBehavior.Reject, background: false, lane: 0);
-        return new RunEntry(_registry, "s", SessionTable.Hash("s"), StartedAt, DateTimeOffset.UnixEpoch.UtcTicks, spec) { RunId = 3 };
-    }
+    private RunEntry Create() => Entry(_registry, startedAtTicks: StartedAt, spec: Spec(idleTicks: Idle), runId: 3);
 }

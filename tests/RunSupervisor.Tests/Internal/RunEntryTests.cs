@@ -1,5 +1,6 @@
 using FluentAssertions;
 using Xunit;
+using static RunSupervisor.Tests.TestSupport.InternalRecords;
 
 namespace RunSupervisor.Tests.Internal;
 
@@ -9,8 +10,6 @@ namespace RunSupervisor.Tests.Internal;
 /// </summary>
 public sealed class RunEntryTests : IDisposable
 {
-    private static readonly long Timeout = TimeSpan.FromMinutes(10).Ticks;
-    private static readonly long Grace = TimeSpan.FromSeconds(30).Ticks;
     private static readonly long Idle = TimeSpan.FromSeconds(2).Ticks;
     private static readonly long StartedAt = TimeSpan.FromSeconds(7).Ticks;
     private readonly ActiveRunRegistry _registry = new();
@@ -23,8 +22,8 @@ public sealed class RunEntryTests : IDisposable
         RunEntry entry = Create(Idle);
 
         entry.DueTicks.Should().Be(StartedAt + Idle, "the first look is one idle timeout after the start");
-        entry.DeadlineTicks.Should().Be(StartedAt + Timeout);
-        entry.EvictAtTicks.Should().Be(StartedAt + Timeout + Grace);
+        entry.DeadlineTicks.Should().Be(StartedAt + TimeoutTicks);
+        entry.EvictAtTicks.Should().Be(StartedAt + TimeoutTicks + GraceTicks);
     }
 
     [Fact]
@@ -32,7 +31,7 @@ public sealed class RunEntryTests : IDisposable
     {
         RunEntry entry = Create(idleTicks: 0);
 
-        entry.DueTicks.Should().Be(StartedAt + Timeout);
+        entry.DueTicks.Should().Be(StartedAt + TimeoutTicks);
     }
 
     [Fact]
@@ -124,8 +123,5 @@ public sealed class RunEntryTests : IDisposable
     }
 
     private RunEntry Create(long idleTicks, bool leased = false)
-    {
-        var spec = new StartSpec(Timeout, Grace, idleTicks, queueTimeoutTicks: 0, SessionBusyBehavior.Reject, background: false, lane: 0);
-        return new RunEntry(_registry, "s", SessionTable.Hash("s"), StartedAt, DateTimeOffset.UnixEpoch.UtcTicks, spec) { Leased = leased };
-    }
+        => Entry(_registry, startedAtTicks: StartedAt, spec: Spec(idleTicks: idleTicks), leased: leased);
 }

@@ -1,5 +1,6 @@
 using FluentAssertions;
 using Xunit;
+using static RunSupervisor.Tests.TestSupport.InternalRecords;
 
 namespace RunSupervisor.Tests.Internal;
 
@@ -11,8 +12,6 @@ namespace RunSupervisor.Tests.Internal;
 /// </summary>
 public sealed class RunTableTests : IDisposable
 {
-    private static readonly long Timeout = TimeSpan.FromMinutes(10).Ticks;
-    private static readonly long Grace = TimeSpan.FromSeconds(30).Ticks;
     private readonly ActiveRunRegistry _registry = new();
     private readonly RunTable _table = new(maxAbandonedRuns: 10);
 
@@ -37,13 +36,13 @@ public sealed class RunTableTests : IDisposable
         {
             // Attached directly: no continuation tells the registry, as if the settling thread had not got to it yet.
             _table.AttachLocked(entry, settled);
-            _table.CollectDueLocked(Timeout, ref timedOut, ref evicted);
+            _table.CollectDueLocked(TimeoutTicks, ref timedOut, ref evicted);
         }
 
         timedOut.Should().ContainSingle();
         using (_table.EnterGate())
         {
-            _table.CollectDueLocked(Timeout + Grace, ref timedOut, ref evicted);
+            _table.CollectDueLocked(TimeoutTicks + GraceTicks, ref timedOut, ref evicted);
         }
 
         Left left = evicted.Should().ContainSingle().Subject.Left;
@@ -65,11 +64,11 @@ public sealed class RunTableTests : IDisposable
         using (_table.EnterGate())
         {
             _table.AttachLocked(entry, new TaskCompletionSource().Task);
-            _table.CollectDueLocked(Timeout + Grace, ref timedOut, ref evicted);
+            _table.CollectDueLocked(TimeoutTicks + GraceTicks, ref timedOut, ref evicted);
         }
 
         timedOut.Should().ContainSingle("a late tick reaches the deadline and the fixed eviction instant in one pass");
-        evicted.Should().ContainSingle().Which.DueTicks.Should().Be(Timeout + Grace);
+        evicted.Should().ContainSingle().Which.DueTicks.Should().Be(TimeoutTicks + GraceTicks);
         entry.EndReason.Should().Be(RunEndReason.ForceEvicted);
         entry.Status.Should().Be(RunStatus.Evicted);
         entry.Abandoned.Should().BeTrue();
@@ -102,7 +101,7 @@ public sealed class RunTableTests : IDisposable
     {
         long queuedAt = TimeSpan.FromSeconds(5).Ticks;
         RunEntry first = Enter("s");
-        var waiter = new PendingStart(_registry, "s", SessionTable.Hash("s"), Spec(idleTicks: 0, queueTimeoutTicks: Timeout), observer: null, queuedAt, CancellationToken.None);
+        PendingStart waiter = Waiter("s", queuedAt);
         using (_table.EnterGate())
         {
             _table.EnqueueLocked(waiter, queuedAt).Should().BeNull();
@@ -120,7 +119,7 @@ public sealed class RunTableTests : IDisposable
 
         RunEntry admitted = waiter.Admitted.Should().NotBeNull().And.Subject.As<RunEntry>();
         admitted.StartedAtTicks.Should().Be(queuedAt, "a run never starts before it was asked for");
-        admitted.DeadlineTicks.Should().Be(queuedAt + Timeout, "so its deadline is never cut short");
+        admitted.DeadlineTicks.Should().Be(queuedAt + TimeoutTicks, "so its deadline is never cut short");
         waiter.LeftAtTicks.Should().Be(queuedAt, "and its queue wait is never negative");
     }
 
@@ -156,14 +155,14 @@ public sealed class RunTableTests : IDisposable
         PendingStart waiter = Waiter("s", enqueuedAt: 0, queueTimeout: queueTimeout);
         using (table.EnterGate())
         {
-            table.NextDueTicksLocked.Should().Be(Timeout, "only the run's deadline is due");
+            table.NextDueTicksLocked.Should().Be(TimeoutTicks, "only the run's deadline is due");
             table.EnqueueLocked(waiter, nowTicks: 0).Should().BeNull();
 
             table.NextDueTicksLocked.Should().Be(queueTimeout, "the watchdog must wake for the waiting start's queue timeout");
 
             table.CancelWaitingLocked(waiter, new OperationCanceledException(), nowTicks: 1).Should().BeTrue();
             TakeSettled(table);
-            table.NextDueTicksLocked.Should().Be(Timeout, "a start that left is not waited for");
+            table.NextDueTicksLocked.Should().Be(TimeoutTicks, "a start that left is not waited for");
         }
     }
 
@@ -416,7 +415,7 @@ public sealed class RunTableTests : IDisposable
         var table = new RunTable(maxAbandonedRuns: 10, new LaneSet(new Dictionary<string, int> { ["a"] = 1 }));
         EnterInto(table, "x", lane: 1);
         PendingStart first = Waiter("s", enqueuedAt, lane: 1, queueTimeout: queueTimeout);
-        PendingStart second = Waiter("s", enqueuedAt, lane: 0, queueTimeout: Timeout);
+        PendingStart second = Waiter("s", enqueuedAt, lane: 0, queueTimeout: TimeoutTicks);
         List<(RunEntry Entry, long DueTicks)>? timedOut = null;
         List<(Left Left, long DueTicks)>? evicted = null;
         using (table.EnterGate())
@@ -488,14 +487,11 @@ public sealed class RunTableTests : IDisposable
         return settled;
     }
 
-    private static StartSpec Spec(long idleTicks, long queueTimeoutTicks, int lane = 0)
-        => new(Timeout, Grace, idleTicks, queueTimeoutTicks, SessionBusyBehavior.Wait, background: false, lane);
-
     private PendingStart Waiter(string sessionId, long enqueuedAt, int lane = 0, long? queueTimeout = null)
-        => new(_registry, sessionId, SessionTable.Hash(sessionId), Spec(idleTicks: 0, queueTimeout ?? Timeout, lane), observer: null, enqueuedAt, CancellationToken.None);
+        => Pending(_registry, sessionId, Spec(queueTimeoutTicks: queueTimeout ?? TimeoutTicks, whenBusy: SessionBusyBehavior.Wait, lane: lane), enqueuedAt);
 
     private RunEntry NewEntry(string sessionId, int lane = 0, long idleTicks = 0, bool leased = false)
-        => new(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, Spec(idleTicks, queueTimeoutTicks: 0, lane)) { Leased = leased };
+        => Entry(_registry, sessionId, spec: Spec(idleTicks: idleTicks, whenBusy: SessionBusyBehavior.Wait, lane: lane), leased: leased);
 
     private RunEntry EnterInto(RunTable table, string sessionId, int lane = 0, long idleTicks = 0)
     {

@@ -1,5 +1,6 @@
 using FluentAssertions;
 using Xunit;
+using static RunSupervisor.Tests.TestSupport.InternalRecords;
 
 namespace RunSupervisor.Tests.Internal;
 
@@ -472,6 +473,5 @@ public sealed class SessionTableTests : IDisposable
         return ids!;
     }
 
-    private RunEntry NewRun(string sessionId)
-        => new(_registry, sessionId, SessionTable.Hash(sessionId), startedAtTicks: 0, DateTimeOffset.UnixEpoch.UtcTicks, new StartSpec(TimeSpan.FromMinutes(1).Ticks, graceTicks: 0, idleTicks: 0, queueTimeoutTicks: 0, SessionBusyBehavior.Reject, background: false, lane: 0));
+    private RunEntry NewRun(string sessionId) => Entry(_registry, sessionId, spec: Spec(TimeSpan.FromMinutes(1).Ticks, graceTicks: 0));
 }

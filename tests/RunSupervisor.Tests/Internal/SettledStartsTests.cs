@@ -1,5 +1,6 @@
 using FluentAssertions;
 using Xunit;
+using static RunSupervisor.Tests.TestSupport.InternalRecords;
 
 namespace RunSupervisor.Tests.Internal;
 
@@ -58,8 +59,5 @@ public sealed class SettledStartsTests : IDisposable
     }
 
     private PendingStart NewStart(string sessionId)
-    {
-        var spec = new StartSpec(TimeSpan.FromMinutes(1).Ticks, TimeSpan.FromSeconds(1).Ticks, 0, TimeSpan.FromMinutes(1).Ticks, SessionBusyBehavior.Wait, background: false, lane: 0);
-        return new PendingStart(_registry, sessionId, SessionTable.Hash(sessionId), spec, observer: null, enqueuedTicks: 0, CancellationToken.None);
-    }
+        => Pending(_registry, sessionId, Spec(TimeSpan.FromMinutes(1).Ticks, TimeSpan.FromSeconds(1).Ticks, queueTimeoutTicks: TimeSpan.FromMinutes(1).Ticks, whenBusy: SessionBusyBehavior.Wait));
 }

@@ -273,16 +273,18 @@ public sealed class LeasedStartTests
     public async Task StartAsync_SupersededLocallyWhileTakingTheLease_ThrowsSessionBusyAndLeavesNoTrace()
     {
         using var cluster = new LeaseCluster();
-        var gated = new GatedStore(cluster.Store);
+        var gated = new GatedLeaseStore(cluster.Store) { HoldAcquires = true };
         LeaseCluster.Host a = cluster.AddHost("a", store: gated);
 
         Task<RunHandle> first = a.Registry.StartAsync(Session).AsTask();
-        gated.Gate = null;
+        gated.HoldAcquires = false;
         using RunHandle second = await a.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
         gated.Open();
 
         SessionBusyException busy = (await FluentActions.Awaiting(() => first.Guard()).Should().ThrowAsync<SessionBusyException>()).Which;
         busy.RunId.Should().Be(second.RunId);
+        busy.FencingToken.Should().Be(second.FencingToken);
+        busy.OwnerHostId.Should().BeNull("the session is this host's");
         a.Ended.Should().BeEmpty("the first start never began, so nothing ended");
         a.LogsWithEvent("RunStarted").Should().ContainSingle();
         (await cluster.Store.GetOwnerAsync(Session))!.FencingToken.Should().Be(second.FencingToken);
@@ -292,48 +294,16 @@ public sealed class LeasedStartTests
     public async Task RunAsync_SupersededLocallyWhileTakingTheLease_ThrowsSessionBusyInsteadOfHanging()
     {
         using var cluster = new LeaseCluster();
-        var gated = new GatedStore(cluster.Store);
+        var gated = new GatedLeaseStore(cluster.Store) { HoldAcquires = true };
         LeaseCluster.Host a = cluster.AddHost("a", store: gated);
         bool providerRan = false;
 
         Task<int> run = a.Registry.RunAsync(Session, _ => { providerRan = true; return Task.FromResult(1); });
-        gated.Gate = null;
+        gated.HoldAcquires = false;
         using RunHandle second = await a.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
         gated.Open();
 
         await FluentActions.Awaiting(() => run.Guard()).Should().ThrowAsync<SessionBusyException>();
         providerRan.Should().BeFalse();
-    }
-
-    /// <summary>A store whose next acquire takes the lease at once but answers only when the test opens the gate.</summary>
-    private sealed class GatedStore(IRunLeaseStore inner) : IRunLeaseStore
-    {
-        private readonly TaskCompletionSource _opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public TaskCompletionSource? Gate { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public void Open() => _opened.TrySetResult();
-
-        public async ValueTask<RunLeaseAcquireResult> AcquireAsync(RunLeaseRequest request, CancellationToken cancellationToken = default)
-        {
-            bool gated = Gate is not null;
-            RunLeaseAcquireResult result = await inner.AcquireAsync(request, cancellationToken);
-            if (gated)
-            {
-                await _opened.Task;
-            }
-
-            return result;
-        }
-
-        public ValueTask<IReadOnlyList<RunLeaseRenewResult>> RenewAsync(IReadOnlyList<RunLease> leases, TimeSpan ttl, CancellationToken cancellationToken = default) => inner.RenewAsync(leases, ttl, cancellationToken);
-
-        public ValueTask<bool> ReleaseAsync(RunLease lease, CancellationToken cancellationToken = default) => inner.ReleaseAsync(lease, cancellationToken);
-
-        public ValueTask<bool> RequestAbortAsync(string sessionId, long? expectedFencingToken, string? reason, CancellationToken cancellationToken = default) => inner.RequestAbortAsync(sessionId, expectedFencingToken, reason, cancellationToken);
-
-        public ValueTask<RunLeaseInfo?> GetOwnerAsync(string sessionId, CancellationToken cancellationToken = default) => inner.GetOwnerAsync(sessionId, cancellationToken);
-
-        public ValueTask<IAsyncDisposable> SubscribeAsync(string hostId, IRunLeaseObserver observer, CancellationToken cancellationToken = default) => inner.SubscribeAsync(hostId, observer, cancellationToken);
     }
 }

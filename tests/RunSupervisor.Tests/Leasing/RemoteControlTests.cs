@@ -60,7 +60,7 @@ public sealed class RemoteControlTests
     public async Task TryAbortAsync_OwnerMissedTheMessage_AbortedByItsNextRenew()
     {
         using var cluster = new LeaseCluster();
-        LeaseCluster.Host a = cluster.AddHost("a", store: new DeafStore(cluster.Store));
+        LeaseCluster.Host a = cluster.AddHost("a", store: new ForwardingLeaseStore(cluster.Store) { Deaf = true });
         LeaseCluster.Host b = cluster.AddHost("b");
         using RunHandle run = await a.Registry.StartAsync(Session);
 
@@ -134,26 +134,5 @@ public sealed class RemoteControlTests
 
         await FluentActions.Awaiting(async () => await a.Registry.TryAbortAsync(" ")).Should().ThrowAsync<ArgumentException>();
         await FluentActions.Awaiting(async () => await a.Registry.GetSessionOwnerAsync(null!)).Should().ThrowAsync<ArgumentNullException>();
-    }
-
-    /// <summary>A store whose notifications never arrive (a lost subscription): everything else goes to the shared store.</summary>
-    private sealed class DeafStore(IRunLeaseStore inner) : IRunLeaseStore
-    {
-        public ValueTask<RunLeaseAcquireResult> AcquireAsync(RunLeaseRequest request, CancellationToken cancellationToken = default) => inner.AcquireAsync(request, cancellationToken);
-
-        public ValueTask<IReadOnlyList<RunLeaseRenewResult>> RenewAsync(IReadOnlyList<RunLease> leases, TimeSpan ttl, CancellationToken cancellationToken = default) => inner.RenewAsync(leases, ttl, cancellationToken);
-
-        public ValueTask<bool> ReleaseAsync(RunLease lease, CancellationToken cancellationToken = default) => inner.ReleaseAsync(lease, cancellationToken);
-
-        public ValueTask<bool> RequestAbortAsync(string sessionId, long? expectedFencingToken, string? reason, CancellationToken cancellationToken = default) => inner.RequestAbortAsync(sessionId, expectedFencingToken, reason, cancellationToken);
-
-        public ValueTask<RunLeaseInfo?> GetOwnerAsync(string sessionId, CancellationToken cancellationToken = default) => inner.GetOwnerAsync(sessionId, cancellationToken);
-
-        public ValueTask<IAsyncDisposable> SubscribeAsync(string hostId, IRunLeaseObserver observer, CancellationToken cancellationToken = default) => new(new Nothing());
-
-        private sealed class Nothing : IAsyncDisposable
-        {
-            public ValueTask DisposeAsync() => default;
-        }
     }
 }

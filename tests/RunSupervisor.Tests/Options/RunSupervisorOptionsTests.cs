@@ -53,11 +53,25 @@ public sealed class RunSupervisorOptionsTests
             ["MaxRunDuration", "at most 365.00:00:00"]),
         ["MaxAbandonedRuns zero"] = (o => o.MaxAbandonedRuns = 0, ["MaxAbandonedRuns", "at least 1"]),
         ["MaxAbandonedRuns negative"] = (o => o.MaxAbandonedRuns = -5, ["MaxAbandonedRuns", "at least 1"]),
+        ["WatchdogLatenessThreshold over 24 days"] = (
+            o => o.WatchdogLatenessThreshold = TwentyFourDays + TestTime.Tick,
+            ["WatchdogLatenessThreshold", "greater than 00:00:00", "at most 24.00:00:00"]),
+        ["QueueTimeout over 24 days"] = (o => o.QueueTimeout = TwentyFourDays + TestTime.Tick, ["QueueTimeout", "between 00:00:00 and 24.00:00:00"]),
+        ["IdleTimeout over 24 days"] = (o => o.IdleTimeout = TwentyFourDays + TestTime.Tick, ["IdleTimeout", "greater than 00:00:00", "at most 24.00:00:00"]),
+        ["Lanes empty name"] = (o => o.Lanes[string.Empty] = 1, ["Lanes", "a lane name must not be empty or white space"]),
+        ["Lanes white-space name"] = (o => o.Lanes["  "] = 1, ["Lanes", "a lane name must not be empty or white space"]),
+        ["Lease.LeaseTtl below a second"] = (
+            o => ShortLease(o, TimeSpan.FromSeconds(1) - TestTime.Tick),
+            ["Lease.LeaseTtl", "between 00:00:01 and 01:00:00"]),
         ["Lease.LeaseTtl over an hour"] = (o => o.Lease.LeaseTtl = TimeSpan.FromHours(1) + TestTime.Tick, ["Lease.LeaseTtl", "between 00:00:01 and 01:00:00"]),
         ["Lease.LeaseSafetyMargin not below the TTL"] = (o => o.Lease.LeaseSafetyMargin = o.Lease.LeaseTtl, ["Lease.LeaseSafetyMargin", "less than LeaseTtl (00:00:15)"]),
         ["Lease.RenewInterval not below half the validity"] = (o => o.Lease.RenewInterval = TimeSpan.FromSeconds(7), ["Lease.RenewInterval", "less than (LeaseTtl - LeaseSafetyMargin) / 2 = 00:00:07"]),
         ["Lease.RenewInterval zero"] = (o => o.Lease.RenewInterval = TimeSpan.Zero, ["Lease.RenewInterval", "greater than 00:00:00"]),
         ["Lease.AcquireTimeout over the TTL"] = (o => o.Lease.AcquireTimeout = TimeSpan.FromSeconds(15) + TestTime.Tick, ["Lease.AcquireTimeout", "at most LeaseTtl (00:00:15)"]),
+        ["Lease.AcquireTimeout zero"] = (o => o.Lease.AcquireTimeout = TimeSpan.Zero, ["Lease.AcquireTimeout", "greater than 00:00:00"]),
+        ["Lease.RemoteIdlePollInterval over an hour"] = (
+            o => o.Lease.RemoteIdlePollInterval = TimeSpan.FromHours(1) + TestTime.Tick,
+            ["Lease.RemoteIdlePollInterval", "at most 01:00:00"]),
         ["Lease.RemoteIdlePollInterval zero"] = (o => o.Lease.RemoteIdlePollInterval = TimeSpan.Zero, ["Lease.RemoteIdlePollInterval", "greater than 00:00:00"]),
         ["Lease.OnStoreUnavailable undefined"] = (o => o.Lease.OnStoreUnavailable = (RunSupervisor.Leasing.StoreUnavailableBehavior)7, ["Lease.OnStoreUnavailable", "FailClosed or FailOpen"]),
         ["Lease.HostId white space"] = (o => o.Lease.HostId = "  ", ["Lease.HostId", "1 to 200 characters"]),
@@ -77,6 +91,14 @@ public sealed class RunSupervisorOptionsTests
         ["Lease.LeaseSafetyMargin zero"] = o => o.Lease.LeaseSafetyMargin = TimeSpan.Zero,
         ["Lease.AcquireTimeout equal to the TTL"] = o => o.Lease.AcquireTimeout = TimeSpan.FromSeconds(15),
         ["Lease.HostId 200 characters"] = o => o.Lease.HostId = new string('h', 200),
+        ["WatchdogLatenessThreshold exactly 24 days"] = o => o.WatchdogLatenessThreshold = TwentyFourDays,
+        ["QueueTimeout zero"] = o => o.QueueTimeout = TimeSpan.Zero,
+        ["QueueTimeout exactly 24 days"] = o => o.QueueTimeout = TwentyFourDays,
+        ["IdleTimeout exactly 24 days"] = o => o.IdleTimeout = TwentyFourDays,
+        ["Lease.LeaseTtl exactly a second"] = o => ShortLease(o, TimeSpan.FromSeconds(1)),
+        ["Lease.LeaseTtl exactly an hour"] = o => o.Lease.LeaseTtl = TimeSpan.FromHours(1),
+        ["Lease.AcquireTimeout one tick"] = o => o.Lease.AcquireTimeout = TestTime.Tick,
+        ["Lease.RemoteIdlePollInterval exactly an hour"] = o => o.Lease.RemoteIdlePollInterval = TimeSpan.FromHours(1),
     };
 
     public static TheoryData<string, Route> InvalidCasesByRoute() => Cross(InvalidCases.Keys);
@@ -262,6 +284,18 @@ public sealed class RunSupervisorOptionsTests
         }
 
         return data;
+    }
+
+    /// <summary>
+    /// Sets a lease TTL of about a second with the other lease timings shrunk to fit it (no safety margin, renewals
+    /// well inside half the TTL, acquisition within it), so only the TTL itself can be out of range.
+    /// </summary>
+    private static void ShortLease(RunSupervisorOptions options, TimeSpan ttl)
+    {
+        options.Lease.LeaseTtl = ttl;
+        options.Lease.LeaseSafetyMargin = TimeSpan.Zero;
+        options.Lease.RenewInterval = TimeSpan.FromMilliseconds(400);
+        options.Lease.AcquireTimeout = TimeSpan.FromMilliseconds(500);
     }
 
     /// <summary>Builds options with <paramref name="apply"/> and pushes them through <paramref name="route"/>.</summary>

@@ -127,14 +127,34 @@ internal sealed partial class StressHarness : IDisposable
     /// <summary>Runs a harness with <paramref name="settings"/>; any failure comes back as a <see cref="StressFailureException"/> naming the seed.</summary>
     public static StressReport RunWithSeedOnFailure(StressSettings settings)
     {
+        StressHarness? harness = null;
         try
         {
-            using var harness = new StressHarness(settings);
+            harness = new StressHarness(settings);
             return harness.Run();
         }
         catch (Exception ex)
         {
+            harness?.ObserveOutstandingTasks();
             throw new StressFailureException(settings.Seed, ex);
+        }
+        finally
+        {
+            harness?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// After a failure, observes the tasks the final checks would have observed (the RunAsync calls whose provider threw,
+    /// waits, waiter callbacks), so that the failure is reported once, with its seed, and not a second time by the
+    /// unobserved-exception guard at the end of the test run.
+    /// </summary>
+    private void ObserveOutstandingTasks()
+    {
+        IEnumerable<Task> outstanding = _waits.Concat(_waiterCallbacks).Concat(_runAsyncCalls.Select(static c => c.Call));
+        foreach (Task task in outstanding)
+        {
+            _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 

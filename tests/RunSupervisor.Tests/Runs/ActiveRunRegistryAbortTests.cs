@@ -175,4 +175,22 @@ public sealed class ActiveRunRegistryAbortTests
         run.Dispose();
         f.Registry.ActiveCount.Should().Be(0);
     }
+
+    [Fact]
+    public void Abort_SeveralAbortTokenCallbacksThrow_LogsOneAggregateCarryingEveryFailure()
+    {
+        using var f = new RegistryFixture();
+        RunHandle run = f.Registry.Start(Session);
+        var first = new InvalidOperationException("first callback failed");
+        var second = new InvalidOperationException("second callback failed");
+        run.AbortToken.Register(() => throw first);
+        run.AbortToken.Register(() => throw second);
+
+        run.Abort("stop").Should().BeTrue();
+
+        // One failure is logged as itself; several stay together, so none of them is lost from the log.
+        FakeLogRecord log = f.LogsWithEvent("AbortCallbackFailed").Should().ContainSingle().Subject;
+        log.Exception.Should().BeOfType<AggregateException>().Which.InnerExceptions.Should().BeEquivalentTo([first, second]);
+        run.Dispose();
+    }
 }

@@ -187,4 +187,20 @@ public sealed class ActiveRunRegistryDisposalTests
 
         completed.Should().Be(16, "the registry disposes its meter, which completes its sixteen instruments (the lease ones exist without a store too, so every host exports the same series)");
     }
+
+    [Fact]
+    public async Task Dispose_StartWaitingForASessionHeldElsewhere_FailsItWithoutWaitingForThePoll()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using RunHandle remote = await a.Registry.StartAsync("s1");
+        Task<RunHandle> waiting = b.Registry.StartAsync("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(5) }).AsTask();
+        waiting.IsCompleted.Should().BeFalse("host a holds the session");
+
+        // The clock does not move: only the disposal itself can wake the start before its next poll.
+        b.Registry.Dispose();
+
+        await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<ObjectDisposedException>();
+    }
 }

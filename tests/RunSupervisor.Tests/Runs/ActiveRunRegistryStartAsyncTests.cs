@@ -5,6 +5,8 @@ using Xunit;
 namespace RunSupervisor.Tests.Runs;
 
 /// <summary><see cref="ActiveRunRegistry.StartAsync(string, RunStartOptions?, CancellationToken)"/>: the start an async host awaits.</summary>
+/// <remarks>Its allocation budgets are measured on a quiet process (see <see cref="AllocationMeasurementCollection"/>).</remarks>
+[Collection(AllocationMeasurementCollection.Name)]
 public sealed class ActiveRunRegistryStartAsyncTests
 {
     private const string Session = "s1";

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Logging;
@@ -196,6 +197,20 @@ public sealed class ActiveRunRegistryStartTests
         runs.Should().HaveCount(2);
         f.Registry.GetActiveRuns().Should().HaveCount(3);
         f.Registry.ActiveCount.Should().Be(3);
+    }
+
+    [Fact]
+    public void GetActiveRuns_ManySessions_OrderedByRunIdNotByWhereTheTableKeepsThem()
+    {
+        using var f = new RegistryFixture();
+        var started = new List<long>();
+        for (int i = 0; i < 64; i++)
+        {
+            // Names unrelated to start order, so the table's slot order cannot match the run ids by construction.
+            started.Add(f.Registry.Start(string.Create(CultureInfo.InvariantCulture, $"session-{(i * 37) % 64}")).RunId);
+        }
+
+        f.Registry.GetActiveRuns().Select(r => r.RunId).Should().Equal(started);
     }
 
     [Fact]

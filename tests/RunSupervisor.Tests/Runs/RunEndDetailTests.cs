@@ -205,4 +205,15 @@ public sealed class RunEndDetailTests
 
         f.LogsWithEvent("RunEnded").Should().ContainSingle().Which.Message.Should().Contain("user pressed stop");
     }
+
+    [Fact]
+    public void RunEndedLog_EndWithoutDetail_SaysCompleted()
+    {
+        using var f = new RegistryFixture();
+        RunHandle run = f.Registry.Start(Session);
+
+        run.Dispose();
+
+        f.LogsWithEvent("RunEnded").Should().ContainSingle().Which.Message.Should().EndWith("(completed).");
+    }
 }

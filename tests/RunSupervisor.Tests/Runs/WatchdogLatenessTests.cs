@@ -71,6 +71,45 @@ public sealed class WatchdogLatenessTests
         f.LogsWithEvent("WatchdogLate").Should().BeEmpty();
     }
 
+    [Fact]
+    public void WatchdogLateness_ExactlyAtTheThreshold_NoWarningButOneTickOverWarns()
+    {
+        using var f = new RegistryFixture(new RunSupervisorOptions
+        {
+            RunTimeout = RegistryFixture.Timeout,
+            GracePeriod = RegistryFixture.Grace,
+            WatchdogLatenessThreshold = TimeSpan.FromSeconds(10),
+        });
+        f.Registry.Start("at");
+        f.Registry.Start("over", new RunStartOptions { Timeout = RegistryFixture.Timeout + TimeSpan.FromSeconds(20) });
+
+        // The threshold is the most lateness tolerated: only lateness beyond it is a warning.
+        f.Time.Advance(RegistryFixture.Timeout + TimeSpan.FromSeconds(10));
+        f.Registry.WatchdogLateness.Should().Be(TimeSpan.FromSeconds(10));
+        f.LogsWithEvent("WatchdogLate").Should().BeEmpty();
+
+        f.Time.Advance(TimeSpan.FromSeconds(20) + TestTime.Tick);
+        f.Registry.WatchdogLateness.Should().Be(TimeSpan.FromSeconds(10) + TestTime.Tick);
+        f.LogsWithEvent("WatchdogLate").Should().ContainSingle();
+    }
+
+    [Fact]
+    public void WatchdogLateness_LaterTickWithNothingDue_KeepsTheLastMeasuredLateness()
+    {
+        using var f = new RegistryFixture();
+        using var lateness = new MetricCollector<double>(f.Registry.Metrics.WatchdogLateness);
+        RunHandle run = f.Registry.Start("s");
+        f.Time.Advance(RegistryFixture.Timeout + TimeSpan.FromSeconds(5));
+        f.Registry.WatchdogLateness.Should().Be(TimeSpan.FromSeconds(5));
+
+        // The run settles during its grace period; the watchdog still wakes at the eviction instant and finds nothing.
+        run.Dispose();
+        f.Time.Advance(RegistryFixture.Grace);
+
+        f.Registry.WatchdogLateness.Should().Be(TimeSpan.FromSeconds(5), "a tick that handled nothing measured no lateness");
+        lateness.GetMeasurementSnapshot().Should().ContainSingle();
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(-1)]

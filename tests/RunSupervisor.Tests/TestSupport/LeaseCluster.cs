@@ -31,6 +31,16 @@ internal sealed class LeaseCluster : IDisposable
     /// <summary>Adds a host; <paramref name="configure"/> adjusts its options (the lease defaults above are set first).</summary>
     public Host AddHost(string hostId, Action<RunSupervisorOptions>? configure = null, IRunLeaseStore? store = null)
     {
+        RunSupervisorOptions options = HostOptions(hostId);
+        configure?.Invoke(options);
+        var host = new Host(hostId, options, Time, store ?? Store);
+        _hosts.Add(host);
+        return host;
+    }
+
+    /// <summary>Options for a host with this cluster's lease settings, for a test that builds its registry itself.</summary>
+    public static RunSupervisorOptions HostOptions(string hostId)
+    {
         var options = new RunSupervisorOptions { RunTimeout = TimeSpan.FromMinutes(10), GracePeriod = TimeSpan.FromSeconds(30) };
         options.Lease.HostId = hostId;
         options.Lease.LeaseTtl = Ttl;
@@ -38,11 +48,12 @@ internal sealed class LeaseCluster : IDisposable
         options.Lease.LeaseSafetyMargin = Margin;
         options.Lease.AcquireTimeout = StoreTimeout;
         options.Lease.RemoteIdlePollInterval = Poll;
-        configure?.Invoke(options);
-        var host = new Host(hostId, options, Time, store ?? Store);
-        _hosts.Add(host);
-        return host;
+        return options;
     }
+
+    /// <summary>Takes the session's lease for <paramref name="hostId"/> directly in the store, for an hour: another host that holds it.</summary>
+    public static async Task<RunLease> HoldElsewhereAsync(IRunLeaseStore store, string sessionId, string hostId = "a")
+        => (await store.AcquireAsync(new RunLeaseRequest(sessionId, hostId, TimeSpan.FromHours(1)))).Lease!;
 
     public void Dispose()
     {

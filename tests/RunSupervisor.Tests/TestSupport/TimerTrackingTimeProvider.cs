@@ -4,16 +4,21 @@ namespace RunSupervisor.Tests.TestSupport;
 
 /// <summary>
 /// A <see cref="FakeTimeProvider"/> that knows which of its timers are armed (due to fire), so a test can assert
-/// "no timers pending" after a drain. Timers are forgotten when disposed.
+/// "no timers pending" after a drain, and counts how often they fired (each firing of a registry's timer is a watchdog
+/// tick). Timers are forgotten when disposed.
 /// </summary>
 internal sealed class TimerTrackingTimeProvider : FakeTimeProvider
 {
     private readonly ConcurrentDictionary<TrackedTimer, byte> _timers = new();
+    private int _firings;
 
     public TimerTrackingTimeProvider(DateTimeOffset startDateTime)
         : base(startDateTime)
     {
     }
+
+    /// <summary>Gets how many times any of this clock's timers has fired.</summary>
+    public int Firings => Volatile.Read(ref _firings);
 
     /// <summary>Gets how many live timers are armed: a due time is set and they have not fired since.</summary>
     public int ArmedTimers => _timers.Keys.Count(t => t.IsArmed);
@@ -36,6 +41,7 @@ internal sealed class TimerTrackingTimeProvider : FakeTimeProvider
             s =>
             {
                 tracked.Fired();
+                Interlocked.Increment(ref _firings);
                 callback(s);
             },
             state,

@@ -1,0 +1,121 @@
+using FluentAssertions;
+using RunSupervisor.Leasing;
+using RunSupervisor.Tests.TestSupport;
+using Xunit;
+
+namespace RunSupervisor.Tests.Leasing;
+
+/// <summary>A leased start that waits for a session another host runs: how long it waits, and what its retries keep of its options.</summary>
+public sealed class LeasedStartWaitTests
+{
+    private const string Session = "s1";
+
+    [Fact]
+    public async Task StartAsync_WaitUntilExactlyItsQueueTimeout_ThrowsRunQueueTimeoutWithTheWholeWait()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using RunHandle remote = await a.Registry.StartAsync(Session);
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(2));
+
+        Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromSeconds(10) }).AsTask();
+        await AdvanceAsync(cluster, LeaseCluster.Poll);
+        waiting.IsCompleted.Should().BeFalse("the first poll found the session still held, with five seconds left");
+        await AdvanceAsync(cluster, LeaseCluster.Poll);
+
+        RunQueueTimeoutException timedOut = (await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<RunQueueTimeoutException>()).Which;
+        timedOut.SessionId.Should().Be(Session);
+        timedOut.Waited.Should().Be(TimeSpan.FromSeconds(10));
+        b.Registry.ActiveCount.Should().Be(0);
+    }
+
+    [Fact]
+    public async Task StartAsync_WaitWithLessThanAPollIntervalLeft_GivesUpWhenItsQueueTimeoutEnds()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using RunHandle remote = await a.Registry.StartAsync(Session);
+
+        Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromSeconds(8) }).AsTask();
+        await AdvanceAsync(cluster, LeaseCluster.Poll);
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(3) - AsyncTestHelpers.Tick);
+        waiting.IsCompleted.Should().BeFalse();
+        await AdvanceAsync(cluster, AsyncTestHelpers.Tick);
+
+        // The second wait lasts only the three seconds left, not a whole poll interval: the clock stops at 8 s.
+        RunQueueTimeoutException timedOut = (await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<RunQueueTimeoutException>()).Which;
+        timedOut.Waited.Should().Be(TimeSpan.FromSeconds(8));
+    }
+
+    [Fact]
+    public async Task StartAsync_WaitRetriesIntoALocalRun_QueuesLocallyUntilTheOriginalQueueTimeout()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromSeconds(10) }).AsTask();
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(1));
+
+        // While the first start waits for host a, a second start here takes the session over.
+        using RunHandle local = await b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
+        (await remote.Completion.Guard()).Should().Be(RunEndReason.Superseded);
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(4));
+
+        waiting.IsCompleted.Should().BeFalse("the retry at 5 s still waits (now behind the local run), as its options say");
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(5) - AsyncTestHelpers.Tick);
+        waiting.IsCompleted.Should().BeFalse();
+        await AdvanceAsync(cluster, AsyncTestHelpers.Tick);
+
+        await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<RunQueueTimeoutException>("the retry may wait only what is left of the ten seconds");
+        local.IsCurrent.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task StartAsync_BackgroundWaitForARemoteRun_AdmittedStillAsABackgroundRun()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        ValueTask<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { Background = true, WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) });
+        remote.Dispose();
+        RunHandle background = await waiting.AsTask().Guard();
+
+        using RunHandle user = await b.Registry.StartAsync(Session);
+
+        (await background.Completion.Guard()).Should().Be(RunEndReason.Superseded, "a foreground start preempts a background run");
+        b.LogsWithEvent("RunPreempted").Should().ContainSingle();
+        user.IsCurrent.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task StartAsync_QueuedLocallyBehindAStartRefusedByTheStore_AdmittedOnceTheOtherHostReleases()
+    {
+        using var cluster = new LeaseCluster();
+        var gated = new GatedLeaseStore(cluster.Store);
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b", store: gated);
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        gated.HoldAcquires = true;
+
+        Task<RunHandle> refused = b.Registry.StartAsync(Session).AsTask();
+        gated.HoldAcquires = false;
+        Task<RunHandle> queued = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
+        gated.Open();
+
+        (await FluentActions.Awaiting(() => refused.Guard()).Should().ThrowAsync<SessionBusyException>()).Which.OwnerHostId.Should().Be("a");
+        remote.Dispose();
+        using RunHandle admitted = await queued.Guard();
+        admitted.FencingToken.Should().BeGreaterThan(remote.FencingToken);
+        (await cluster.Store.GetOwnerAsync(Session))!.HostId.Should().Be("b");
+    }
+
+    /// <summary>
+    /// Advances the shared clock off the test's synchronization context, so the waits it ends resume inline: a start's
+    /// retry has asked the store again and armed its next wait before this returns.
+    /// </summary>
+    private static Task AdvanceAsync(LeaseCluster cluster, TimeSpan by) => Task.Run(() => cluster.Time.Advance(by));
+}

@@ -1,0 +1,220 @@
+using System.Runtime.CompilerServices;
+using RunSupervisor.Tests.TestSupport;
+
+namespace RunSupervisor.Tests.Streaming;
+
+/// <summary>
+/// <see cref="SupervisedStreamEnumerator{T}"/> on a scripted inner stream, at the core: the start and its cancellation,
+/// the context the inner calls run in, and how the inner stream's failures become the run's end. The adapters' suites
+/// drive the same enumerator through a chat client and an agent.
+/// </summary>
+public sealed class SupervisedStreamEnumeratorTests
+{
+    private const string Session = "stream-session";
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+    private static readonly AsyncLocal<string?> ConsumerValue = new();
+
+    [Fact]
+    public async Task Current_BeforeTheFirstMove_ThrowsInvalidOperationException()
+    {
+        using var f = new RegistryFixture();
+        await using IAsyncEnumerator<int> updates = Stream(f, _ => Updates(1)).GetAsyncEnumerator();
+
+        Func<int> act = () => updates.Current;
+
+        act.Should().Throw<InvalidOperationException>().WithMessage("*MoveNextAsync*");
+    }
+
+    [Fact]
+    public async Task MoveNextAsync_OpeningTheInnerStreamThrows_TheConsumerGetsThatErrorAndTheRunEndsFaulted()
+    {
+        using var f = new RegistryFixture();
+        await using IAsyncEnumerator<int> updates = Stream(f, _ => throw new InvalidOperationException("open failed")).GetAsyncEnumerator();
+
+        Func<Task> act = async () => await updates.MoveNextAsync().AsTask().WaitAsync(Bound);
+
+        await act.Should().ThrowAsync<InvalidOperationException>().WithMessage("open failed");
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Faulted);
+        f.Registry.IsActive(Session).Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task MoveNextAsync_InnerMoveAndDisposalBothFail_TheMoveErrorIsTheOutcome()
+    {
+        using var f = new RegistryFixture();
+        var inner = new FailingEnumerator(new InvalidOperationException("move failed"), new InvalidOperationException("dispose failed"));
+        await using IAsyncEnumerator<int> updates = Stream(f, _ => inner).GetAsyncEnumerator();
+
+        Func<Task> act = async () => await updates.MoveNextAsync().AsTask().WaitAsync(Bound);
+
+        await act.Should().ThrowAsync<InvalidOperationException>().WithMessage("move failed");
+        inner.Disposed.Should().BeTrue();
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Faulted);
+    }
+
+    [Fact]
+    public async Task MoveNextAsync_ConsumerSetAnAsyncLocalBeforeTheFirstMove_TheInnerStreamSeesItAndTheRun()
+    {
+        using var f = new RegistryFixture();
+        string? seen = null;
+        long seenRun = 0;
+        ConsumerValue.Value = "set by the consumer";
+        await using IAsyncEnumerator<int> updates = Stream(f, _ =>
+        {
+            seen = ConsumerValue.Value;
+            seenRun = RunContext.Current?.RunId ?? 0;
+            return Updates(1);
+        }).GetAsyncEnumerator();
+
+        (await updates.MoveNextAsync().AsTask().WaitAsync(Bound)).Should().BeTrue();
+
+        seen.Should().Be("set by the consumer", "the inner calls run in the consumer's context as captured at the first move");
+        seenRun.Should().Be(f.Registry.GetActiveRuns().Should().ContainSingle().Subject.RunId);
+    }
+
+    [Fact]
+    public async Task DisposeAsync_ConsumerStopsBetweenUpdates_TheInnerStreamIsDisposedAsTheRunAndTheRunEndsCompleted()
+    {
+        using var f = new RegistryFixture();
+        long disposedInRun = -1;
+        IAsyncEnumerator<int> updates = Stream(f, _ => Updates(5, onDispose: () => disposedInRun = RunContext.Current?.RunId ?? 0)).GetAsyncEnumerator();
+        (await updates.MoveNextAsync().AsTask().WaitAsync(Bound)).Should().BeTrue();
+        long runId = f.Registry.GetActiveRuns().Should().ContainSingle().Subject.RunId;
+
+        await updates.DisposeAsync().AsTask().WaitAsync(Bound);
+
+        disposedInRun.Should().Be(runId, "the inner stream's clean-up is the run's code, with RunContext.Current set");
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task DisposeAsync_CallerCancelsWhileTheInnerStreamIsStillDisposing_TheRunStillEndsCompleted(bool streamToken)
+    {
+        using var f = new RegistryFixture();
+        using var cts = new CancellationTokenSource();
+        var inner = new SlowDisposalEnumerator();
+        IAsyncEnumerator<int> updates = Stream(f, _ => inner, token: streamToken ? cts.Token : default)
+            .GetAsyncEnumerator(streamToken ? default : cts.Token);
+        (await updates.MoveNextAsync().AsTask().WaitAsync(Bound)).Should().BeTrue();
+        Task stopping = updates.DisposeAsync().AsTask();
+
+        // The consumer has stopped: its token no longer speaks for the run, which ends as its disposal does.
+        await cts.CancelAsync();
+        inner.FinishDisposal();
+        await stopping.WaitAsync(Bound);
+
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed);
+    }
+
+    [Fact]
+    public async Task MoveNextAsync_WaitingForAdmissionWithBothTokens_CancellingTheEnumeratorTokenThrowsWithThatTokenAndNothingRuns()
+    {
+        using var f = new RegistryFixture();
+        using RunHandle holder = f.Registry.Start(Session);
+        using var streamCts = new CancellationTokenSource();
+        using var enumeratorCts = new CancellationTokenSource();
+        bool opened = false;
+        await using IAsyncEnumerator<int> updates = Stream(f, _ => { opened = true; return Updates(1); }, Waiting, streamCts.Token).GetAsyncEnumerator(enumeratorCts.Token);
+        Task<bool> move = updates.MoveNextAsync().AsTask();
+        f.Registry.GetQueuedCount(Session).Should().Be(1);
+
+        await enumeratorCts.CancelAsync();
+
+        OperationCanceledException cancelled = (await FluentActions.Awaiting(() => move.WaitAsync(Bound)).Should().ThrowAsync<OperationCanceledException>()).Which;
+        cancelled.CancellationToken.Should().Be(enumeratorCts.Token, "the consumer hears its own token, not the link between its two");
+        cancelled.Message.Should().Contain("never ran");
+        opened.Should().BeFalse();
+        f.Registry.GetQueuedCount(Session).Should().Be(0);
+        holder.IsCurrent.Should().BeTrue();
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task MoveNextAsync_WaitingForAdmissionWithOneToken_CancellingItEndsTheWait(bool streamToken)
+    {
+        using var f = new RegistryFixture();
+        using RunHandle holder = f.Registry.Start(Session);
+        using var cts = new CancellationTokenSource();
+        await using IAsyncEnumerator<int> updates = Stream(f, _ => Updates(1), Waiting, streamToken ? cts.Token : default)
+            .GetAsyncEnumerator(streamToken ? default : cts.Token);
+        Task<bool> move = updates.MoveNextAsync().AsTask();
+        f.Registry.GetQueuedCount(Session).Should().Be(1);
+
+        await cts.CancelAsync();
+
+        OperationCanceledException cancelled = (await FluentActions.Awaiting(() => move.WaitAsync(Bound)).Should().ThrowAsync<OperationCanceledException>()).Which;
+        cancelled.CancellationToken.Should().Be(cts.Token);
+        f.Registry.GetQueuedCount(Session).Should().Be(0);
+    }
+
+    private static RunStartOptions Waiting => new() { WhenBusy = SessionBusyBehavior.Wait };
+
+    private static ScriptedStream Stream(RegistryFixture f, Func<CancellationToken, IAsyncEnumerable<int>> open, RunStartOptions? options = null, CancellationToken token = default)
+        => new(f.Registry, Session, options, token, open);
+
+    private static async IAsyncEnumerable<int> Updates(int count, Action? onDispose = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                await Task.Yield();
+                cancellationToken.ThrowIfCancellationRequested();
+                yield return i;
+            }
+        }
+        finally
+        {
+            onDispose?.Invoke();
+        }
+    }
+
+    private sealed class ScriptedStream(ActiveRunRegistry registry, string sessionId, RunStartOptions? options, CancellationToken token, Func<CancellationToken, IAsyncEnumerable<int>> open)
+        : SupervisedStream<int>(registry, sessionId, options, token)
+    {
+        protected internal override IAsyncEnumerable<int> OpenInner(CancellationToken stopToken) => open(stopToken);
+    }
+
+    /// <summary>An inner stream with one update whose disposal waits until the test lets it finish.</summary>
+    private sealed class SlowDisposalEnumerator : IAsyncEnumerable<int>, IAsyncEnumerator<int>
+    {
+        private readonly TaskCompletionSource _disposal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private bool _moved;
+
+        public int Current => 1;
+
+        public IAsyncEnumerator<int> GetAsyncEnumerator(CancellationToken cancellationToken = default) => this;
+
+        public ValueTask<bool> MoveNextAsync()
+        {
+            bool first = !_moved;
+            _moved = true;
+            return ValueTask.FromResult(first);
+        }
+
+        public ValueTask DisposeAsync() => new(_disposal.Task);
+
+        public void FinishDisposal() => _disposal.SetResult();
+    }
+
+    /// <summary>An inner stream whose first move fails, and whose disposal fails too.</summary>
+    private sealed class FailingEnumerator(Exception moveError, Exception disposeError) : IAsyncEnumerable<int>, IAsyncEnumerator<int>
+    {
+        public bool Disposed { get; private set; }
+
+        public int Current => throw new InvalidOperationException("no update");
+
+        public IAsyncEnumerator<int> GetAsyncEnumerator(CancellationToken cancellationToken = default) => this;
+
+        public ValueTask<bool> MoveNextAsync() => ValueTask.FromException<bool>(moveError);
+
+        public ValueTask DisposeAsync()
+        {
+            Disposed = true;
+            return ValueTask.FromException(disposeError);
+        }
+    }
+}
