@@ -122,7 +122,7 @@ public sealed class SupervisedAgentOpenAIRealTimeTests : IAsyncLifetime
         RunEndedEventArgs ended = Ended(session);
         _output.WriteLine($"hung tool: run ended {ended.Reason} after {ended.Duration.TotalMilliseconds:0} ms (eviction due at {(Timeout + Grace).TotalMilliseconds:0} ms); caller saw {ex.GetType().Name} at {sawAt.TotalMilliseconds:0} ms");
         ended.Reason.Should().Be(RunEndReason.ForceEvicted);
-        ended.Duration.Should().BeGreaterThanOrEqualTo(Timeout + Grace).And.BeLessThan(Timeout + Grace + TimeSpan.FromSeconds(1), "evicted on time");
+        ended.Duration.Should().BeGreaterThanOrEqualTo(Timeout + Grace).And.BeLessThan(Timeout + Grace + TimeSpan.FromSeconds(2), "evicted on time, with slack for a saturated machine");
         _registry.GetAbandonedRuns().Should().ContainSingle(r => r.RunId == ex.RunId, "the hung tool is quarantined");
 
         AgentResponse next = await agent.RunAsync("and now?", session).WaitAsync(Bound);
@@ -156,6 +156,14 @@ public sealed class SupervisedAgentOpenAIRealTimeTests : IAsyncLifetime
         AgentSession session = await agent.CreateSessionAsync();
         string sessionId = SupervisedAgent.GetSessionId(session);
 
+        // Whether the second turn had finished when the first turn's run ended. The first turn's own task completes a
+        // little after its run ends (the agent's code after the supervised call), so on a loaded machine the second
+        // turn's task may complete before it: the order is judged at the runs' ends, not by which task completes first.
+        Task<AgentResponse>? second = null;
+        bool? secondDoneAtFirstEnd = null;
+        void OnFirstEnded(object? sender, RunEndedEventArgs e) => secondDoneAtFirstEnd ??= second?.IsCompleted ?? false;
+        _registry.RunEnded += OnFirstEnded;
+
         Task<AgentResponse> first = agent.RunAsync("where is my order?", session);
         var waited = Stopwatch.StartNew();
         while (!_registry.IsActive(sessionId))
@@ -164,12 +172,12 @@ public sealed class SupervisedAgentOpenAIRealTimeTests : IAsyncLifetime
             await Task.Delay(5);
         }
 
-        Task<AgentResponse> second = agent.RunAsync("thanks, anything else?", session);
+        second = agent.RunAsync("thanks, anything else?", session);
         _registry.GetQueuedCount(sessionId).Should().Be(1, "the second turn waits for the first");
-        Task finishedFirst = await Task.WhenAny(first, second).WaitAsync(Bound);
         await Task.WhenAll(first, second).WaitAsync(Bound);
+        _registry.RunEnded -= OnFirstEnded;
 
-        finishedFirst.Should().BeSameAs(first);
+        secondDoneAtFirstEnd.Should().BeFalse("the second turn cannot finish before the first turn's run has ended");
         (await first).Text.Should().Be("All done.");
         (await second).Text.Should().Be("All done.");
         RunEndedEventArgs[] ends;

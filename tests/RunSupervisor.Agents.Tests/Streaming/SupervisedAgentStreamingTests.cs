@@ -35,6 +35,33 @@ public sealed class SupervisedAgentStreamingTests : IDisposable
     }
 
     [Fact]
+    public async Task RunStreamingAsync_ConsumerSuppressesContextFlow_TheInnerStreamStillRunsAsTheRun()
+    {
+        var inner = new FakeAgent();
+        SupervisedAgent agent = _f.Agent(inner);
+        AgentSession session = await agent.CreateSessionAsync();
+        IAsyncEnumerator<AgentResponseUpdate> updates = agent.RunStreamingAsync("hi", session).GetAsyncEnumerator();
+        ValueTask<bool> first;
+        using (ExecutionContext.SuppressFlow())
+        {
+            first = updates.MoveNextAsync();
+        }
+
+        (await first.AsTask().Guard()).Should().BeTrue();
+        int count = 1;
+        while (await updates.MoveNextAsync().AsTask().Guard())
+        {
+            count++;
+        }
+
+        await updates.DisposeAsync();
+        count.Should().Be(3);
+        (await _f.FirstEnd.Guard()).Reason.Should().Be(RunEndReason.Completed);
+        inner.SeenContext.Should().NotBeNull("the inner calls run as the run's code even without the consumer's context");
+        inner.SeenContext!.SessionId.Should().Be(SupervisedAgent.GetSessionId(session));
+    }
+
+    [Fact]
     public async Task RunStreamingAsync_StreamStopsYielding_EndsStalledAtTheIdleTimeoutWellBeforeTheDeadline()
     {
         var stalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

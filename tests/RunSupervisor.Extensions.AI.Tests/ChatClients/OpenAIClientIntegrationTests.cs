@@ -19,6 +19,15 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(8);
 
+    // The SDK honours an abort within milliseconds on a quiet machine, but a loaded CI machine (six test assemblies at
+    // once on two cores) has been seen to take over a second to unwind a cancelled read: the stall cases give the
+    // provider this much grace, so "it honoured the abort" (TimedOut) stays apart from "it did not" (ForceEvicted)
+    // without timing luck. The hung-tool cases keep the short grace: their eviction instant is what they measure.
+    private static readonly TimeSpan StallGrace = TimeSpan.FromSeconds(5);
+
+    // How late an eviction may be observed: the watchdog runs on its own thread, but the machine may be saturated.
+    private static readonly TimeSpan EvictionSlack = TimeSpan.FromSeconds(2);
+
     private readonly ITestOutputHelper _output;
     private readonly RecordingLoggerFactory _logs = new();
     private readonly List<RunEndedEventArgs> _ended = [];
@@ -63,7 +72,7 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
     public async Task Streaming_ServerStallsAfterFirstChunk_SdkHonoursAbortAndRunEndsTimedOut()
     {
         using IChatClient client = new ChatClientBuilder(OpenAIChatClient(LoopbackOpenAIServer.StallModel))
-            .UseRunSupervisor(_registry)
+            .UseRunSupervisor(_registry, o => o.RunStartOptions = new RunStartOptions { GracePeriod = StallGrace })
             .Build();
         var texts = new List<string>();
         TimeSpan firstUpdateAt = TimeSpan.Zero;
@@ -90,8 +99,8 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
         texts.Should().Contain(LoopbackOpenAIServer.FirstChunkText, "the chunk sent before the stall reached the consumer");
         ex.InnerException.Should().BeAssignableTo<OperationCanceledException>("the SDK honoured the abort token mid-stream");
         ended.Reason.Should().Be(RunEndReason.TimedOut);
-        ended.Duration.Should().BeGreaterThanOrEqualTo(Timeout).And.BeLessThan(Timeout + Grace, "it ended on the abort, not by eviction");
-        endedAt.Should().BeLessThan(Timeout + Grace);
+        ended.Duration.Should().BeGreaterThanOrEqualTo(Timeout).And.BeLessThan(Timeout + StallGrace, "it ended on the abort, not by eviction");
+        endedAt.Should().BeLessThan(Timeout + StallGrace);
         _registry.IsActive("stream-1").Should().BeFalse("the session is free");
         _registry.AbandonedCount.Should().Be(0);
     }
@@ -100,7 +109,7 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
     public async Task GetResponse_ServerStallsMidBody_SdkHonoursAbortAndRunEndsTimedOut()
     {
         using IChatClient client = new ChatClientBuilder(OpenAIChatClient(LoopbackOpenAIServer.StallModel))
-            .UseRunSupervisor(_registry)
+            .UseRunSupervisor(_registry, o => o.RunStartOptions = new RunStartOptions { GracePeriod = StallGrace })
             .Build();
         var clock = Stopwatch.StartNew();
 
@@ -111,7 +120,7 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
         RunEndedEventArgs ended = Ended("response-1");
         Report("non-streaming stall", null, ended, endedAt, ex);
         ended.Reason.Should().Be(RunEndReason.TimedOut);
-        ended.Duration.Should().BeLessThan(Timeout + Grace);
+        ended.Duration.Should().BeLessThan(Timeout + StallGrace);
         _registry.IsActive("response-1").Should().BeFalse("the session is free");
     }
 
@@ -136,7 +145,7 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
         RunEndedEventArgs ended = Ended("tool-1");
         Report("hung tool (GetResponseAsync)", toolCalledAt, ended, endedAt, ex);
         ended.Reason.Should().Be(RunEndReason.ForceEvicted);
-        ended.Duration.Should().BeGreaterThanOrEqualTo(Timeout + Grace).And.BeLessThan(Timeout + Grace + TimeSpan.FromSeconds(1), "evicted on time");
+        ended.Duration.Should().BeGreaterThanOrEqualTo(Timeout + Grace).And.BeLessThan(Timeout + Grace + EvictionSlack, "evicted on time");
         _registry.IsActive("tool-1").Should().BeFalse("the session is free although the tool never returned");
         _registry.GetAbandonedRuns().Should().ContainSingle(r => r.RunId == ex.RunId, "the hung tool's task is quarantined in the ledger");
 
@@ -168,7 +177,7 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
         RunEndedEventArgs ended = Ended("tool-2");
         Report("hung tool (streaming)", toolCalledAt, ended, endedAt, ex);
         ended.Reason.Should().Be(RunEndReason.ForceEvicted);
-        ended.Duration.Should().BeGreaterThanOrEqualTo(Timeout + Grace).And.BeLessThan(Timeout + Grace + TimeSpan.FromSeconds(1));
+        ended.Duration.Should().BeGreaterThanOrEqualTo(Timeout + Grace).And.BeLessThan(Timeout + Grace + EvictionSlack, "evicted on time");
         _registry.IsActive("tool-2").Should().BeFalse();
         _registry.GetAbandonedRuns().Should().ContainSingle(r => r.RunId == ex.RunId);
 

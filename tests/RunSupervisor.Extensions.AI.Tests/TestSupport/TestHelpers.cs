@@ -2,19 +2,6 @@ namespace RunSupervisor.Extensions.AI.Tests.TestSupport;
 
 internal static class TestHelpers
 {
-    /// <summary>
-    /// A real-time bound on awaiting a task the test expects to complete (now, or on a thread-pool continuation). It
-    /// only turns a hang into a failure; it is never the behaviour under test.
-    /// </summary>
-    public static readonly TimeSpan HangGuard = TimeSpan.FromSeconds(10);
-
-    /// <summary>One tick of fake time: the smallest step before or past an instant.</summary>
-    public static readonly TimeSpan Tick = TimeSpan.FromTicks(1);
-
-    public static Task Guard(this Task task) => task.WaitAsync(HangGuard);
-
-    public static Task<T> Guard<T>(this Task<T> task) => task.WaitAsync(HangGuard);
-
     public static ChatMessage[] Prompt { get; } = [new(ChatRole.User, "hello")];
 
     public static ChatOptions Conversation(string id) => new() { ConversationId = id };
@@ -33,56 +20,13 @@ internal static class TestHelpers
     }
 }
 
-/// <summary>A registry on fake time, with a 10 s timeout and a 5 s grace period (unless given), and the run-end events it raised.</summary>
-internal sealed class RegistryFixture : IDisposable
+/// <summary>The shared recording registry, plus the supervised chat client the chat-client tests wrap around it.</summary>
+internal sealed class RegistryFixture(TimeSpan? grace = null) : RecordingRegistryFixture(grace)
 {
-    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
-    public static readonly TimeSpan Grace = TimeSpan.FromSeconds(5);
-
-    private readonly List<RunEndedEventArgs> _ended = [];
-    private readonly TaskCompletionSource<RunEndedEventArgs> _firstEnd = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    public RegistryFixture(TimeSpan? grace = null)
-    {
-        Registry = new ActiveRunRegistry(new RunSupervisorOptions { RunTimeout = Timeout, GracePeriod = grace ?? Grace }, Time, Logs);
-        Registry.RunEnded += (_, e) =>
-        {
-            lock (_ended)
-            {
-                _ended.Add(e);
-            }
-
-            _firstEnd.TrySetResult(e);
-        };
-    }
-
-    /// <summary>Gets a task that completes with the first run end: an event-driven wait for ends that happen on the thread pool.</summary>
-    public Task<RunEndedEventArgs> FirstEnd => _firstEnd.Task;
-
-    public FakeTimeProvider Time { get; } = new();
-
-    /// <summary>Gets the registry's log lines.</summary>
-    public RecordingLoggerFactory Logs { get; } = new();
-
-    public ActiveRunRegistry Registry { get; }
-
-    public IReadOnlyList<RunEndedEventArgs> Ended
-    {
-        get
-        {
-            lock (_ended)
-            {
-                return [.. _ended];
-            }
-        }
-    }
-
     public SupervisedChatClient Client(IChatClient inner, Action<SupervisedChatClientOptions>? configure = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
     {
         var options = new SupervisedChatClientOptions();
         configure?.Invoke(options);
         return new SupervisedChatClient(inner, Registry, options, loggerFactory);
     }
-
-    public void Dispose() => Registry.Dispose();
 }
