@@ -40,6 +40,7 @@ public static class AllocationProfile
         RunHandle handOffCurrent = registry.Start("s-handoff");
         AIAgent bareAgent = new AgentTurnBenchmarks.CompletedAgent();
         AIAgent supervisedAgent = bareAgent.AsBuilder().UseRunSupervisor(registry).Build();
+        AIAgent passThroughAgent = new AgentTurnBenchmarks.PassThroughAgent(bareAgent);
         AgentSession agentSession = bareAgent.CreateSessionAsync().AsTask().GetAwaiter().GetResult();
         _ = SupervisedAgent.GetSessionId(agentSession);
         ChatMessage[] messages = [new(ChatRole.User, "hi")];
@@ -66,7 +67,11 @@ public static class AllocationProfile
             ("c Resolve busy heartbeat", "Floor", () => floor.Resolve(new QueueRequest(busy, IsHeartbeat: true))),
             ("c Resolve busy heartbeat", "RunSupervisor", () => policy.Resolve(new QueueRequest(busy, IsHeartbeat: true))),
             ("e agent turn", "Bare agent", () => bareAgent.RunAsync(messages, agentSession).GetAwaiter().GetResult()),
+            ("e agent turn", "Pass-through delegating agent", () => passThroughAgent.RunAsync(messages, agentSession).GetAwaiter().GetResult()),
             ("e agent turn", "Supervised agent", () => supervisedAgent.RunAsync(messages, agentSession).GetAwaiter().GetResult()),
+            ("e agent stream (10 updates)", "Bare agent", () => Consume(bareAgent.RunStreamingAsync(messages, agentSession))),
+            ("e agent stream (10 updates)", "Pass-through delegating agent", () => Consume(passThroughAgent.RunStreamingAsync(messages, agentSession))),
+            ("e agent stream (10 updates)", "Supervised agent", () => Consume(supervisedAgent.RunStreamingAsync(messages, agentSession))),
             ("hand-off to one waiter", "SemaphoreSlim", () =>
             {
                 Task waiter = semaphore.WaitAsync();
@@ -131,4 +136,15 @@ public static class AllocationProfile
     }
 
     private static readonly Task<int> CompletedResult = Task.FromResult(1);
+
+    /// <summary>Consumes a stream as <c>await foreach</c> does, as the streaming benchmark does, and waits for it.</summary>
+    private static void Consume(IAsyncEnumerable<AgentResponseUpdate> stream) => ConsumeAsync(stream).GetAwaiter().GetResult();
+
+    private static async Task ConsumeAsync(IAsyncEnumerable<AgentResponseUpdate> stream)
+    {
+        await foreach (AgentResponseUpdate update in stream.ConfigureAwait(false))
+        {
+            _ = update;
+        }
+    }
 }

@@ -18,7 +18,9 @@ namespace RunSupervisor.Benchmarks.Harness;
 /// both awaited), the store alone (<c>AcquireAsync</c> + <c>ReleaseAsync</c>, awaited) and the registry
 /// (<c>StartAsync</c> + <c>Dispose</c>, whose release is sent, not awaited: a <c>PING</c> after the last run makes sure
 /// every release was handled before the CPU time is read). <c>/proc</c> counts in clock ticks of 10 ms, so the default
-/// 20,000 runs keep that rounding under a few percent of the server's time.
+/// 20,000 runs keep that rounding under a few percent of the server's time. The runs are split into rounds in which
+/// every implementation takes its turn, so a machine whose load drifts (a busy neighbour) skews them alike; the median
+/// of the rounds' wall-time ratios to the floor is printed besides the totals.
 /// </remarks>
 public static class LeaseCpuHarness
 {
@@ -30,19 +32,25 @@ public static class LeaseCpuHarness
     private static readonly TimeSpan Ttl = new RunLeaseOptions().LeaseTtl;
 
     /// <summary>Runs the mode.</summary>
-    /// <param name="args">Options: <c>--server redis-server|garnet</c> (default: redis-server when on PATH), <c>--runs 20000</c>, <c>--impl all|floor|store|runsupervisor</c>, <c>--out FILE.csv</c>.</param>
+    /// <param name="args">Options: <c>--server redis-server|garnet</c> (default: redis-server when on PATH), <c>--runs 20000</c>, <c>--rounds 5</c>, <c>--impl all|floor|store|runsupervisor</c>, <c>--out FILE.csv</c>.</param>
     /// <returns>0.</returns>
     public static int Run(HarnessArguments args)
     {
         ArgumentNullException.ThrowIfNull(args);
         string serverName = args.GetString("server", LeaseServers.RedisServerPath is null ? LeaseServers.Garnet : LeaseServers.RedisServer)!;
         int runs = args.GetInt("runs", 20_000);
+        int rounds = args.GetInt("rounds", 5);
         string impl = args.GetString("impl", "all")!;
         string? outPath = args.GetString("out");
         args.ThrowIfUnknown();
         if (impl is not ("all" or "floor" or "store" or "runsupervisor"))
         {
             throw new ArgumentException("--impl is all, floor, store or runsupervisor.");
+        }
+
+        if (rounds < 1 || runs % rounds != 0)
+        {
+            throw new ArgumentException("--rounds must be at least 1 and divide --runs.");
         }
 
         using ILeaseServer server = LeaseServers.Start(serverName);
@@ -57,7 +65,7 @@ public static class LeaseCpuHarness
         RunLeaseAcquireResult preload = store.AcquireAsync(new RunLeaseRequest(SessionId + "-preload", "cpu-host", Ttl)).AsTask().GetAwaiter().GetResult();
         store.ReleaseAsync(preload.Lease!).AsTask().GetAwaiter().GetResult();
 
-        Console.WriteLine($"# lease-cpu: {runs:N0} start + release per implementation, one at a time, against {server.Name} on 127.0.0.1:{server.Port}" +
+        Console.WriteLine($"# lease-cpu: {runs:N0} start + release per implementation in {rounds} rounds, one at a time, against {server.Name} on 127.0.0.1:{server.Port}" +
             (server.ProcessId is int pid ? $" (pid {pid})" : " (in this process)") + $"; {Environment.ProcessorCount} cores; .NET {Environment.Version}");
         if (server.ProcessId is null)
         {
@@ -102,15 +110,50 @@ public static class LeaseCpuHarness
         Console.WriteLine();
         Console.WriteLine("| implementation | runs | wall µs/run | server CPU µs/run | this process CPU µs/run |");
         Console.WriteLine("|---|---:|---:|---:|---:|");
-        var rows = new List<string>();
-        foreach ((string name, Func<Task> run) in implementations)
+        foreach ((_, Func<Task> run) in implementations)
         {
             // Loads the scripts and JITs the path; the PING waits until a release sent and not awaited has been handled.
             RunMany(run, Math.Min(2_000, runs), database);
-            (double wallUs, double serverUs, double processUs) = Measure(run, runs, database, server.ProcessId);
+        }
+
+        var totals = new (double WallUs, double ServerUs, double ProcessUs)[implementations.Count];
+        var ratios = new List<double>[implementations.Count];
+        for (int round = 0; round < rounds; round++)
+        {
+            var wall = new double[implementations.Count];
+            for (int i = 0; i < implementations.Count; i++)
+            {
+                (double wallUs, double serverUs, double processUs) = Measure(implementations[i].Run, runs / rounds, database, server.ProcessId);
+                wall[i] = wallUs;
+                totals[i] = (totals[i].WallUs + (wallUs / rounds), totals[i].ServerUs + (serverUs / rounds), totals[i].ProcessUs + (processUs / rounds));
+            }
+
+            for (int i = 0; i < implementations.Count; i++)
+            {
+                (ratios[i] ??= []).Add(wall[i] / wall[0]);
+            }
+        }
+
+        var rows = new List<string>();
+        for (int i = 0; i < implementations.Count; i++)
+        {
+            string name = implementations[i].Name;
+            (double wallUs, double serverUs, double processUs) = totals[i];
             string serverCell = double.IsNaN(serverUs) ? "n/a (in this process)" : serverUs.ToString("F2", CultureInfo.InvariantCulture);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {runs:N0} | {wallUs:F2} | {serverCell} | {processUs:F2} |"));
             rows.Add(string.Create(CultureInfo.InvariantCulture, $"{server.Name},{name},{runs},{wallUs:F3},{(double.IsNaN(serverUs) ? string.Empty : serverUs.ToString("F3", CultureInfo.InvariantCulture))},{processUs:F3}"));
+        }
+
+        if (implementations.Count > 1)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"Wall time over the first row's ({implementations[0].Name}), the median of the rounds, then each round:");
+            for (int i = 1; i < implementations.Count; i++)
+            {
+                List<double> sorted = [.. ratios[i].Order()];
+                string each = string.Join(", ", ratios[i].Select(static r => r.ToString("F2", CultureInfo.InvariantCulture)));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"- {implementations[i].Name}: {sorted[sorted.Count / 2]:F2} × ({each})"));
+            }
         }
 
         if (outPath is not null)
