@@ -1,3 +1,4 @@
+using System.Globalization;
 using static RunSupervisor.Tests.TestSupport.InternalRecords;
 
 namespace RunSupervisor.Tests.Internal;
@@ -53,23 +54,45 @@ public sealed class SessionTableHashingTests : IDisposable
         stuckBits.Should().BeEmpty("512 ids leave a sound hash's bit fixed with probability 2^-511");
     }
 
-    [Fact]
-    public void Hash_ManyDistinctIds_RarelyShareAFullHash()
+    [Theory]
+    [InlineData("session-{0}")]
+    [InlineData("user:{1}:chat:{2}")]
+    [InlineData("t{3}/{0:x}")]
+    public void Hash_ManyDistinctIdsOfOneShape_RarelyShareAFullHashUnderAnySecrets(string shape)
     {
-        // A uniform 32-bit hash of 100,000 ids repeats about 1.2 values (n^2 / 2^33); a hash that lost bits of its
-        // state would repeat dozens, and every repeat makes a lookup compare ids it could have skipped.
+        // A uniform 32-bit hash of 100,000 ids repeats about 1.2 values (n^2 / 2^33), and 15 or more with a
+        // probability near 10^-12. A hash nearly linear in a small change of input repeats in families: ids of one
+        // shape cancel each other's differences, and a cheap rotate-and-xor hash repeated hundreds or thousands of
+        // values here under some secrets (a few in a thousand for the first shape, one in five for the second). So
+        // the shapes are the ones that exposed it, and each is tried under eight processes' worth of fresh secrets.
         const int Ids = 100_000;
-        var seen = new HashSet<int>();
-        int repeats = 0;
-        for (int i = 0; i < Ids; i++)
+        string[] ids = Enumerable.Range(0, Ids)
+            .Select(i => string.Format(CultureInfo.InvariantCulture, shape, i, i % 1000, i / 1000, i % 7))
+            .ToArray();
+        ids.Distinct().Should().HaveCount(Ids, "the shape makes distinct ids");
+        List<string> failures = [];
+        for (int trial = 0; trial < 8; trial++)
         {
-            if (!seen.Add(SessionTable.Hash($"session-{i}")))
+            (ulong a, ulong b, ulong c) = (NewSecret(), NewSecret(), NewSecret());
+            var seen = new HashSet<int>();
+            int repeats = ids.Count(id => !seen.Add(SessionTable.Hash(id, a, b, c)));
+            if (repeats >= 15)
             {
-                repeats++;
+                failures.Add($"{repeats} repeats under secrets {a:X16} {b:X16} {c:X16}");
             }
         }
 
-        repeats.Should().BeLessThan(15);
+        failures.Should().BeEmpty();
+    }
+
+    [Fact]
+    public void Hash_IdsDifferingOnlyInLengthOrNulChars_Differ()
+    {
+        // NUL chars read as zero bits and an id's last chars are packed into one word, so only the length tells "" from
+        // "\0", or "a" from "\0a"; and where a char sits in the packed word must count, as "a\0b" is not "ab\0".
+        string[] ids = ["", "\0", "\0\0", "\0\0\0\0", "\0\0\0\0\0", "a", "\0a", "a\0", "ab", "a\0b", "ab\0", "\0ab", "abcd", "abcd\0", "\0abcd"];
+
+        ids.Select(SessionTable.Hash).Should().OnlyHaveUniqueItems();
     }
 
     [Fact]
@@ -182,6 +205,8 @@ public sealed class SessionTableHashingTests : IDisposable
             }
         }
     }
+
+    private static ulong NewSecret() => (ulong)Random.Shared.NextInt64() ^ ((ulong)Random.Shared.Next() << 63) | 1;
 
     private RunEntry NewRun(string sessionId) => Entry(_registry, sessionId, spec: Spec(TimeSpan.FromMinutes(1).Ticks, graceTicks: 0));
 }
