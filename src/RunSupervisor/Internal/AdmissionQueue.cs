@@ -16,8 +16,8 @@ internal sealed class AdmissionQueue
     private const int MinStaleBeforeCompaction = 32;
 
     private readonly Lock _gate;
-    private readonly ConcurrentDictionary<string, LinkedList<PendingStart>> _sessions = new(StringComparer.Ordinal);
-    private readonly LinkedList<PendingStart>[] _lanes;
+    private readonly ConcurrentDictionary<string, WaitList> _sessions = new(StringComparer.Ordinal);
+    private readonly WaitList[] _lanes;
     private readonly PriorityQueue<PendingStart, long> _timeouts = new();
     private long _readySequence;
     private long _enqueueSequence;
@@ -25,10 +25,10 @@ internal sealed class AdmissionQueue
     public AdmissionQueue(Lock gate, int laneCount)
     {
         _gate = gate;
-        _lanes = new LinkedList<PendingStart>[laneCount];
+        _lanes = new WaitList[laneCount];
         for (int i = 0; i < laneCount; i++)
         {
-            _lanes[i] = new LinkedList<PendingStart>();
+            _lanes[i] = new WaitList(lane: true);
         }
     }
 
@@ -39,7 +39,7 @@ internal sealed class AdmissionQueue
     public int ReadyCount { get; private set; }
 
     /// <summary>Gets the number of starts waiting for <paramref name="sessionId"/>; lock-free.</summary>
-    public int CountFor(string sessionId) => _sessions.TryGetValue(sessionId, out LinkedList<PendingStart>? queue) ? queue.Count : 0;
+    public int CountFor(string sessionId) => _sessions.TryGetValue(sessionId, out WaitList? queue) ? queue.Count : 0;
 
     public bool HasWaitersLocked(string sessionId)
     {
@@ -51,11 +51,11 @@ internal sealed class AdmissionQueue
     public PendingStart? OldestLocked(string sessionId)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
-        return _sessions.TryGetValue(sessionId, out LinkedList<PendingStart>? queue) ? queue.First!.Value : null;
+        return _sessions.TryGetValue(sessionId, out WaitList? queue) ? queue.First : null;
     }
 
     /// <summary>Gets the ready queue of a lane; under the gate.</summary>
-    public LinkedList<PendingStart> Lane(int lane)
+    public WaitList Lane(int lane)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
         return _lanes[lane];
@@ -65,8 +65,8 @@ internal sealed class AdmissionQueue
     public void EnqueueLocked(PendingStart start, bool sessionFree)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
-        LinkedList<PendingStart> queue = _sessions.GetOrAdd(start.SessionId, static _ => new LinkedList<PendingStart>());
-        start.SessionNode = queue.AddLast(start);
+        WaitList queue = _sessions.GetOrAdd(start.SessionId, static _ => new WaitList(lane: false));
+        queue.AddLast(start);
         start.EnqueueSequence = ++_enqueueSequence;
         Count++;
         _timeouts.Enqueue(start, start.TimeoutAtTicks);
@@ -80,9 +80,9 @@ internal sealed class AdmissionQueue
     public void SessionFreedLocked(string sessionId)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
-        if (Count > 0 && _sessions.TryGetValue(sessionId, out LinkedList<PendingStart>? queue) && queue.First!.Value.LaneNode is null)
+        if (Count > 0 && _sessions.TryGetValue(sessionId, out WaitList? queue) && !queue.First!.IsReady)
         {
-            MakeReadyLocked(queue.First.Value);
+            MakeReadyLocked(queue.First);
         }
     }
 
@@ -90,8 +90,7 @@ internal sealed class AdmissionQueue
     public void UnreadyLocked(PendingStart start)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
-        _lanes[start.Spec.Lane].Remove(start.LaneNode!);
-        start.LaneNode = null;
+        _lanes[start.Spec.Lane].Remove(start);
         ReadyCount--;
     }
 
@@ -101,14 +100,13 @@ internal sealed class AdmissionQueue
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
         Debug.Assert(start.IsQueued, "Only a waiting start leaves the queue.");
-        if (start.LaneNode is not null)
+        if (start.IsReady)
         {
             UnreadyLocked(start);
         }
 
-        LinkedList<PendingStart> queue = start.SessionNode!.List!;
-        queue.Remove(start.SessionNode);
-        start.SessionNode = null;
+        WaitList queue = start.SessionLinks.List!;
+        queue.Remove(start);
         Count--;
         CompactTimeoutsIfStaleLocked();
         if (queue.Count == 0)
@@ -149,7 +147,7 @@ internal sealed class AdmissionQueue
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
         List<PendingStart> all = new(Count);
-        foreach (LinkedList<PendingStart> queue in _sessions.Values)
+        foreach (WaitList queue in _sessions.Values)
         {
             all.AddRange(queue);
         }
@@ -163,7 +161,7 @@ internal sealed class AdmissionQueue
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
         List<PendingStart> all = [];
-        foreach (LinkedList<PendingStart> queue in _sessions.Values)
+        foreach (WaitList queue in _sessions.Values)
         {
             all.AddRange(queue);
         }
@@ -213,7 +211,7 @@ internal sealed class AdmissionQueue
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
         start.ReadySequence = ++_readySequence;
-        start.LaneNode = _lanes[start.Spec.Lane].AddLast(start);
+        _lanes[start.Spec.Lane].AddLast(start);
         ReadyCount++;
     }
 }

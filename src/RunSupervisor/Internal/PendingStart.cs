@@ -43,17 +43,20 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
     /// <summary>Gets or sets the registration on the caller's token; set once, outside the gate.</summary>
     public CancellationTokenRegistration Registration { get; set; }
 
-    /// <summary>Gets or sets the node in the session's queue; under the gate.</summary>
-    public LinkedListNode<PendingStart>? SessionNode { get; set; }
+    /// <summary>The start's place in its session's queue; under the gate. A field, so a <see cref="WaitList"/> links it in place.</summary>
+    internal WaitList.Links SessionLinks;
 
-    /// <summary>Gets or sets the node in the lane's queue, while the start heads its free session's queue; under the gate.</summary>
-    public LinkedListNode<PendingStart>? LaneNode { get; set; }
+    /// <summary>The start's place in its lane's queue, while it heads its free session's queue; under the gate.</summary>
+    internal WaitList.Links LaneLinks;
 
     /// <summary>Gets or sets the order in which starts became ready, across lanes: the global cap admits the oldest first; under the gate.</summary>
     public long ReadySequence { get; set; }
 
     /// <summary>Gets a value indicating whether the start still waits; under the gate.</summary>
-    public bool IsQueued => SessionNode is not null;
+    public bool IsQueued => SessionLinks.List is not null;
+
+    /// <summary>Gets a value indicating whether the start waits only for a lane or global slot (it heads its free session's queue); under the gate.</summary>
+    public bool IsReady => LaneLinks.List is not null;
 
     /// <summary>Gets or sets the run the start was admitted as; under the gate, once.</summary>
     public RunEntry? Admitted { get; set; }

@@ -478,7 +478,7 @@ internal sealed class RunTable
             PendingStart? next = null;
             for (int lane = 0; lane < _laneActive.Length; lane++)
             {
-                if (_laneActive[lane] < _lanes.Caps[lane] && _queue.Lane(lane).First?.Value is { } head && (next is null || head.ReadySequence < next.ReadySequence))
+                if (_laneActive[lane] < _lanes.Caps[lane] && _queue.Lane(lane).First is { } head && (next is null || head.ReadySequence < next.ReadySequence))
                 {
                     next = head;
                 }

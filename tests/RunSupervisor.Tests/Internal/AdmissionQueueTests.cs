@@ -93,7 +93,7 @@ public sealed class AdmissionQueueTests : IDisposable
         {
             PendingStart start = Enqueue("s", enqueuedAt: 0, sessionFree: false);
 
-            start.LaneNode.Should().BeNull();
+            start.IsReady.Should().BeFalse();
             _queue.ReadyCount.Should().Be(0);
             _queue.Lane(0).Should().BeEmpty();
         }
@@ -107,8 +107,8 @@ public sealed class AdmissionQueueTests : IDisposable
             PendingStart first = Enqueue("s", enqueuedAt: 0, sessionFree: true);
             PendingStart second = Enqueue("s", enqueuedAt: 1, sessionFree: true);
 
-            first.LaneNode.Should().NotBeNull("the head of a free session's queue waits only for a slot");
-            second.LaneNode.Should().BeNull("it waits behind its session's older start");
+            first.IsReady.Should().BeTrue("the head of a free session's queue waits only for a slot");
+            second.IsReady.Should().BeFalse("it waits behind its session's older start");
             _queue.ReadyCount.Should().Be(1);
             _queue.Lane(0).Should().Equal(new[] { first }, ReferenceEquals);
         }
@@ -159,7 +159,7 @@ public sealed class AdmissionQueueTests : IDisposable
             List<PendingStart> all = _queue.RemoveAllLocked();
 
             all.Should().HaveCount(3).And.Contain(new[] { a, b1, b2 });
-            all.Should().OnlyContain(start => !start.IsQueued && start.LaneNode == null);
+            all.Should().OnlyContain(start => !start.IsQueued && !start.IsReady);
             _queue.Count.Should().Be(0);
             _queue.ReadyCount.Should().Be(0);
             _queue.CountFor("a").Should().Be(0);

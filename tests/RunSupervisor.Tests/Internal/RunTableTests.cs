@@ -270,7 +270,7 @@ public sealed class RunTableTests : IDisposable
             table.EnqueueLocked(other, nowTicks: 3).Should().BeNull();
             TakeSettled(table).Should().ContainSingle();
 
-            second.LaneNode.Should().BeNull("its session is busy: it waits for the session, not for a slot");
+            second.IsReady.Should().BeFalse("its session is busy: it waits for the session, not for a slot");
             table.LeaveLocked(busy, EndTrigger.Released, nowTicks: 4).HasLeft.Should().BeTrue();
 
             ((object?)TakeSettled(table).Should().ContainSingle().Subject).Should().BeSameAs(other);
@@ -290,7 +290,7 @@ public sealed class RunTableTests : IDisposable
         using (table.EnterGate())
         {
             table.EnqueueLocked(waiter, nowTicks: 0).Should().BeNull();
-            waiter.LaneNode.Should().NotBeNull("its session is free: it waits for lane a");
+            waiter.IsReady.Should().BeTrue("its session is free: it waits for lane a");
 
             // A start that rejects rather than waits is not held back by the waiting start, and its lane has room.
             direct = NewEntry("s", lane: 0);
@@ -299,7 +299,7 @@ public sealed class RunTableTests : IDisposable
             table.LeaveLocked(x, EndTrigger.Released, nowTicks: 2).HasLeft.Should().BeTrue();
             TakeSettled(table).Should().BeEmpty("lane a is free, but the waiting start's session is taken");
             waiter.IsQueued.Should().BeTrue();
-            waiter.LaneNode.Should().BeNull();
+            waiter.IsReady.Should().BeFalse();
             table.Find("s").Should().BeSameAs(direct);
 
             table.LeaveLocked(direct, EndTrigger.Released, nowTicks: 3).HasLeft.Should().BeTrue();
