@@ -115,8 +115,8 @@ internal sealed class SessionTable
         return (int)(h ^ (h >> 32));
     }
 
-    /// <summary>A per-process secret: random, and odd so that it is never zero.</summary>
-    private static ulong NewSeed()
+    /// <summary>A per-process secret: random, and odd so that it is never zero; also what tests draw other processes' secrets with.</summary>
+    internal static ulong NewSeed()
     {
         Span<byte> bytes = stackalloc byte[sizeof(ulong)];
         RandomNumberGenerator.Fill(bytes);

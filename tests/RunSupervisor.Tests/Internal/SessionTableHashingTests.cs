@@ -73,7 +73,7 @@ public sealed class SessionTableHashingTests : IDisposable
         List<string> failures = [];
         for (int trial = 0; trial < 8; trial++)
         {
-            (ulong a, ulong b, ulong c) = (NewSecret(), NewSecret(), NewSecret());
+            (ulong a, ulong b, ulong c) = (SessionTable.NewSeed(), SessionTable.NewSeed(), SessionTable.NewSeed());
             var seen = new HashSet<int>();
             int repeats = ids.Count(id => !seen.Add(SessionTable.Hash(id, a, b, c)));
             if (repeats >= 15)
@@ -205,8 +205,6 @@ public sealed class SessionTableHashingTests : IDisposable
             }
         }
     }
-
-    private static ulong NewSecret() => (ulong)Random.Shared.NextInt64() ^ ((ulong)Random.Shared.Next() << 63) | 1;
 
     private RunEntry NewRun(string sessionId) => Entry(_registry, sessionId, spec: Spec(TimeSpan.FromMinutes(1).Ticks, graceTicks: 0));
 }
