@@ -117,20 +117,6 @@ public sealed class RemoteHeartbeatTests
     }
 
     [Fact]
-    public async Task ResolveAsync_MessageWhileAnotherHostRuns_FollowsTheBusyTable()
-    {
-        using var cluster = new LeaseCluster();
-        LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b");
-        using var policy = new HeartbeatQueuePolicy(b.Registry);
-        using RunHandle remote = await a.Registry.StartAsync(Session);
-
-        (await policy.ResolveAsync(new QueueRequest(Session, IsHeartbeat: false, QueueMode.Collect))).Should().Be(new QueueDecision(QueueAction.Enqueue, QueueDecisionReasons.QueueMode));
-        (await policy.ResolveAsync(new QueueRequest(Session, IsHeartbeat: false, QueueMode.Interrupt))).Should().Be(new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Interrupt));
-        policy.GetDroppedHeartbeats(Session).Should().Be(0);
-    }
-
-    [Fact]
     public async Task ResolveAsync_StoreDownFailClosed_DropsAndOwesOnceTheStoreAnswersIdle()
     {
         using var cluster = new LeaseCluster();
