@@ -56,6 +56,16 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
             .Build();
         await warmUp.GetResponseAsync(Prompt, Conversation("warm-up")).WaitAsync(Bound);
         await ConsumeAsync(warmUp.GetStreamingResponseAsync(Prompt, Conversation("warm-up"))).WaitAsync(Bound);
+
+        // The hung-tool cases also go through function invocation and the SDK's tool-call parsing, a path of its own: a
+        // cold one has kept a run from reaching its tool within the 1 s deadline. Warm it with a tool that answers at once.
+        AIFunction quickTool = AIFunctionFactory.Create(() => "shipped", "look_up_order", "Looks up the user's order.");
+        using IChatClient toolWarmUp = new ChatClientBuilder(OpenAIChatClient(LoopbackOpenAIServer.ToolCallModel))
+            .UseRunSupervisor(_registry, o => o.RunStartOptions = new RunStartOptions { Timeout = Bound })
+            .UseFunctionInvocation()
+            .Build();
+        await toolWarmUp.GetResponseAsync(Prompt, new ChatOptions { ConversationId = "warm-up", Tools = [quickTool] }).WaitAsync(Bound);
+        await ConsumeAsync(toolWarmUp.GetStreamingResponseAsync(Prompt, new ChatOptions { ConversationId = "warm-up", Tools = [quickTool] })).WaitAsync(Bound);
         lock (_ended)
         {
             _ended.Clear();
@@ -137,7 +147,7 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
         var clock = Stopwatch.StartNew();
 
         Task<ChatResponse> call = client.GetResponseAsync(Prompt, new ChatOptions { ConversationId = "tool-1", Tools = [tool] });
-        await toolCalled.Task.WaitAsync(Bound);
+        await WaitForToolCallAsync(toolCalled.Task, call);
         TimeSpan toolCalledAt = clock.Elapsed;
         RunEvictedException ex = (await FluentActions.Awaiting(() => call).Should().ThrowExactlyAsync<RunEvictedException>().WaitAsync(Bound)).Which;
         TimeSpan endedAt = clock.Elapsed;
@@ -169,7 +179,7 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
         var clock = Stopwatch.StartNew();
 
         Task<List<string>> consume = ConsumeAsync(client.GetStreamingResponseAsync(Prompt, new ChatOptions { ConversationId = "tool-2", Tools = [tool] }));
-        await toolCalled.Task.WaitAsync(Bound);
+        await WaitForToolCallAsync(toolCalled.Task, consume);
         TimeSpan toolCalledAt = clock.Elapsed;
         RunEvictedException ex = (await FluentActions.Awaiting(() => consume).Should().ThrowExactlyAsync<RunEvictedException>().WaitAsync(Bound)).Which;
         TimeSpan endedAt = clock.Elapsed;
@@ -195,6 +205,13 @@ public sealed class OpenAIClientIntegrationTests : IAsyncLifetime
         },
         "look_up_order",
         "Looks up the user's order.");
+
+    /// <summary>Waits until the hung tool is called; if the run ends first, fails with how it ended rather than a bare timeout.</summary>
+    private static async Task WaitForToolCallAsync(Task toolCalled, Task call)
+    {
+        await Task.WhenAny(toolCalled, call).WaitAsync(Bound);
+        toolCalled.IsCompleted.Should().BeTrue($"the run calls its tool before it ends, but it ended: {call.Exception?.GetBaseException().Message ?? call.Status.ToString()}");
+    }
 
     private IChatClient OpenAIChatClient(string model) =>
         new OpenAIClient(new ApiKeyCredential("test"), new OpenAIClientOptions { Endpoint = _server.BaseAddress })
