@@ -10,7 +10,7 @@ public sealed partial class ActiveRunRegistry
     /// <typeparam name="T">The provider's result type.</typeparam>
     /// <param name="sessionId">The session; 1 to <see cref="MaxSessionIdLength"/> characters, not only white space.</param>
     /// <param name="provider">
-    /// The provider call. It is invoked on the thread pool (not on the calling thread, and without the caller's
+    /// The provider call. It is invoked on the thread pool (never inline in this call, and without the caller's
     /// <see cref="SynchronizationContext"/>; the caller's <see cref="ExecutionContext"/> flows) once the run is
     /// registered, and receives the run's <see cref="RunHandle.AbortToken"/>. So a provider that blocks its thread
     /// synchronously delays neither this method's return nor the watchdog. A provider that throws, or returns a
@@ -52,7 +52,7 @@ public sealed partial class ActiveRunRegistry
     /// </summary>
     /// <param name="sessionId">The session; 1 to <see cref="MaxSessionIdLength"/> characters, not only white space.</param>
     /// <param name="provider">
-    /// The provider call. It is invoked on the thread pool (not on the calling thread, and without the caller's
+    /// The provider call. It is invoked on the thread pool (never inline in this call, and without the caller's
     /// <see cref="SynchronizationContext"/>; the caller's <see cref="ExecutionContext"/> flows) once the run is
     /// registered, and receives the run's <see cref="RunHandle.AbortToken"/>. So a provider that blocks its thread
     /// synchronously delays neither this method's return nor the watchdog. A provider that throws, or returns a

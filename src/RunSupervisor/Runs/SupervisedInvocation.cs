@@ -9,9 +9,13 @@ namespace RunSupervisor;
 /// state machine did, for a fraction of their allocations.
 /// </summary>
 /// <remarks>
-/// <para>It is queued twice: first to invoke the provider (so a provider that blocks its thread never blocks the
-/// caller), then to complete the caller's task (so the caller's continuation never runs on the thread that ended the
-/// run, which may be the watchdog's).</para>
+/// <para>It is queued to invoke the provider, so a provider that blocks its thread never blocks the caller. It completes
+/// the caller's task on the thread pool too, so the caller's continuation never runs on the thread that ended the run,
+/// which may be the watchdog's: queued again by the run's end, unless the run ended as the provider's returned task was
+/// attached (it had already completed), on the invoking thread: that thread then completes the caller's task itself
+/// once the invocation has returned, instead of paying a second pool hop. Only the attaching counts: a run that ends
+/// while the provider still runs (a provider aborting its own run with no grace period, say) is answered the queued
+/// way, so a provider that then blocks its thread never holds the caller.</para>
 /// <para>The caller's task comes from an <see cref="AsyncTaskMethodBuilder{TResult}"/>, as an <c>async</c> method's
 /// would: an <see cref="OperationCanceledException"/> makes it cancelled with that very exception, and the provider's
 /// own exceptions surface unchanged.</para>
@@ -19,7 +23,16 @@ namespace RunSupervisor;
 /// <typeparam name="T">The provider's result type; <see cref="NoResult"/> for providers without one.</typeparam>
 internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObserver
 {
+    private const int NotInvoked = 0;
+    private const int Invoked = 1;
+    private const int EndedWhileAttaching = 2;
+
     private static readonly ContextCallback InvokeInContext = static state => ((SupervisedInvocation<T>)state!).Invoke();
+
+    // The invocation whose provider task this thread is attaching to its run, while it does: thread-static rather than
+    // a field, so the per-call object does not grow for it. Another thread never sees this one's value.
+    [ThreadStatic]
+    private static SupervisedInvocation<T>? t_attaching;
 
     // Covariant: a Func<CancellationToken, Task<T>> is a Func<CancellationToken, Task>.
     private readonly Func<CancellationToken, Task> _provider;
@@ -29,6 +42,9 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
     private CancellationTokenRegistration _callerRegistration;
     private RunEntry? _entry;
     private Task? _providerTask;
+
+    // NotInvoked, then Invoked by the first execution (Interlocked), then EndedWhileAttaching if the run ended as this
+    // thread attached the provider's task (written by that thread only, and then nothing is queued a second time).
     private int _invoked;
 
     public SupervisedInvocation(Func<CancellationToken, Task> provider, CancellationToken callerToken)
@@ -60,17 +76,17 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
             }
         }
 
-        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
     }
 
     /// <summary>
-    /// Queued exactly twice, by <see cref="Begin(RunEntry)"/> and by the run's end, in either order: the first execution
-    /// invokes the provider (or, if the run has already ended, only lets it leave the ledger), the second completes the
-    /// caller's task.
+    /// Queued by <see cref="Begin(RunEntry)"/> and, unless the run ended as the provider's task was attached, by the
+    /// run's end, in either order: the first execution invokes the provider (or, if the run has already ended, only
+    /// lets it leave the ledger), the second completes the caller's task.
     /// </summary>
     public void Execute()
     {
-        if (Interlocked.Exchange(ref _invoked, 1) != 0)
+        if (Interlocked.Exchange(ref _invoked, Invoked) != NotInvoked)
         {
             Complete();
             return;
@@ -79,12 +95,18 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
         if (_executionContext is null)
         {
             // The caller suppressed flow: the provider runs in the pool thread's own (default) context, which the pool
-            // restores after every work item.
+            // restores after every work item; the run's context is taken off before the caller's continuation may run here.
             Invoke();
+            RunContext.SetCurrent(null);
         }
         else
         {
             ExecutionContext.Run(_executionContext, InvokeInContext, this);
+        }
+
+        if (_invoked == EndedWhileAttaching)
+        {
+            Complete();
         }
     }
 
@@ -95,7 +117,15 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
 
         // Unregister, not Dispose: the end may be published from inside the caller's own cancellation callback.
         _callerRegistration.Unregister();
-        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        if (ReferenceEquals(t_attaching, this))
+        {
+            // Ended by attaching a completed provider task, on the invoking pool thread: Execute completes the caller's
+            // task once the invocation has returned.
+            _invoked = EndedWhileAttaching;
+            return;
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
     }
 
     private static InvalidOperationException NullProviderTask() => new("The provider returned a null Task.");
@@ -124,7 +154,15 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
         }
 
         Volatile.Write(ref _providerTask, providerTask);
-        entry.Owner.Attach(entry, providerTask);
+        t_attaching = this;
+        try
+        {
+            entry.Owner.Attach(entry, providerTask);
+        }
+        finally
+        {
+            t_attaching = null;
+        }
     }
 
     private void Complete()

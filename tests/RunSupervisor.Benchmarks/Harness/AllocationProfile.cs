@@ -10,8 +10,9 @@ namespace RunSupervisor.Benchmarks.Harness;
 /// <summary>
 /// <c>alloc</c>: bytes allocated per operation for every benchmark case and implementation, counted exactly
 /// (<see cref="GC.GetAllocatedBytesForCurrentThread"/>, and <see cref="GC.GetTotalAllocatedBytes(bool)"/> for all
-/// threads), and with <c>--types</c> attributed to types by sampling. Allocation counts do not depend on how busy the
-/// machine is, so this mode gives stable figures where timings cannot.
+/// threads), and with <c>--types</c> attributed to types by sampling; and the thread-pool work items an operation
+/// costs (<see cref="ThreadPool.CompletedWorkItemCount"/>), each a hop between threads. Neither count depends on how
+/// busy the machine is, so this mode gives stable figures where timings cannot.
 /// </summary>
 public static class AllocationProfile
 {
@@ -88,8 +89,8 @@ public static class AllocationProfile
 
         Console.WriteLine($"# alloc: {ops:N0} operations per case, {activeRuns:N0} active runs; .NET {Environment.Version}");
         Console.WriteLine();
-        Console.WriteLine("| case | implementation | B/op (this thread) | B/op (all threads) |");
-        Console.WriteLine("|---|---|---:|---:|");
+        Console.WriteLine("| case | implementation | B/op (this thread) | B/op (all threads) | pool work items/op |");
+        Console.WriteLine("|---|---|---:|---:|---:|");
         using AllocationSampler? sampler = types ? new AllocationSampler() : null;
         List<(string Title, IReadOnlyList<KeyValuePair<string, long>> Types)> breakdowns = [];
         foreach ((string name, string impl, Action op) in cases)
@@ -107,6 +108,7 @@ public static class AllocationProfile
             sampler?.Start();
             long thread0 = GC.GetAllocatedBytesForCurrentThread();
             long total0 = GC.GetTotalAllocatedBytes(precise: true);
+            long workItems0 = ThreadPool.CompletedWorkItemCount;
             for (int i = 0; i < ops; i++)
             {
                 op();
@@ -114,7 +116,8 @@ public static class AllocationProfile
 
             double threadPerOp = (double)(GC.GetAllocatedBytesForCurrentThread() - thread0) / ops;
             double totalPerOp = (double)(GC.GetTotalAllocatedBytes(precise: true) - total0) / ops;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {impl} | {threadPerOp:F1} | {totalPerOp:F1} |"));
+            double workItemsPerOp = (double)(ThreadPool.CompletedWorkItemCount - workItems0) / ops;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {impl} | {threadPerOp:F1} | {totalPerOp:F1} | {workItemsPerOp:F2} |"));
             if (sampler is not null)
             {
                 sampler.Stop();

@@ -8,20 +8,34 @@ namespace RunSupervisor.Benchmarks.Harness;
 /// The <c>profile</c> mode: case (a), start + release on an idle session, in a tight loop, for a sampling profiler
 /// (<c>perf record</c>) to attribute the time; and, unless <c>--impl runsupervisor</c>, the floor in alternating
 /// rounds, so that both see the same machine. On a shared virtual machine the speed drifts over minutes, which
-/// BenchmarkDotNet (one implementation after the other) cannot cancel out; alternating rounds can.
+/// BenchmarkDotNet (one implementation after the other) cannot cancel out; alternating rounds can. With
+/// <c>--op runasync</c>, case (b) instead: <c>RunAsync</c> of a completed provider awaited in a loop on a thread-pool
+/// thread, as a host's request handler awaits it, against the dictionary + Polly timeout peer run through
+/// <c>Task.Run</c> (the peer with the same guarantee for a provider that blocks its thread).
 /// </summary>
 public static class ProfileLoop
 {
+    private const string SessionId = "bench-session-a";
+
+    private static readonly Task<int> CompletedResult = Task.FromResult(1);
+    private static readonly Func<CancellationToken, Task<int>> Provider = static _ => CompletedResult;
+
     /// <summary>Runs the mode.</summary>
-    /// <param name="args"><c>--ops</c> per round (2,000,000), <c>--rounds</c> (15), <c>--active-runs</c> (1,000), <c>--impl both|runsupervisor</c>.</param>
+    /// <param name="args"><c>--op start-release|runasync</c>, <c>--ops</c> per round (2,000,000; 200,000 for <c>runasync</c>), <c>--rounds</c> (15), <c>--active-runs</c> (1,000), <c>--impl both|runsupervisor</c>.</param>
     /// <returns>0.</returns>
     public static int Run(HarnessArguments args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        int ops = args.GetInt("ops", 2_000_000);
+        bool runAsync = args.GetString("op", "start-release") switch
+        {
+            "start-release" => false,
+            "runasync" => true,
+            var other => throw new ArgumentException($"--op must be start-release or runasync (was '{other}')."),
+        };
+        int ops = args.GetInt("ops", runAsync ? 200_000 : 2_000_000);
         int rounds = args.GetInt("rounds", 15);
         int activeRuns = args.GetInt("active-runs", 1_000);
-        bool withFloor = args.GetString("impl", "both") switch
+        bool withBaseline = args.GetString("impl", "both") switch
         {
             "both" => true,
             "runsupervisor" => false,
@@ -29,44 +43,66 @@ public static class ProfileLoop
         };
         args.ThrowIfUnknown();
 
-        const string SessionId = "bench-session-a";
         using ActiveRunRegistry registry = WarmRegistries.Registry(activeRuns);
-        using FloorSupervisor floor = WarmRegistries.Floor(withFloor ? activeRuns : 0);
+        using FloorSupervisor floor = WarmRegistries.Floor(withBaseline && !runAsync ? activeRuns : 0);
+        using PollyPeer peer = WarmRegistries.Peer(withBaseline && runAsync ? activeRuns : 0);
+        Func<int, double> registryRound = runAsync
+            ? n => TimeOnPool(n, () => registry.RunAsync(SessionId, Provider))
+            : n => Time(n, () => registry.Start(SessionId).Dispose());
+        Func<int, double> baselineRound = runAsync
+            ? n => TimeOnPool(n, () => peer.RunOnPoolAsync(SessionId, Provider))
+            : n => Time(n, () => floor.StartAndRelease(SessionId));
+        string baselineName = runAsync ? "Peer (Polly + Task.Run)" : "Floor";
         List<double> registryNs = [];
-        List<double> floorNs = [];
+        List<double> baselineNs = [];
         for (int round = 0; round < rounds; round++)
         {
-            long started = Stopwatch.GetTimestamp();
-            for (int i = 0; i < ops; i++)
+            registryNs.Add(registryRound(ops));
+            if (withBaseline)
             {
-                registry.Start(SessionId).Dispose();
-            }
-
-            registryNs.Add(Stopwatch.GetElapsedTime(started).TotalNanoseconds / ops);
-            if (withFloor)
-            {
-                started = Stopwatch.GetTimestamp();
-                for (int i = 0; i < ops; i++)
-                {
-                    floor.StartAndRelease(SessionId);
-                }
-
-                floorNs.Add(Stopwatch.GetElapsedTime(started).TotalNanoseconds / ops);
+                baselineNs.Add(baselineRound(ops));
             }
         }
 
         // The first round includes tiering up; the median of the rest is the figure.
         double registryMedian = Median(registryNs.Skip(1));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{activeRuns:N0} active runs, {rounds} rounds of {ops:N0} start + release"));
+        string what = runAsync ? "RunAsync of a completed provider, awaited on a pool thread" : "start + release";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{activeRuns:N0} active runs, {rounds} rounds of {ops:N0} {what}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RunSupervisor: median {registryMedian:F1} ns/op"));
-        if (withFloor)
+        if (withBaseline)
         {
-            double floorMedian = Median(floorNs.Skip(1));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Floor:         median {floorMedian:F1} ns/op"));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio (medians): {registryMedian / floorMedian:F2}"));
+            double baselineMedian = Median(baselineNs.Skip(1));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{baselineName}: median {baselineMedian:F1} ns/op"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio (medians): {registryMedian / baselineMedian:F2}"));
         }
 
         return 0;
+    }
+
+    /// <summary>Nanoseconds per call of <paramref name="op"/>, called <paramref name="ops"/> times on this thread.</summary>
+    private static double Time(int ops, Action op)
+    {
+        long started = Stopwatch.GetTimestamp();
+        for (int i = 0; i < ops; i++)
+        {
+            op();
+        }
+
+        return Stopwatch.GetElapsedTime(started).TotalNanoseconds / ops;
+    }
+
+    /// <summary>Nanoseconds per call of <paramref name="op"/>, awaited <paramref name="ops"/> times in turn by one loop on the thread pool.</summary>
+    private static double TimeOnPool(int ops, Func<Task<int>> op)
+    {
+        long started = Stopwatch.GetTimestamp();
+        Task.Run(async () =>
+        {
+            for (int i = 0; i < ops; i++)
+            {
+                await op().ConfigureAwait(false);
+            }
+        }).GetAwaiter().GetResult();
+        return Stopwatch.GetElapsedTime(started).TotalNanoseconds / ops;
     }
 
     private static double Median(IEnumerable<double> values)

@@ -3,8 +3,10 @@ using RunSupervisor.Tests.TestSupport;
 namespace RunSupervisor.Tests.Runs;
 
 /// <summary>
-/// RunAsync and the caller's contexts: a provider is invoked even when the caller suppressed execution-context flow,
-/// and a start that waits for admission never resumes on the caller's <see cref="SynchronizationContext"/>.
+/// RunAsync and the caller's contexts and threads: a provider is invoked even when the caller suppressed
+/// execution-context flow, the run's context never leaks to the caller's continuation, a start that waits for admission
+/// never resumes on the caller's <see cref="SynchronizationContext"/>, and a provider blocking its thread after its run
+/// ended never holds the caller.
 /// </summary>
 public sealed class RunAsyncContextTests
 {
@@ -28,6 +30,61 @@ public sealed class RunAsyncContextTests
         await invoked.Task.Guard();
         await call.Guard();
         f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed);
+    }
+
+    [Fact]
+    public async Task RunAsync_CallerSuppressedFlowAndProviderReturnedACompletedTask_ContinuationSeesNoRunContext()
+    {
+        using var f = new RegistryFixture();
+        using var returnNow = new ManualResetEventSlim();
+        var seenByContinuation = new TaskCompletionSource<RunContext?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (ExecutionContext.SuppressFlow())
+        {
+            // The provider holds its thread until the continuation is registered, then returns a completed task: the run
+            // ends as that task is attached, and the continuation runs on the provider's pool thread, in that thread's
+            // own context, since the caller let none flow.
+            Task<int> call = f.Registry.RunAsync("s", _ =>
+            {
+                returnNow.Wait(TestTime.HangGuard);
+                return Task.FromResult(7);
+            });
+            _ = call.ContinueWith(
+                _ => seenByContinuation.SetResult(RunContext.Current),
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        }
+
+        returnNow.Set();
+
+        (await seenByContinuation.Task.Guard()).Should().BeNull();
+    }
+
+    [Fact]
+    public async Task RunAsync_ProviderEvictsItsOwnRunThenBlocks_CallerCompletesWithoutWaitingForIt()
+    {
+        using var f = new RegistryFixture();
+        using var unblock = new ManualResetEventSlim();
+        Task<int> call = f.Registry.RunAsync(
+            "s",
+            _ =>
+            {
+                // With no grace period an abort evicts at once, on this very thread, while the provider still runs.
+                f.Registry.TryAbort("s", reason: "stop").Should().BeTrue();
+                unblock.Wait(TestTime.HangGuard);
+                return Task.FromResult(7);
+            },
+            new RunStartOptions { GracePeriod = TimeSpan.Zero });
+
+        try
+        {
+            Func<Task> awaiting = () => call.Guard();
+            (await awaiting.Should().ThrowAsync<RunEvictedException>()).Which.SessionId.Should().Be("s");
+        }
+        finally
+        {
+            unblock.Set();
+        }
     }
 
     [Fact]
