@@ -193,6 +193,21 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         return StartAsyncCore(sessionId, options, observer: null, cancellationToken);
     }
 
+    /// <summary>
+    /// <see cref="StartAsync(string, RunStartOptions?, CancellationToken)"/> for a supervised stream, whose enumerator
+    /// hears the run's end directly from the registry rather than through <see cref="RunHandle.Completion"/>.
+    /// </summary>
+    internal ValueTask<RunHandle> StartObservedAsync(string sessionId, RunStartOptions? options, IRunEndObserver observer, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            SessionIds.Validate(sessionId);
+            return ValueTask.FromCanceled<RunHandle>(cancellationToken);
+        }
+
+        return StartAsyncCore(sessionId, options, observer, cancellationToken);
+    }
+
     /// <summary>Starts a run if the session is idle (or <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Supersede"/>).</summary>
     /// <param name="sessionId">The session; 1 to <see cref="MaxSessionIdLength"/> characters, not only white space.</param>
     /// <param name="handle">The run's handle when the method returns <see langword="true"/>.</param>

@@ -29,7 +29,7 @@ namespace RunSupervisor;
 /// a time.</para>
 /// </remarks>
 /// <typeparam name="T">The type of the streamed updates.</typeparam>
-internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValueTaskSource<bool>, IThreadPoolWorkItem
+internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValueTaskSource<bool>, IThreadPoolWorkItem, IRunEndObserver
 {
     /// <summary>No inner call is pending: the consumer holds the stream between two updates.</summary>
     private const int Idle = 0;
@@ -50,6 +50,13 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
     private const int AwaitingEnd = 2;
 
     private static readonly Action<object?> OnAbortedCallback = static state => ((SupervisedStreamEnumerator<T>)state!).OnAborted();
+    private static readonly Action<SupervisedStreamEnumerator<T>> AnswerAtEndCallback = static enumerator => enumerator.AnswerAtEnd();
+
+    // The enumerator whose run this thread is settling, while it does: an end published during the settling is answered
+    // by this thread once the settling returns, rather than from a work item of its own. Thread-static, so the
+    // enumerator does not grow for it; another thread never sees this one's value.
+    [ThreadStatic]
+    private static SupervisedStreamEnumerator<T>? t_settling;
     private static readonly ContextCallback MoveInnerCallback = static state => ((SupervisedStreamEnumerator<T>)state!).MoveInner();
     private static readonly ContextCallback DisposeInnerCallback = static state =>
     {
@@ -60,9 +67,8 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
     private readonly SupervisedStream<T> _stream;
     private readonly CancellationToken _enumeratorToken;
 
-    // Created once: the continuation of every pending inner move, and of the run's end.
+    // Created once: the continuation of every pending inner move.
     private readonly Action _onInnerMoved;
-    private readonly Action _onRunEnded;
 
     // A method builder, not a TaskCompletionSource: a cancellation settles it cancelled with that very exception (as
     // an async method would), so the consumer and RunTimedOutException.InnerException see the inner stream's own one.
@@ -75,6 +81,11 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
     // continuation runs inline on the thread that answers it, as an await of the inner move's task would.
     private ManualResetValueTaskSourceCore<bool> _answer;
     private int _waiting;
+
+    // 1 once the registry has handed this enumerator its run's end (IRunEndObserver). Set before the consumer's wait is
+    // looked at, and the consumer publishes its wait before it looks at this: with full fences on both sides, at least
+    // one of them sees the other, so a wait is always answered.
+    private int _ended;
 
     private RunHandle? _run;
     private RunContext? _context;
@@ -105,7 +116,6 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         _enumeratorToken = enumeratorToken;
         _settledBuilder = AsyncTaskMethodBuilder.Create();
         _onInnerMoved = OnInnerMoved;
-        _onRunEnded = OnRunEnded;
 
         // Read once here, before any other thread can complete the builder: its task is created lazily and not thread-safely.
         _settled = _settledBuilder.Task;
@@ -236,11 +246,19 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         // inner call is pending.
         run.ReportProgress();
         _answer.Reset();
-        Volatile.Write(ref _waiting, AwaitingMove);
+        Interlocked.Exchange(ref _waiting, AwaitingMove);
 
         // On the thread pool: an inner stream that blocks its thread must not block the consumer, whose wait is bounded
         // by the watchdog through the run's end (OnRunEnded answers it).
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
+
+        // A run that ended after ShouldStop looked, but before the wait above was published, found no wait to answer:
+        // answered here (the move still runs, and its step stops the inner stream).
+        if (Volatile.Read(ref _ended) != 0)
+        {
+            AnswerAtEnd();
+        }
+
         return new ValueTask<bool>(this, _answer.Version);
     }
 
@@ -252,8 +270,8 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
     {
         Finish();
         _answer.Reset();
-        Volatile.Write(ref _waiting, AwaitingEnd);
-        if (run.Completion.IsCompleted)
+        Interlocked.Exchange(ref _waiting, AwaitingEnd);
+        if (Volatile.Read(ref _ended) != 0)
         {
             AnswerAtEnd();
         }
@@ -365,15 +383,27 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         if (Interlocked.CompareExchange(ref _waiting, AwaitingEnd, AwaitingMove) == AwaitingMove)
         {
             Finish();
-            if (run.Completion.IsCompleted)
+            if (Volatile.Read(ref _ended) != 0)
             {
                 AnswerAtEnd();
             }
         }
     }
 
-    /// <summary>The run's end (once, on the thread pool): answers a consumer still waiting, for a move or for the end.</summary>
-    private void OnRunEnded() => AnswerAtEnd();
+    /// <summary>
+    /// The run's end, handed over once by the registry on the thread that ended the run (perhaps the watchdog's):
+    /// answers a consumer still waiting, for a move or for the end, from the thread pool, so the consumer's
+    /// continuation never runs on that thread. An end published while this enumerator's own step settles the run is
+    /// answered by that step, once the settling returns.
+    /// </summary>
+    void IRunEndObserver.OnRunEnded(RunEntry entry)
+    {
+        Interlocked.Exchange(ref _ended, 1);
+        if (!ReferenceEquals(t_settling, this) && Volatile.Read(ref _waiting) != NotWaiting)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(AnswerAtEndCallback, this, preferLocal: false);
+        }
+    }
 
     /// <summary>Answers the consumer's wait with the end of the stream, if it still waits; once per wait.</summary>
     private void AnswerAtEnd()
@@ -413,7 +443,6 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         CaptureInnerContext();
         run.Attach(_settled);
         _state = State.Streaming;
-        run.Completion.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onRunEnded);
 
         // Registered last: each may run at once (a run superseded already, a token cancelled already).
         _abortRegistration = run.AbortToken.UnsafeRegister(OnAbortedCallback, this);
@@ -427,13 +456,13 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         if (!_enumeratorToken.CanBeCanceled || !_stream.CancellationToken.CanBeCanceled)
         {
             CancellationToken token = _enumeratorToken.CanBeCanceled ? _enumeratorToken : _stream.CancellationToken;
-            return await _stream.Registry.StartAsync(_stream.SessionId, _stream.RunStartOptions, token).ConfigureAwait(false);
+            return await _stream.Registry.StartObservedAsync(_stream.SessionId, _stream.RunStartOptions, this, token).ConfigureAwait(false);
         }
 
         using var either = CancellationTokenSource.CreateLinkedTokenSource(_stream.CancellationToken, _enumeratorToken);
         try
         {
-            return await _stream.Registry.StartAsync(_stream.SessionId, _stream.RunStartOptions, either.Token).ConfigureAwait(false);
+            return await _stream.Registry.StartObservedAsync(_stream.SessionId, _stream.RunStartOptions, this, either.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (CallerCancelled())
         {
@@ -458,7 +487,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
             return true;
         }
 
-        return run.AbortToken.IsCancellationRequested || run.Completion.IsCompleted || _consumerGone;
+        return run.AbortToken.IsCancellationRequested || Volatile.Read(ref _ended) != 0 || _consumerGone;
     }
 
     /// <summary>The abort token's callback: stops the inner stream if it is between updates.</summary>
@@ -515,7 +544,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
             outcome ??= ex;
         }
 
-        SettleAndRelease(outcome);
+        SettleAndRelease(outcome, answerHere: innerEndedHere);
     }
 
     /// <summary>Settles the run once a disposal that outlived the consumer's wait finishes. Never throws.</summary>
@@ -593,7 +622,13 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
     }
 
     /// <summary>Settles the task attached to the run (success, cancellation or fault, as the inner stream ended) and lets go of the stop token; once.</summary>
-    private void SettleAndRelease(Exception? error)
+    /// <param name="error">The run's outcome: <see langword="null"/> for success, a cancellation, or the inner stream's error.</param>
+    /// <param name="answerHere">
+    /// Whether this thread answers the consumer's wait itself if settling ends the run (the step that saw the inner
+    /// stream end, on the thread that ended it or finished disposing it), instead of the end's own work item: the run
+    /// ends inside the settling, with no provider code left to run on this thread.
+    /// </param>
+    private void SettleAndRelease(Exception? error, bool answerHere = false)
     {
         if (Interlocked.Exchange(ref _settledOnce, 1) != 0)
         {
@@ -603,17 +638,33 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         _abortRegistration.Unregister();
         _streamTokenRegistration.Unregister();
         _enumeratorTokenRegistration.Unregister();
-        if (error is null)
+
+        // Settling the task ends the run at once on this thread (the registry's continuation is synchronous), unless it
+        // has ended already.
+        SupervisedStreamEnumerator<T>? outer = t_settling;
+        t_settling = answerHere ? this : outer;
+        try
         {
-            _settledBuilder.SetResult();
+            if (error is null)
+            {
+                _settledBuilder.SetResult();
+            }
+            else
+            {
+                // An OperationCanceledException makes the task cancelled with it; anything else faults it.
+                _settledBuilder.SetException(error);
+            }
         }
-        else
+        finally
         {
-            // An OperationCanceledException makes the task cancelled with it; anything else faults it.
-            _settledBuilder.SetException(error);
+            t_settling = outer;
         }
 
         _innerStop!.Dispose();
+        if (answerHere && Volatile.Read(ref _ended) != 0)
+        {
+            AnswerAtEnd();
+        }
     }
 
     /// <summary>What the consumer's last <see cref="MoveNextAsync"/> returns or throws once the run has ended.</summary>

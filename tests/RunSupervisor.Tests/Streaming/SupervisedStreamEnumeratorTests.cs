@@ -150,7 +150,44 @@ public sealed class SupervisedStreamEnumeratorTests
         f.Registry.GetQueuedCount(Session).Should().Be(0);
     }
 
+    [Fact]
+    public async Task MoveNextAsync_RunEndsAsTheMoveBegins_TheConsumerIsAnsweredThoughTheInnerMoveHangs()
+    {
+        // The move reports progress (a clock read on the consumer's thread) after it has decided to move on and before
+        // it publishes its wait: the hook supersedes the run right there, and the registry hands the end over on this
+        // same thread while no wait is published yet.
+        var time = new ClockWithHook(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        using var registry = new ActiveRunRegistry(new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = RegistryFixture.Grace }, time);
+        var ended = new List<RunEndReason>();
+        registry.RunEnded += (_, e) => ended.Add(e.Reason);
+        var hang = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        IAsyncEnumerator<int> updates = new ScriptedStream(registry, Session, null, default, _ => FirstThenHang(hang.Task)).GetAsyncEnumerator();
+        try
+        {
+            (await updates.MoveNextAsync().AsTask().WaitAsync(Bound)).Should().BeTrue();
+            time.OnNextReadOnThisThread(() => registry.Start(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede }).Dispose());
+
+            Func<Task> act = async () => await updates.MoveNextAsync().AsTask().WaitAsync(Bound);
+
+            // The inner move never settles: only the run's end can answer the consumer, and it must.
+            await act.Should().ThrowAsync<OperationCanceledException>();
+            ended.Should().Equal(RunEndReason.Superseded, RunEndReason.Completed);
+        }
+        finally
+        {
+            hang.SetResult();
+            await updates.DisposeAsync();
+        }
+    }
+
     private static RunStartOptions Waiting => new() { WhenBusy = SessionBusyBehavior.Wait };
+
+    /// <summary>One update, then a move that ignores its token and settles only when <paramref name="hang"/> does.</summary>
+    private static async IAsyncEnumerable<int> FirstThenHang(Task hang)
+    {
+        yield return 1;
+        await hang;
+    }
 
     private static ScriptedStream Stream(RegistryFixture f, Func<CancellationToken, IAsyncEnumerable<int>> open, RunStartOptions? options = null, CancellationToken token = default)
         => new(f.Registry, Session, options, token, open);
@@ -176,6 +213,29 @@ public sealed class SupervisedStreamEnumeratorTests
         : SupervisedStream<int>(registry, sessionId, options, token)
     {
         protected internal override IAsyncEnumerable<int> OpenInner(CancellationToken stopToken) => open(stopToken);
+    }
+
+    /// <summary>A fake clock that runs an action at its next timestamp read on the arming thread, before answering it.</summary>
+    private sealed class ClockWithHook(DateTimeOffset start) : FakeTimeProvider(start)
+    {
+        private Action? _hook;
+        private int _thread;
+
+        public void OnNextReadOnThisThread(Action hook)
+        {
+            _thread = Environment.CurrentManagedThreadId;
+            Volatile.Write(ref _hook, hook);
+        }
+
+        public override long GetTimestamp()
+        {
+            if (Environment.CurrentManagedThreadId == Volatile.Read(ref _thread) && Interlocked.Exchange(ref _hook, null) is { } hook)
+            {
+                hook();
+            }
+
+            return base.GetTimestamp();
+        }
     }
 
     /// <summary>An inner stream with one update whose disposal waits until the test lets it finish.</summary>
