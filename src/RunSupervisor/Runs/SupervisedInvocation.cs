@@ -154,6 +154,7 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
         }
 
         Volatile.Write(ref _providerTask, providerTask);
+        SupervisedInvocation<T>? outer = t_attaching;
         t_attaching = this;
         try
         {
@@ -161,7 +162,7 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
         }
         finally
         {
-            t_attaching = null;
+            t_attaching = outer;
         }
     }
 
