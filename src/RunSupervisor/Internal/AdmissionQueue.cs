@@ -4,8 +4,8 @@ using System.Diagnostics;
 namespace RunSupervisor;
 
 /// <summary>
-/// The starts waiting for admission: one first-in-first-out queue per session and, for the start at the head of a
-/// free session's queue, one per lane. Written only under the run table's gate; <see cref="CountFor(string)"/> reads
+/// The starts waiting for admission: one first-in-first-out queue per session and, for the starts that wait only for a
+/// slot (the head of a free session's queue, or a start that would take the place of its session's run), one per lane. Written only under the run table's gate; <see cref="CountFor(string)"/> reads
 /// lock-free. Queue timeouts sit in a heap with lazy removal: a start that leaves early is skipped when its instant
 /// comes up, or dropped when the heap is rebuilt once such starts outnumber the waiting ones, so leaving costs O(1)
 /// amortized and the heap never holds more than about twice the waiting starts.
@@ -35,7 +35,7 @@ internal sealed class AdmissionQueue
     /// <summary>Gets the number of waiting starts; under the gate.</summary>
     public int Count { get; private set; }
 
-    /// <summary>Gets the number of starts waiting for a lane or global slot (their session is free); under the gate.</summary>
+    /// <summary>Gets the number of starts waiting only for a lane or global slot; under the gate.</summary>
     public int ReadyCount { get; private set; }
 
     /// <summary>Gets the number of starts waiting for <paramref name="sessionId"/>; lock-free.</summary>
@@ -61,8 +61,12 @@ internal sealed class AdmissionQueue
         return _lanes[lane];
     }
 
-    /// <summary>Puts <paramref name="start"/> at the end of its session's queue; ready at once if it heads a free session's queue.</summary>
-    public void EnqueueLocked(PendingStart start, bool sessionFree)
+    /// <summary>
+    /// Puts <paramref name="start"/> at the end of its session's queue; ready at once if it heads a free session's queue,
+    /// or if it would replace whatever runs on its session (<paramref name="readyAnyway"/>: a supersede, or a foreground
+    /// start on a session a background run holds), so that it waits only for its slot.
+    /// </summary>
+    public void EnqueueLocked(PendingStart start, bool sessionFree, bool readyAnyway)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
         WaitList queue = _sessions.GetOrAdd(start.SessionId, static _ => new WaitList(lane: false));
@@ -70,9 +74,36 @@ internal sealed class AdmissionQueue
         start.EnqueueSequence = ++_enqueueSequence;
         Count++;
         _timeouts.Enqueue(start, start.TimeoutAtTicks);
-        if (sessionFree && queue.Count == 1)
+        if (readyAnyway || (sessionFree && queue.Count == 1))
         {
             MakeReadyLocked(start);
+        }
+    }
+
+    /// <summary>
+    /// A background run has just become the session's run: the session's oldest foreground start would preempt it, as a
+    /// foreground start arriving now would, so it now waits only for a slot. O(the session's queue), bounded by
+    /// <see cref="RunSupervisorOptions.MaxQueuedPerSession"/>, and only when a background run takes a session others wait for.
+    /// </summary>
+    public void SessionTurnedBackgroundLocked(string sessionId)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        if (Count == 0 || !_sessions.TryGetValue(sessionId, out WaitList? queue))
+        {
+            return;
+        }
+
+        foreach (PendingStart start in queue)
+        {
+            if (!start.Spec.Background)
+            {
+                if (!start.IsReady)
+                {
+                    MakeReadyLocked(start);
+                }
+
+                return;
+            }
         }
     }
 
@@ -84,6 +115,13 @@ internal sealed class AdmissionQueue
         {
             MakeReadyLocked(queue.First);
         }
+    }
+
+    /// <summary>Gets a value indicating whether <paramref name="start"/> is the oldest start of its session; under the gate.</summary>
+    public bool IsOldestLocked(PendingStart start)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        return ReferenceEquals(start.SessionLinks.List?.First, start);
     }
 
     /// <summary>A ready start found its session taken by a start that did not wait: it waits for the session again.</summary>

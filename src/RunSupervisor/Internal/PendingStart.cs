@@ -1,8 +1,8 @@
 namespace RunSupervisor;
 
 /// <summary>
-/// A start waiting for admission: in its session's queue (first in, first out) and, once it heads that queue while the
-/// session is free, in its lane's queue too. The admission that frees what it waits for makes its run under the
+/// A start waiting for admission: in its session's queue (first in, first out) and, while it waits only for a slot (it
+/// heads that queue while the session is free, or it would take the place of the session's run), in its lane's queue too. The admission that frees what it waits for makes its run under the
 /// gate; the caller's task completes after the gate is released, never on the releasing thread's stack
 /// (continuations run asynchronously).
 /// </summary>
@@ -46,7 +46,7 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
     /// <summary>The start's place in its session's queue; under the gate. A field, so a <see cref="WaitList"/> links it in place.</summary>
     internal WaitList.Links SessionLinks;
 
-    /// <summary>The start's place in its lane's queue, while it heads its free session's queue; under the gate.</summary>
+    /// <summary>The start's place in its lane's queue, while it waits only for a slot; under the gate.</summary>
     internal WaitList.Links LaneLinks;
 
     /// <summary>Gets or sets the order in which starts became ready, across lanes: the global cap admits the oldest first; under the gate.</summary>
@@ -55,7 +55,7 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
     /// <summary>Gets a value indicating whether the start still waits; under the gate.</summary>
     public bool IsQueued => SessionLinks.List is not null;
 
-    /// <summary>Gets a value indicating whether the start waits only for a lane or global slot (it heads its free session's queue); under the gate.</summary>
+    /// <summary>Gets a value indicating whether the start waits only for a lane or global slot; under the gate.</summary>
     public bool IsReady => LaneLinks.List is not null;
 
     /// <summary>Gets or sets the run the start was admitted as; under the gate, once.</summary>

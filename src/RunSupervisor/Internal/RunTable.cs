@@ -119,6 +119,13 @@ internal sealed class RunTable
             Debug.Assert(added, "The session was free under the gate.");
             _deadlines.Add(entry);
             _laneActive[entry.Lane]++;
+            if (entry.Background && _queue.HasWaitersLocked(entry.SessionId))
+            {
+                // Past the session's waiting starts (it did not wait): a foreground one among them would preempt it.
+                _queue.SessionTurnedBackgroundLocked(entry.SessionId);
+                AdmitWaitingLocked(nowTicks);
+            }
+
             return new EnterResult(EnterOutcome.Entered, current: null, superseded: default, limit: 0);
         }
 
@@ -135,9 +142,7 @@ internal sealed class RunTable
 
         // The new run takes its slot before the old one frees its own, so the freed slot cannot go to a waiter first.
         _laneActive[entry.Lane]++;
-        Left superseded = LeaveLocked(current, preempt ? EndTrigger.Preempted : EndTrigger.Superseded, nowTicks, replacement: entry);
-        Debug.Assert(superseded.HasLeft, "The session's current run always leaves when superseded.");
-        _deadlines.Add(entry);
+        Left superseded = ReplaceLocked(current, entry, nowTicks);
         return new EnterResult(EnterOutcome.Entered, current: null, superseded, limit: 0);
 
         EnterResult Refuse(EnterOutcome outcome, RunEntry? current, int limit)
@@ -167,7 +172,9 @@ internal sealed class RunTable
             LeaveQueueLocked(oldest, RunQueueFullException.SessionQueueFull(start.SessionId, _lanes.Names[oldest.Spec.Lane], _maxQueuedPerSession, pushedOut: true), nowTicks);
         }
 
-        _queue.EnqueueLocked(start, sessionFree: _sessions.Find(start.SessionId, start.SessionHash) is null);
+        RunEntry? current = _sessions.Find(start.SessionId, start.SessionHash);
+        bool readyAnyway = start.Spec.WhenBusy == SessionBusyBehavior.Supersede || (current is not null && Replaces(start.Spec, current));
+        _queue.EnqueueLocked(start, sessionFree: current is null, readyAnyway);
         AdmitWaitingLocked(nowTicks);
         return null;
     }
@@ -473,12 +480,13 @@ internal sealed class RunTable
     private void AdmitWaitingLocked(long nowTicks)
     {
         Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
-        while (!_closed && _queue.ReadyCount > 0 && (_maxActive == 0 || _sessions.Count < _maxActive))
+        while (!_closed && _queue.ReadyCount > 0)
         {
+            bool registryFull = _maxActive > 0 && _sessions.Count >= _maxActive;
             PendingStart? next = null;
             for (int lane = 0; lane < _laneActive.Length; lane++)
             {
-                if (_laneActive[lane] < _lanes.Caps[lane] && _queue.Lane(lane).First is { } head && (next is null || head.ReadySequence < next.ReadySequence))
+                if (_queue.Lane(lane).First is { } head && (next is null || head.ReadySequence < next.ReadySequence) && HasRoomLocked(head, lane, registryFull))
                 {
                     next = head;
                 }
@@ -489,9 +497,16 @@ internal sealed class RunTable
                 return;
             }
 
-            if (_sessions.Find(next.SessionId, next.SessionHash) is not null)
+            // Ready means it waited only for a slot, as things stood then; with the slot, it enters as a start entering
+            // now would: into a free session if it is the session's oldest start (or supersedes, which overtakes), in
+            // place of the session's run if it supersedes or preempts that run, else it waits for the session again
+            // (a start that did not wait took the session meanwhile, or the run it would have preempted left).
+            RunEntry? current = _sessions.Find(next.SessionId, next.SessionHash);
+            bool enters = current is null
+                ? next.Spec.WhenBusy == SessionBusyBehavior.Supersede || _queue.IsOldestLocked(next)
+                : Replaces(next.Spec, current);
+            if (!enters)
             {
-                // A start that did not wait took the session meanwhile: this one waits for the session again.
                 _queue.UnreadyLocked(next);
                 continue;
             }
@@ -501,15 +516,74 @@ internal sealed class RunTable
             long admittedAt = Math.Max(nowTicks, next.EnqueuedTicks);
             RunEntry entry = next.CreateEntry(admittedAt, next.Owner.ToWallClockUtcTicksCached(admittedAt));
             entry.RunId = ++_lastRunId;
-            bool added = _sessions.TryAdd(entry, out _);
-            Debug.Assert(added, "The session was free under the gate.");
-            _deadlines.Add(entry);
             _laneActive[entry.Lane]++;
             next.Admitted = entry;
-            _queue.RemoveLocked(next);
             next.LeftAtTicks = admittedAt;
-            _settled.Add(next);
+
+            // Out of the queue before a replaced run leaves: its leaving admits waiting starts in turn, this one not among them.
+            _queue.RemoveLocked(next);
+            if (current is null)
+            {
+                bool added = _sessions.TryAdd(entry, out _);
+                Debug.Assert(added, "The session was free under the gate.");
+                _deadlines.Add(entry);
+                _settled.Add(next);
+                if (entry.Background)
+                {
+                    // The session's next start, if a foreground one, would preempt this run: it waits only for a slot now.
+                    _queue.SessionTurnedBackgroundLocked(entry.SessionId);
+                }
+            }
+            else
+            {
+                _settled.AddReplacing(next, ReplaceLocked(current, entry, admittedAt));
+            }
         }
+    }
+
+    /// <summary>
+    /// Whether the ready start heading <paramref name="lane"/>'s queue has the slots to enter now. At a cap (its lane's,
+    /// or the registry's) only a start that takes its session's run's place can: it needs no global slot, and it takes
+    /// the replaced run's lane slot when that run is in its lane. A head that cannot waits, and nothing behind it in its
+    /// lane overtakes it.
+    /// </summary>
+    private bool HasRoomLocked(PendingStart head, int lane, bool registryFull)
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        bool laneFull = _laneActive[lane] >= _lanes.Caps[lane];
+        if (!laneFull && !registryFull)
+        {
+            return true;
+        }
+
+        return _sessions.Find(head.SessionId, head.SessionHash) is { } running && Replaces(head.Spec, running) && (!laneFull || running.Lane == lane);
+    }
+
+    /// <summary>Whether a start with <paramref name="spec"/> takes the place of <paramref name="current"/>: it supersedes, or it is a foreground start and the run a background one.</summary>
+    private static bool Replaces(in StartSpec spec, RunEntry current)
+        => spec.WhenBusy == SessionBusyBehavior.Supersede || (current.Background && !spec.Background);
+
+    /// <summary>
+    /// Puts <paramref name="entry"/> in the place of its session's run, which leaves superseded (preempted when a
+    /// foreground run replaces a background one) in the same step, so readers never see the session idle. The new run
+    /// has taken its lane slot already, so the slot the old one frees cannot go to a waiter first.
+    /// </summary>
+    private Left ReplaceLocked(RunEntry current, RunEntry entry, long nowTicks)
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        bool preempt = current.Background && !entry.Background;
+
+        // In the heap before the old run leaves: its leaving admits waiting starts, and one of them may replace this run.
+        _deadlines.Add(entry);
+        Left replaced = LeaveLocked(current, preempt ? EndTrigger.Preempted : EndTrigger.Superseded, nowTicks, replacement: entry);
+        Debug.Assert(replaced.HasLeft, "The session's current run always leaves when replaced.");
+        if (entry.Background && IsCurrent(entry))
+        {
+            _queue.SessionTurnedBackgroundLocked(entry.SessionId);
+            AdmitWaitingLocked(nowTicks);
+        }
+
+        return replaced;
     }
 
     /// <summary>Takes a waiting start out with <paramref name="failure"/>; the next start of its session may then be ready.</summary>

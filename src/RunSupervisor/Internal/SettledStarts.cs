@@ -11,6 +11,10 @@ internal struct SettledStarts
     private PendingStart? _first;
     private List<PendingStart>? _more;
 
+    // The runs that admitted starts replaced in place (a start that waited for a slot, then superseded or preempted its
+    // session's run): rare, so a list only when there is one.
+    private List<(PendingStart Start, Left Replaced)>? _replaced;
+
     /// <summary>Gets a value indicating whether no start settled.</summary>
     public readonly bool IsEmpty => _first is null;
 
@@ -26,6 +30,30 @@ internal struct SettledStarts
         {
             (_more ??= []).Add(start);
         }
+    }
+
+    /// <summary>Adds an admitted start that replaced its session's run, with that run's leaving.</summary>
+    public void AddReplacing(PendingStart start, Left replaced)
+    {
+        Add(start);
+        (_replaced ??= []).Add((start, replaced));
+    }
+
+    /// <summary>Gets the run <paramref name="start"/> replaced when it was admitted, or nothing (<see cref="Left.HasLeft"/> false).</summary>
+    public readonly Left ReplacedBy(PendingStart start)
+    {
+        if (_replaced is not null)
+        {
+            foreach ((PendingStart Start, Left Replaced) item in _replaced)
+            {
+                if (ReferenceEquals(item.Start, start))
+                {
+                    return item.Replaced;
+                }
+            }
+        }
+
+        return default;
     }
 
     /// <summary>Gets an enumerator over the starts, in the order they settled.</summary>

@@ -111,7 +111,7 @@ public sealed partial class ActiveRunRegistry
             Metrics.QueueWait.Record(waited.TotalSeconds, laneTag, new KeyValuePair<string, object?>(RunSupervisorMetrics.QueueOutcomeTag, outcome));
             if (waiter.Admitted is { } entry)
             {
-                PublishStart(entry, superseded: default);
+                PublishStart(entry, settled.ReplacedBy(waiter));
                 if (_logger.IsEnabled(LogLevel.Debug))
                 {
                     _logger.RunAdmitted(entry.SessionId, entry.RunId, lane, waited);

@@ -5,9 +5,9 @@ using static RunSupervisor.Tests.TestSupport.InternalRecords;
 namespace RunSupervisor.Tests.Internal;
 
 /// <summary>
-/// The admission queue's timeout heap: a start that leaves the queue (admitted, cancelled, pushed out) is not searched
-/// for in the heap, so the heap must still let go of it, or a busy registry keeps every start of the last queue timeout
-/// (and the run it admitted) in memory.
+/// The admission queue: which starts wait only for a slot, and its timeout heap. A start that leaves the queue
+/// (admitted, cancelled, pushed out) is not searched for in the heap, so the heap must still let go of it, or a busy
+/// registry keeps every start of the last queue timeout (and the run it admitted) in memory.
 /// </summary>
 public sealed class AdmissionQueueTests : IDisposable
 {
@@ -208,10 +208,47 @@ public sealed class AdmissionQueueTests : IDisposable
         }
     }
 
-    private PendingStart Enqueue(string sessionId, long enqueuedAt, bool sessionFree = false)
+    [Fact]
+    public void EnqueueLocked_BusySessionButTheStartWouldReplaceItsRun_WaitsOnlyForASlot()
     {
-        PendingStart start = Pending(_registry, sessionId, enqueuedTicks: enqueuedAt);
-        _queue.EnqueueLocked(start, sessionFree);
+        using (_gate.EnterScope())
+        {
+            PendingStart first = Enqueue("s", enqueuedAt: 0);
+            PendingStart replacing = Enqueue("s", enqueuedAt: 1, readyAnyway: true);
+
+            first.IsReady.Should().BeFalse();
+            replacing.IsReady.Should().BeTrue("it does not wait for the session, wherever it stands in the session's queue");
+            _queue.IsOldestLocked(replacing).Should().BeFalse();
+            _queue.Lane(0).Should().Equal([replacing], ReferenceEquals);
+        }
+    }
+
+    [Fact]
+    public void SessionTurnedBackgroundLocked_BackgroundStartsFirst_ReadiesOnlyTheOldestForegroundStart()
+    {
+        using (_gate.EnterScope())
+        {
+            PendingStart background = Enqueue("s", enqueuedAt: 0, background: true);
+            PendingStart firstForeground = Enqueue("s", enqueuedAt: 1);
+            PendingStart secondForeground = Enqueue("s", enqueuedAt: 2);
+            Enqueue("other", enqueuedAt: 3);
+
+            _queue.SessionTurnedBackgroundLocked("s");
+
+            background.IsReady.Should().BeFalse("a background start does not preempt a background run");
+            firstForeground.IsReady.Should().BeTrue();
+            secondForeground.IsReady.Should().BeFalse("it waits behind the older foreground start");
+            _queue.ReadyCount.Should().Be(1);
+            _queue.SessionTurnedBackgroundLocked("s");
+            _queue.ReadyCount.Should().Be(1, "a start already ready is not made ready twice");
+            _queue.SessionTurnedBackgroundLocked("nobody-waits");
+        }
+    }
+
+    private PendingStart Enqueue(string sessionId, long enqueuedAt, bool sessionFree = false, bool readyAnyway = false, bool background = false)
+    {
+        PendingStart start = Pending(_registry, sessionId, Spec(queueTimeoutTicks: QueueTimeoutTicks, whenBusy: SessionBusyBehavior.Wait, background: background), enqueuedTicks: enqueuedAt);
+        _queue.EnqueueLocked(start, sessionFree, readyAnyway);
         return start;
     }
 }

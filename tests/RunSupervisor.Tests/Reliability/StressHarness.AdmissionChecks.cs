@@ -21,6 +21,12 @@ internal sealed partial class StressHarness
     private readonly ConcurrentQueue<RunEndedEventArgs> _supersededEnds = new();
     private readonly HashSet<long> _preemptors = [];
 
+    // Runs that took their session's run's place (a supersede, or a foreground start preempting a background run): such a
+    // start does not queue behind its session's waiting starts, whether it entered at once or after waiting for a slot,
+    // and needs no global slot. Kept for the whole run (the lane order is judged after the session order): a few bytes a
+    // replacement.
+    private readonly ConcurrentDictionary<long, byte> _replacers = new();
+
     /// <summary>
     /// The admission model while the registry is still; <see langword="null"/> when it holds. Retried with the rest of the
     /// model, so an outcome whose continuation has not run yet is not mistaken for a start that still waits.
@@ -45,10 +51,22 @@ internal sealed partial class StressHarness
             string session = Sessions[s];
             Waiter? head = null;
             int waiting = 0;
+            RunInfo? running = active.FirstOrDefault(r => r.SessionId == session);
+            bool foregroundSeen = false;
             foreach (Waiter w in _waiters[s])
             {
                 if (w.IsWaiting)
                 {
+                    // A start that would take its session's run's place waits only for a slot: with one free, the transition
+                    // that freed it admitted it. That is any supersede, and the session's oldest waiting foreground start
+                    // when a background run holds it (the later ones wait behind that one).
+                    bool replaces = w.WhenBusy == SessionBusyBehavior.Supersede || (running is { Background: true } && !w.Background && !foregroundSeen);
+                    foregroundSeen |= !w.Background;
+                    if (replaces && HasRoom(active, w.Lane, replacing: running))
+                    {
+                        return $"start #{w.Sequence} on '{session}' ({w.WhenBusy}, {(w.Background ? "background" : "foreground")}) would take the place of {(running is null ? "no run" : $"{(running.Background ? "background" : "foreground")} run {running.RunId}")} and its lane {w.Lane ?? "default"} and the registry have room ({active.Count} active), yet it waits";
+                    }
+
                     head ??= w;
                     waiting++;
                     string lane = w.Lane ?? string.Empty;
@@ -67,7 +85,7 @@ internal sealed partial class StressHarness
                         return $"start #{w.Sequence} on '{session}' still waits {TimeSpan.FromTicks(now - w.ReturnedAtTicks)} after its StartAsync returned, past its queue timeout {w.QueueTimeout} + one clock step";
                     }
                 }
-                else if (head is not null && w.IsAdmitted)
+                else if (head is not null && w.IsAdmitted && !OutOfSessionOrder(w))
                 {
                     return $"session FIFO: start #{w.Sequence} on '{session}' was admitted (run {w.RunId}) while the earlier start #{head.Sequence} still waits";
                 }
@@ -110,9 +128,9 @@ internal sealed partial class StressHarness
         return null;
     }
 
-    private bool HasRoom(IReadOnlyList<RunInfo> active, string? lane)
+    private bool HasRoom(IReadOnlyList<RunInfo> active, string? lane, RunInfo? replacing = null)
         => (_options.MaxActiveRuns == 0 || active.Count < _options.MaxActiveRuns)
-            && (lane is null || active.Count(r => r.Lane == lane) < LaneCap(lane));
+            && (lane is null || active.Count(r => r.Lane == lane && r.RunId != replacing?.RunId) < LaneCap(lane));
 
     /// <summary>
     /// Once the model is consistent at a round's end: judges the orders that only facts decide, then forgets what no
@@ -145,7 +163,11 @@ internal sealed partial class StressHarness
             while (settled < list.Count && !list[settled].IsWaiting)
             {
                 Waiter w = list[settled++];
-                if (w.IsAdmitted)
+                if (w.IsAdmitted && OutOfSessionOrder(w))
+                {
+                    Count(_replacers.ContainsKey(w.RunId) ? "admitted in place of a run" : "supersede admitted to a free session");
+                }
+                else if (w.IsAdmitted)
                 {
                     if (w.RunId <= _lastAdmittedRun[s])
                     {
@@ -195,7 +217,9 @@ internal sealed partial class StressHarness
             {
                 foreach (Waiter b in _admittedRecent)
                 {
-                    if (b.Sequence > a.Sequence && b.RunId < a.RunId && (a.Lane is null || b.Lane == a.Lane)
+                    // A start that replaced its session's run needed no global slot, so it may pass one of another lane
+                    // that waits for a global slot; within a lane, the order holds for it too.
+                    if (b.Sequence > a.Sequence && b.RunId < a.RunId && (b.Lane == a.Lane || (a.Lane is null && !_replacers.ContainsKey(b.RunId)))
                         && !MayHaveEntered(a.Session, a.ReadyRunFloor, b.RunId, active ??= _registry.GetActiveRuns()))
                     {
                         Violation($"lane FIFO: start #{b.Sequence} ('{b.Session}', lane {b.Lane ?? "default"}) was admitted as run {b.RunId} while the earlier start #{a.Sequence} ('{a.Session}', lane {a.Lane ?? "default"}), ready for a slot since its arrival, waited until run {a.RunId}");
@@ -240,9 +264,7 @@ internal sealed partial class StressHarness
         {
             string detail = e.Detail ?? string.Empty;
             bool preempted = detail.StartsWith("preempted by run ", StringComparison.Ordinal);
-            int from = detail.IndexOf("run ", StringComparison.Ordinal) + 4;
-            int to = detail.IndexOf(':', from);
-            if (!long.TryParse(detail.AsSpan(from, (to < 0 ? detail.Length : to) - from), out long replacement) || replacement <= e.RunId)
+            if (ReplacementNamedBy(e) is not long replacement || replacement <= e.RunId)
             {
                 Violation($"run {e.RunId}: Superseded with detail '{detail}', which does not name a newer run");
                 continue;
@@ -260,6 +282,27 @@ internal sealed partial class StressHarness
                 Count("preempted");
             }
         }
+    }
+
+    /// <summary>
+    /// Whether a start admitted after waiting is outside its session's first-in-first-out order by design: a supersede
+    /// (it waited only for a slot, and takes the session whatever waits there), or a start that preempted a background
+    /// run. Only the others queue behind the session's earlier starts.
+    /// </summary>
+    private bool OutOfSessionOrder(Waiter w) => w.WhenBusy == SessionBusyBehavior.Supersede || _replacers.ContainsKey(w.RunId);
+
+    /// <summary>The run a Superseded end's detail names as its replacement ("superseded by run N…", "preempted by run N: …").</summary>
+    private static long? ReplacementNamedBy(RunEndedEventArgs e)
+    {
+        string detail = e.Detail ?? string.Empty;
+        int from = detail.IndexOf("run ", StringComparison.Ordinal) + 4;
+        if (from < 4)
+        {
+            return null;
+        }
+
+        int to = detail.IndexOf(':', from);
+        return long.TryParse(detail.AsSpan(from, (to < 0 ? detail.Length : to) - from), out long replacement) ? replacement : null;
     }
 
     /// <summary>A waiting start admitted at once ahead of its session's waiting starts must have preempted a background run.</summary>

@@ -26,6 +26,11 @@ internal sealed partial class StressHarness
         if (_admission && e.Reason == RunEndReason.Superseded)
         {
             _supersededEnds.Enqueue(e);
+            if (ReplacementNamedBy(e) is long replacement)
+            {
+                // Raised before the replacing start's own task completes, so known by the time it is seen admitted.
+                _replacers.TryAdd(replacement, 0);
+            }
         }
 
         if (e.Duration < TimeSpan.Zero)

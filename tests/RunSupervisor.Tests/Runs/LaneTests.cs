@@ -104,6 +104,113 @@ public sealed class LaneTests
     }
 
     [Fact]
+    public async Task StartAsync_ForegroundWaitingOnlyForItsLaneOnABackgroundRun_PreemptsItWhenTheSlotFrees()
+    {
+        using var f = WithCronLane(cap: 1);
+        RunHandle heartbeat = f.Registry.Start("s", new RunStartOptions { Background = true });
+        RunHandle cronHolder = f.Registry.Start("other", Cron);
+        ValueTask<RunHandle> user = f.Registry.StartAsync("s", new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Wait });
+        user.IsCompleted.Should().BeFalse("the cron lane is full");
+
+        cronHolder.Dispose();
+
+        user.IsCompletedSuccessfully.Should().BeTrue("a foreground start held back only by its lane preempts the background run once it has a slot");
+        using RunHandle admitted = await user;
+        (await heartbeat.Completion).Should().Be(RunEndReason.Superseded);
+        f.Ended.Select(e => e.Args.Detail).Should().Contain($"preempted by run {admitted.RunId}: a foreground start on a background run");
+        f.LogsWithEvent("RunPreempted").Should().ContainSingle();
+    }
+
+    [Fact]
+    public async Task StartAsync_SupersedeWaitingOnlyForItsLane_SupersedesWhenTheSlotFrees()
+    {
+        using var f = WithCronLane(cap: 1);
+        RunHandle current = f.Registry.Start("s");
+        RunHandle cronHolder = f.Registry.Start("other", Cron);
+        ValueTask<RunHandle> replacement = f.Registry.StartAsync("s", new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Supersede });
+        replacement.IsCompleted.Should().BeFalse("the cron lane is full");
+
+        cronHolder.Dispose();
+
+        replacement.IsCompletedSuccessfully.Should().BeTrue("a supersede waits for its slot, not for the run it replaces");
+        using RunHandle admitted = await replacement;
+        (await current.Completion).Should().Be(RunEndReason.Superseded);
+        admitted.IsCurrent.Should().BeTrue();
+        f.Registry.GetQueuedCount("s").Should().Be(0);
+    }
+
+    [Fact]
+    public async Task StartAsync_ReadyForegroundWaiterWhoseSessionABackgroundStartTook_PreemptsItWhenTheSlotFrees()
+    {
+        using var f = WithCronLane(cap: 1);
+        RunHandle cronHolder = f.Registry.Start("other", Cron);
+        ValueTask<RunHandle> user = f.Registry.StartAsync("s", new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Wait });
+
+        // A start that does not wait takes the free session meanwhile.
+        RunHandle heartbeat = f.Registry.Start("s", new RunStartOptions { Background = true });
+        cronHolder.Dispose();
+
+        user.IsCompletedSuccessfully.Should().BeTrue("a background run never holds back a foreground start that has its slot");
+        (await user).Dispose();
+        (await heartbeat.Completion).Should().Be(RunEndReason.Superseded);
+    }
+
+    [Fact]
+    public async Task StartAsync_RegistryAtItsCapWhenTheLaneFrees_AForegroundWaiterStillPreemptsItsBackgroundRun()
+    {
+        using var f = WithCronLane(cap: 1, maxActiveRuns: 2);
+        RunHandle heartbeat = f.Registry.Start("s", new RunStartOptions { Background = true });
+        RunHandle cronHolder = f.Registry.Start("o", Cron);
+        ValueTask<RunHandle> user = f.Registry.StartAsync("s", new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Wait });
+
+        // The cron run is replaced by a default-lane run: the lane has room, the registry is still at its cap.
+        using RunHandle replacement = f.Registry.Start("o", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
+        (await cronHolder.Completion).Should().Be(RunEndReason.Superseded);
+
+        user.IsCompletedSuccessfully.Should().BeTrue("taking the background run's place needs no global slot");
+        (await user).Dispose();
+        (await heartbeat.Completion).Should().Be(RunEndReason.Superseded);
+        f.Registry.ActiveCount.Should().Be(1);
+    }
+
+    [Fact]
+    public async Task StartAsync_ForegroundWaitingForItsLaneOnAForegroundRun_WaitsForTheSessionOnceTheSlotFrees()
+    {
+        using var f = WithCronLane(cap: 1);
+        RunHandle current = f.Registry.Start("s");
+        RunHandle cronHolder = f.Registry.Start("other", Cron);
+        ValueTask<RunHandle> next = f.Registry.StartAsync("s", new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Wait });
+
+        cronHolder.Dispose();
+        next.IsCompleted.Should().BeFalse("a foreground run is not preempted: the start now waits for its session");
+        current.IsCurrent.Should().BeTrue();
+        current.Dispose();
+
+        next.IsCompletedSuccessfully.Should().BeTrue();
+        (await next).Dispose();
+    }
+
+    [Fact]
+    public async Task StartAsync_ForegroundQueuedBehindABackgroundStart_PreemptsItOnceItIsAdmitted()
+    {
+        using var f = new RegistryFixture();
+        RunHandle current = f.Registry.Start("s");
+        ValueTask<RunHandle> heartbeat = f.Registry.StartAsync("s", new RunStartOptions { Background = true, WhenBusy = SessionBusyBehavior.Wait });
+        ValueTask<RunHandle> user = f.Registry.StartAsync("s", new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait });
+
+        current.Dispose();
+
+        // First in, first admitted; then the background run yields to the foreground start, as it would to a new one.
+        heartbeat.IsCompletedSuccessfully.Should().BeTrue();
+        user.IsCompletedSuccessfully.Should().BeTrue();
+        RunHandle admittedHeartbeat = await heartbeat;
+        using RunHandle admittedUser = await user;
+        (await admittedHeartbeat.Completion).Should().Be(RunEndReason.Superseded);
+        admittedUser.IsCurrent.Should().BeTrue();
+        admittedUser.RunId.Should().BeGreaterThan(admittedHeartbeat.RunId);
+    }
+
+    [Fact]
     public void Start_UnknownLane_ThrowsArgumentExceptionNamingIt()
     {
         using var f = WithCronLane();

@@ -29,6 +29,23 @@ public sealed class PreemptionTests
     }
 
     [Fact]
+    public async Task StartAsync_ForegroundWaitingWhenABackgroundSupersedeReplacesTheRun_PreemptsTheBackgroundRun()
+    {
+        using var f = new RegistryFixture();
+        RunHandle current = f.Registry.Start(Session);
+        ValueTask<RunHandle> user = f.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait });
+        user.IsCompleted.Should().BeFalse("a foreground run is not preempted");
+
+        RunHandle heartbeat = f.Registry.Start(Session, new RunStartOptions { Background = true, WhenBusy = SessionBusyBehavior.Supersede });
+
+        (await current.Completion).Should().Be(RunEndReason.Superseded);
+        user.IsCompletedSuccessfully.Should().BeTrue("the waiting foreground start now faces a background run, which yields to it");
+        using RunHandle admitted = await user;
+        (await heartbeat.Completion).Should().Be(RunEndReason.Superseded);
+        admitted.IsCurrent.Should().BeTrue();
+    }
+
+    [Fact]
     public void Start_BackgroundOnAForegroundRun_FollowsWhenBusy()
     {
         using var f = new RegistryFixture();
