@@ -170,6 +170,9 @@ internal sealed class RunTable
 
             PendingStart oldest = _queue.OldestLocked(start.SessionId)!;
             LeaveQueueLocked(oldest, RunQueueFullException.SessionQueueFull(start.SessionId, _lanes.Names[oldest.Spec.Lane], _maxQueuedPerSession, pushedOut: true), nowTicks);
+
+            // The new start takes its place in this same step: the session was never idle.
+            oldest.LeftSessionIdle = false;
         }
 
         RunEntry? current = _sessions.Find(start.SessionId, start.SessionHash);

@@ -44,4 +44,22 @@ public sealed class HeartbeatQueuePolicyAdmissionTests
         p.Owed.Should().ContainSingle().Which.DroppedHeartbeats.Should().Be(1);
         p.Heartbeat(Session).Action.Should().Be(QueueAction.RunNow);
     }
+
+    [Fact]
+    public async Task HeartbeatOwed_AFullQueuePushesItsOldestStartOutForANewOne_NotOwedWhileTheNewOneWaits()
+    {
+        var options = new RunSupervisorOptions { MaxActiveRuns = 1, MaxQueuedPerSession = 1, QueueOverflow = QueueOverflowBehavior.CancelOldest };
+        using var p = new PolicyFixture(options);
+        RunHandle other = p.Registry.Start("other");
+        ValueTask<RunHandle> oldest = p.Registry.StartAsync(Session);
+        p.DropHeartbeats(Session, 1);
+
+        ValueTask<RunHandle> newest = p.Registry.StartAsync(Session);
+
+        await FluentActions.Awaiting(async () => await oldest).Should().ThrowAsync<RunQueueFullException>();
+        p.Owed.Should().BeEmpty("the start that took the pushed-out one's place keeps the session queued");
+        other.Dispose();
+        (await newest).Dispose();
+        p.Owed.Should().ContainSingle().Which.DroppedHeartbeats.Should().Be(1);
+    }
 }
