@@ -76,7 +76,6 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
     /// <summary>Completes the caller's task; outside the gate, once the start has left the queue.</summary>
     public void Complete()
     {
-        Registration.Unregister();
         if (Admitted is { } entry)
         {
             TrySetResult(new RunHandle(entry));
@@ -85,5 +84,10 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
         {
             TrySetException(Failure!);
         }
+
+        // After the task completes (a full fence), paired with PublishQueued, which stores the registration and then
+        // looks at the task: whichever of the two comes second unregisters, so a start settled on another thread while
+        // its registration was being made never leaves it on the caller's token.
+        Registration.Unregister();
     }
 }

@@ -81,7 +81,10 @@ public sealed partial class ActiveRunRegistry
         {
             waiter.Registration = waiter.CancellationToken.UnsafeRegister(static state => { var w = (PendingStart)state!; w.Owner.CancelWaiting(w); }, waiter);
 
-            // Admitted (or failed) on another thread before the registration was made: nothing else will unregister it.
+            // Admitted (or failed) on another thread before the registration was stored: that thread's Complete may have
+            // read no registration, so this one unregisters. Completing the task comes before Complete reads the
+            // registration, and the fence here before this read, so one of the two sees the other.
+            Interlocked.MemoryBarrier();
             if (waiter.Task.IsCompleted)
             {
                 waiter.Registration.Unregister();
