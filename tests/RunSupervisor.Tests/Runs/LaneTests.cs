@@ -1,3 +1,4 @@
+using System.Globalization;
 using FluentAssertions;
 using Microsoft.Extensions.Options;
 using RunSupervisor.Tests.TestSupport;
@@ -103,39 +104,25 @@ public sealed class LaneTests
         FluentActions.Invoking(() => f.Registry.Start("b", Cron)).Should().Throw<RunQueueFullException>();
     }
 
-    [Fact]
-    public async Task StartAsync_ForegroundWaitingOnlyForItsLaneOnABackgroundRun_PreemptsItWhenTheSlotFrees()
+    [Theory]
+    [InlineData(true, SessionBusyBehavior.Wait, "preempted by run {0}: a foreground start on a background run")]
+    [InlineData(false, SessionBusyBehavior.Supersede, "superseded by run {0}")]
+    public async Task StartAsync_WaitingOnlyForItsLaneWithARunItWouldReplace_ReplacesTheRunWhenTheSlotFrees(bool currentBackground, SessionBusyBehavior whenBusy, string detail)
     {
         using var f = WithCronLane(cap: 1);
-        RunHandle heartbeat = f.Registry.Start("s", new RunStartOptions { Background = true });
+        RunHandle current = f.Registry.Start("s", new RunStartOptions { Background = currentBackground });
         RunHandle cronHolder = f.Registry.Start("other", Cron);
-        ValueTask<RunHandle> user = f.Registry.StartAsync("s", new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Wait });
-        user.IsCompleted.Should().BeFalse("the cron lane is full");
+        ValueTask<RunHandle> replacing = f.Registry.StartAsync("s", new RunStartOptions { Lane = "cron", WhenBusy = whenBusy });
+        replacing.IsCompleted.Should().BeFalse("the cron lane is full");
 
         cronHolder.Dispose();
 
-        user.IsCompletedSuccessfully.Should().BeTrue("a foreground start held back only by its lane preempts the background run once it has a slot");
-        using RunHandle admitted = await user;
-        (await heartbeat.Completion).Should().Be(RunEndReason.Superseded);
-        f.Ended.Select(e => e.Args.Detail).Should().Contain($"preempted by run {admitted.RunId}: a foreground start on a background run");
-        f.LogsWithEvent("RunPreempted").Should().ContainSingle();
-    }
-
-    [Fact]
-    public async Task StartAsync_SupersedeWaitingOnlyForItsLane_SupersedesWhenTheSlotFrees()
-    {
-        using var f = WithCronLane(cap: 1);
-        RunHandle current = f.Registry.Start("s");
-        RunHandle cronHolder = f.Registry.Start("other", Cron);
-        ValueTask<RunHandle> replacement = f.Registry.StartAsync("s", new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Supersede });
-        replacement.IsCompleted.Should().BeFalse("the cron lane is full");
-
-        cronHolder.Dispose();
-
-        replacement.IsCompletedSuccessfully.Should().BeTrue("a supersede waits for its slot, not for the run it replaces");
-        using RunHandle admitted = await replacement;
+        replacing.IsCompletedSuccessfully.Should().BeTrue("a start held back only by its lane takes the run's place once it has a slot, not once the run ends");
+        using RunHandle admitted = await replacing;
         (await current.Completion).Should().Be(RunEndReason.Superseded);
         admitted.IsCurrent.Should().BeTrue();
+        f.Ended.Select(e => e.Args.Detail).Should().Contain(string.Format(CultureInfo.InvariantCulture, detail, admitted.RunId));
+        f.LogsWithEvent(currentBackground ? "RunPreempted" : "RunSuperseded").Should().ContainSingle();
         f.Registry.GetQueuedCount("s").Should().Be(0);
     }
 
