@@ -47,6 +47,26 @@ public sealed class SettledStartsTests : IDisposable
         Enumerate(settled).Should().Equal(starts, "enumerating does not consume");
     }
 
+    [Fact]
+    public void AddReplacing_TwoStartsReplacedRunsInOneTransition_EachKeepsTheRunItReplaced()
+    {
+        SettledStarts settled = default;
+        PendingStart plain = NewStart("a");
+        PendingStart first = NewStart("b");
+        PendingStart second = NewStart("c");
+        Left firstReplaced = new(Entry(_registry, "b", runId: 1), cancel: true, sessionIdle: false, forgotten: null);
+        Left secondReplaced = new(Entry(_registry, "c", runId: 2), cancel: true, sessionIdle: false, forgotten: null);
+
+        settled.Add(plain);
+        settled.AddReplacing(first, firstReplaced);
+        settled.AddReplacing(second, secondReplaced);
+
+        Enumerate(settled).Should().Equal(plain, first, second);
+        settled.ReplacedBy(first).Entry.Should().BeSameAs(firstReplaced.Entry);
+        settled.ReplacedBy(second).Entry.Should().BeSameAs(secondReplaced.Entry);
+        settled.ReplacedBy(plain).HasLeft.Should().BeFalse("it entered a free session");
+    }
+
     private static List<PendingStart> Enumerate(SettledStarts settled)
     {
         var all = new List<PendingStart>();
