@@ -62,7 +62,8 @@ public sealed partial class ActiveRunRegistry
     {
         SessionIds.Validate(sessionId);
         ThrowIfDisposed();
-        if (_table.Find(sessionId) is { } entry && (expectedFencingToken is not long expected || entry.FencingToken == expected))
+        // A local start still waiting for its lease is not the session's run: the run, if any, is the holder's.
+        if (_table.Find(sessionId) is { StartPublished: true } entry && (expectedFencingToken is not long expected || entry.FencingToken == expected))
         {
             return new ValueTask<bool>(Abort(entry, reason ?? RunEnds.RegistryAbortText));
         }

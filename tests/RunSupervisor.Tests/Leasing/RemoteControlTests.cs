@@ -28,6 +28,26 @@ public sealed class RemoteControlTests
     }
 
     [Fact]
+    public async Task TryAbortAsync_ThisHostsStartStillWaitsForItsLease_AbortsTheHoldersRunInstead()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        var gated = new GatedLeaseStore(cluster.Store) { HoldAcquires = true };
+        LeaseCluster.Host b = cluster.AddHost("b", store: gated);
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        Task<RunHandle> pending = b.Registry.StartAsync(Session).AsTask();
+
+        bool asked = await b.Registry.TryAbortAsync(Session, reason: "operator stop");
+
+        asked.Should().BeTrue();
+        remote.AbortToken.IsCancellationRequested.Should().BeTrue("the session's run is the holder's, not the start waiting here for its lease");
+        gated.Open();
+        await FluentActions.Awaiting(() => pending.Guard()).Should().ThrowAsync<SessionBusyException>();
+        b.Ended.Should().BeEmpty("the start that never got its lease never appeared, so it did not end either");
+        remote.Dispose();
+    }
+
+    [Fact]
     public async Task TryAbortAsync_WrongToken_DoesNothing()
     {
         using var cluster = new LeaseCluster();
