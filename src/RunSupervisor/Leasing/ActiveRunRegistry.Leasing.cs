@@ -333,9 +333,16 @@ public sealed partial class ActiveRunRegistry
     }
 
     /// <summary>Ends a run whose lease is gone: at once, with no grace period, for the session may already be another host's.</summary>
+    /// <param name="entry">The run.</param>
+    /// <param name="cause">The metric's cause tag: <c>expired</c> (no renew confirmed within the local validity), <c>missing</c> or <c>taken_over</c>.</param>
+    /// <param name="detail">The end's detail.</param>
     private void LoseLease(RunEntry entry, string cause, string detail)
     {
-        Left left = Leave(entry, EndTrigger.LeaseLost, detail, forfeitLease: true, out SettledStarts settled);
+        // A lease that only ran out here (its renews went unanswered) may still be held in the store, and would keep
+        // every other host out until its time to live lapses: it is released, which the store does only while the
+        // lease still carries this run's token. A lease the store says is gone or another's is left alone.
+        bool mayStillBeHeld = cause == "expired";
+        Left left = Leave(entry, EndTrigger.LeaseLost, detail, forfeitLease: !mayStillBeHeld, out SettledStarts settled);
         if (left.HasLeft && !left.Quiet)
         {
             Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, cause));

@@ -241,4 +241,43 @@ public sealed class LeaseRenewalTests
         takeover.FencingToken.Should().BeGreaterThan(crashed.FencingToken);
         (await crashed.Completion.Guard()).Should().Be(RunEndReason.LeaseLost, "the cut-off host stopped trusting its lease before the takeover (at 14 s)");
     }
+
+    [Fact]
+    public async Task Renew_AnswersLostWhileTheStoreStillHoldsTheLease_RunEndsAtItsValidityAndReleasesTheLease()
+    {
+        using var cluster = new LeaseCluster();
+        var store = new UnansweredRenewsStore(cluster.Store);
+        LeaseCluster.Host a = cluster.AddHost("a", store: store);
+        LeaseCluster.Host b = cluster.AddHost("b");
+        RunHandle run = await a.Registry.StartAsync(Session);
+        store.DropAnswers = true;
+
+        for (int i = 0; i < 14; i++)
+        {
+            cluster.Time.Advance(TimeSpan.FromSeconds(1));
+            await Task.Yield();
+        }
+
+        (await run.Completion.Guard()).Should().Be(RunEndReason.LeaseLost);
+        (await cluster.Store.GetOwnerAsync(Session)).Should().BeNull("the run that stopped trusting its lease released it, so no host waits out its time to live");
+        using RunHandle next = await b.Registry.StartAsync(Session);
+        next.FencingToken.Should().BeGreaterThan(run.FencingToken);
+    }
+
+    /// <summary>A store that renews, but whose answers never arrive (the caller's timeout ends each call).</summary>
+    private sealed class UnansweredRenewsStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
+    {
+        public bool DropAnswers { get; set; }
+
+        public override async ValueTask<IReadOnlyList<RunLeaseRenewResult>> RenewAsync(IReadOnlyList<RunLease> leases, TimeSpan ttl, CancellationToken cancellationToken = default)
+        {
+            IReadOnlyList<RunLeaseRenewResult> results = await Inner.RenewAsync(leases, ttl, cancellationToken);
+            if (DropAnswers)
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken);
+            }
+
+            return results;
+        }
+    }
 }
