@@ -26,6 +26,10 @@ public sealed partial class ActiveRunRegistry
     private readonly ConcurrentDictionary<string, TaskCompletionSource>? _remoteWaits;
     private readonly Lock? _subscriptionLock;
     private readonly ConcurrentDictionary<string, byte>? _watchedRemote;
+
+    // Per session, how many of this host's starts wait for another host to release it: while one does, the session's
+    // release is not this host's listeners' news (that start takes the session; its run's end will be).
+    private readonly ConcurrentDictionary<string, int>? _startsWaitingRemotely;
     private long _nextPollTicks = long.MaxValue;
     private int _storeFailing;
     private long _lastStoreFailureTicks = long.MinValue;
@@ -171,67 +175,104 @@ public sealed partial class ActiveRunRegistry
         long waitUntil = spec.QueueTimeoutTicks > long.MaxValue - begun ? long.MaxValue : begun + spec.QueueTimeoutTicks;
         EnsureSubscribed();
         RunStartOptions? attempt = options;
-        while (true)
+        bool waitedRemotely = false;
+        try
         {
-            RunHandle handle = await StartLocalAsync(sessionId, attempt, observer, cancellationToken).ConfigureAwait(false);
-            RunEntry entry = handle.Entry;
-            long sent = NowTicks();
-            RunLeaseAcquireResult result;
-            try
+            while (true)
             {
-                result = await AcquireAsync(entry, spec.WhenBusy == SessionBusyBehavior.Supersede, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                Withdraw(entry, "the caller cancelled while the lease was being taken");
-                throw;
-            }
-#pragma warning disable CA1031 // Whatever the store throws (or a timeout) means the same here: it is unreachable.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                StoreFailed("acquire");
-                if (_failOpen)
+                RunHandle handle = await StartLocalAsync(sessionId, attempt, observer, cancellationToken).ConfigureAwait(false);
+                RunEntry entry = handle.Entry;
+                long sent = NowTicks();
+                RunLeaseAcquireResult result;
+                try
                 {
-                    _logger.LeaseStoreUnavailable(sessionId, "acquire", "the run starts unfenced (FailOpen)", ex);
-                    Confirm(entry, lease: null, sent);
-                    Metrics.UnfencedStarts.Add(1);
-                    Interlocked.Increment(ref _unfencedStarts);
-                    _logger.UnfencedStart(sessionId, entry.RunId);
+                    result = await AcquireAsync(entry, spec.WhenBusy == SessionBusyBehavior.Supersede, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    Withdraw(entry, "the caller cancelled while the lease was being taken");
+                    throw;
+                }
+#pragma warning disable CA1031 // Whatever the store throws (or a timeout) means the same here: it is unreachable.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    StoreFailed("acquire");
+                    if (_failOpen)
+                    {
+                        _logger.LeaseStoreUnavailable(sessionId, "acquire", "the run starts unfenced (FailOpen)", ex);
+                        Confirm(entry, lease: null, sent);
+                        Metrics.UnfencedStarts.Add(1);
+                        Interlocked.Increment(ref _unfencedStarts);
+                        _logger.UnfencedStart(sessionId, entry.RunId);
+                        return handle;
+                    }
+
+                    _logger.LeaseStoreUnavailable(sessionId, "acquire", "the start fails (FailClosed)", ex);
+                    Withdraw(entry, "the lease store was unavailable");
+                    throw new RunLeaseUnavailableException(sessionId, ex);
+                }
+
+                StoreSucceeded();
+                if (result.Lease is { } lease)
+                {
+                    Confirm(entry, lease, sent);
                     return handle;
                 }
 
-                _logger.LeaseStoreUnavailable(sessionId, "acquire", "the start fails (FailClosed)", ex);
-                Withdraw(entry, "the lease store was unavailable");
-                throw new RunLeaseUnavailableException(sessionId, ex);
-            }
+                RunLeaseInfo owner = result.Owner!;
+                _logger.LeaseHeldElsewhere(sessionId, owner.HostId, owner.FencingToken);
+                if (spec.WhenBusy == SessionBusyBehavior.Wait && !waitedRemotely)
+                {
+                    // Counted before the withdrawal starts watching the session, so its release is never news to the
+                    // listeners while this start is about to take it.
+                    waitedRemotely = true;
+                    _startsWaitingRemotely!.AddOrUpdate(sessionId, 1, static (_, count) => count + 1);
+                }
 
-            StoreSucceeded();
-            if (result.Lease is { } lease)
+                entry.WithdrawnHeldElsewhere = true;
+                Withdraw(entry, "the session is held by another host");
+                long now = NowTicks();
+                if (spec.WhenBusy != SessionBusyBehavior.Wait)
+                {
+                    throw new SessionBusyException(sessionId, 0, owner.FencingToken, owner.HostId);
+                }
+
+                if (now >= waitUntil)
+                {
+                    throw new RunQueueTimeoutException(sessionId, _table.Lanes.Names[spec.Lane], TimeSpan.FromTicks(now - begun));
+                }
+
+                TimeSpan remaining = TimeSpan.FromTicks(waitUntil - now);
+                await WaitForRemoteReleaseAsync(sessionId, remaining < _remotePollInterval ? remaining : _remotePollInterval, cancellationToken).ConfigureAwait(false);
+                now = NowTicks();
+                attempt = WithQueueTimeout(options, TimeSpan.FromTicks(Math.Max(0, waitUntil - now)));
+            }
+        }
+        finally
+        {
+            if (waitedRemotely)
             {
-                Confirm(entry, lease, sent);
-                return handle;
+                StopWaitingRemotely(sessionId);
             }
+        }
+    }
 
-            RunLeaseInfo owner = result.Owner!;
-            _logger.LeaseHeldElsewhere(sessionId, owner.HostId, owner.FencingToken);
-            entry.WithdrawnHeldElsewhere = true;
-            Withdraw(entry, "the session is held by another host");
-            long now = NowTicks();
-            if (spec.WhenBusy != SessionBusyBehavior.Wait)
-            {
-                throw new SessionBusyException(sessionId, 0, owner.FencingToken, owner.HostId);
-            }
+    /// <summary>
+    /// A start that waited for another host's release has the session now, or gave up. If it gave up, the session is
+    /// watched again: heartbeats dropped while it waited are owed once the store says the session is idle.
+    /// </summary>
+    private void StopWaitingRemotely(string sessionId)
+    {
+        ConcurrentDictionary<string, int> waiting = _startsWaitingRemotely!;
+        while (waiting.TryGetValue(sessionId, out int count)
+            && !(count == 1 ? waiting.TryRemove(new KeyValuePair<string, int>(sessionId, 1)) : waiting.TryUpdate(sessionId, count - 1, count)))
+        {
+        }
 
-            if (now >= waitUntil)
-            {
-                throw new RunQueueTimeoutException(sessionId, _table.Lanes.Names[spec.Lane], TimeSpan.FromTicks(now - begun));
-            }
-
-            TimeSpan remaining = TimeSpan.FromTicks(waitUntil - now);
-            await WaitForRemoteReleaseAsync(sessionId, remaining < _remotePollInterval ? remaining : _remotePollInterval, cancellationToken).ConfigureAwait(false);
-            now = NowTicks();
-            attempt = WithQueueTimeout(options, TimeSpan.FromTicks(Math.Max(0, waitUntil - now)));
+        if (_table.Find(sessionId) is null)
+        {
+            WatchRemote(sessionId);
         }
     }
 

@@ -98,7 +98,7 @@ public sealed partial class ActiveRunRegistry
         }
     }
 
-    /// <summary>A watched session is idle cluster-wide: the listeners hear it as they hear a local run's end, unless a run or a waiting start here has it now (whose end they will hear).</summary>
+    /// <summary>A watched session is idle cluster-wide: the listeners hear it as they hear a local run's end, unless a run or a waiting start here has it now, or a start here waits to take it (whose end they will hear).</summary>
     private void RemoteSessionIdle(string sessionId)
     {
         if (!_watchedRemote!.TryRemove(sessionId, out _))
@@ -106,7 +106,7 @@ public sealed partial class ActiveRunRegistry
             return;
         }
 
-        if (_table.Find(sessionId) is null && _table.QueuedCount(sessionId) == 0)
+        if (_table.Find(sessionId) is null && _table.QueuedCount(sessionId) == 0 && !_startsWaitingRemotely!.ContainsKey(sessionId))
         {
             NotifyEndListeners(sessionId, sessionIdle: true);
         }

@@ -59,15 +59,16 @@ public sealed partial class ActiveRunRegistry
 
         if (left.Quiet)
         {
-            // A leased start withdrawn before its lease was held: it never appeared as a run, so it leaves no trace. A
-            // session another host holds is not idle: heartbeats dropped meanwhile are owed once it is, cluster-wide.
-            if (entry.WithdrawnHeldElsewhere)
+            // A leased start withdrawn before its lease was held: it never appeared as a run, so it leaves no trace. Idle
+            // here says nothing of the cluster (another host may hold the session, or the store could not say: an outage,
+            // a cancelled acquire), so heartbeats dropped meanwhile are owed once the store says the session is idle.
+            if (entry.WithdrawnHeldElsewhere || left.SessionIdle)
             {
                 WatchRemote(entry.SessionId);
             }
             else
             {
-                NotifyEndListeners(entry.SessionId, left.SessionIdle);
+                NotifyEndListeners(entry.SessionId, sessionIdle: false);
             }
 
             entry.Complete();

@@ -86,6 +86,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
             _remoteWaits = new(StringComparer.Ordinal);
             _subscriptionLock = new();
             _watchedRemote = new(StringComparer.Ordinal);
+            _startsWaitingRemotely = new(StringComparer.Ordinal);
         }
     }
 

@@ -190,4 +190,67 @@ public sealed class RemoteHeartbeatTests
 
         owed.Should().Be(1);
     }
+
+    [Fact]
+    public async Task HeartbeatOwed_StartHereFailsClosedInAnOutage_NotOwedWhileTheOtherHostStillHoldsTheSession()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        var owed = new List<HeartbeatOwedEventArgs>();
+        policy.HeartbeatOwed += (_, e) => owed.Add(e);
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        (await policy.ResolveAsync(Heartbeat)).Reason.Should().Be(QueueDecisionReasons.HeartbeatWhileRemote);
+
+        cluster.Store.BeginOutage();
+        await FluentActions.Awaiting(async () => await b.Registry.StartAsync(Session)).Should().ThrowAsync<RunLeaseUnavailableException>();
+        cluster.Store.EndOutage();
+        cluster.Time.Advance(LeaseCluster.Renew);
+
+        owed.Should().BeEmpty("idle here says nothing of the session while another host holds it");
+        remote.Dispose();
+        owed.Should().ContainSingle().Which.DroppedHeartbeats.Should().Be(1, "owed once the store says the session is idle");
+    }
+
+    [Fact]
+    public async Task HeartbeatOwed_AStartHereWaitsForTheOtherHostsRelease_OwedAfterThatStartsRunInstead()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        var owed = new List<HeartbeatOwedEventArgs>();
+        policy.HeartbeatOwed += (_, e) => owed.Add(e);
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        await policy.ResolveAsync(Heartbeat);
+        Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
+
+        remote.Dispose();
+        RunHandle mine = await waiting.Guard();
+
+        owed.Should().BeEmpty("the start waiting here took the session at its release");
+        mine.Dispose();
+        owed.Should().ContainSingle().Which.DroppedHeartbeats.Should().Be(1);
+    }
+
+    [Fact]
+    public async Task HeartbeatOwed_AStartHereGivesUpWaitingForTheOtherHost_OwedOnceTheSessionIsIdle()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        var owed = new List<HeartbeatOwedEventArgs>();
+        policy.HeartbeatOwed += (_, e) => owed.Add(e);
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        await policy.ResolveAsync(Heartbeat);
+        Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromSeconds(2) }).AsTask();
+
+        cluster.Time.Advance(TimeSpan.FromSeconds(2));
+        await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<RunQueueTimeoutException>();
+        remote.Dispose();
+
+        owed.Should().ContainSingle("the session is watched again once the start gave up").Which.DroppedHeartbeats.Should().Be(1);
+    }
 }
