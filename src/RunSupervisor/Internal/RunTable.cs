@@ -594,10 +594,17 @@ internal sealed class RunTable
     {
         Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
         bool sessionQueueEmpty = _queue.RemoveLocked(start);
-        bool sessionFree = _sessions.Find(start.SessionId, start.SessionHash) is null;
+        RunEntry? running = _sessions.Find(start.SessionId, start.SessionHash);
+        bool sessionFree = running is null;
         if (sessionFree && !sessionQueueEmpty)
         {
             _queue.SessionFreedLocked(start.SessionId);
+        }
+        else if (running is { Background: true } && !start.Spec.Background && !sessionQueueEmpty)
+        {
+            // The session's oldest foreground start leaves while a background run holds the session: the next one
+            // would preempt that run now.
+            _queue.SessionTurnedBackgroundLocked(start.SessionId);
         }
 
         start.Failure = failure;

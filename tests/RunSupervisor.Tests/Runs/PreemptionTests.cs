@@ -46,6 +46,31 @@ public sealed class PreemptionTests
     }
 
     [Fact]
+    public async Task StartAsync_OldestForegroundWaiterOnABackgroundRunGivesUp_TheNextOnePreemptsTheRun()
+    {
+        var options = new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = RegistryFixture.Grace };
+        options.Lanes["cron"] = 1;
+        using var f = new RegistryFixture(options);
+        using RunHandle cronHolder = f.Registry.Start("other", new RunStartOptions { Lane = "cron" });
+        RunHandle current = f.Registry.Start(Session);
+        using var giveUp = new CancellationTokenSource();
+        ValueTask<RunHandle> oldest = f.Registry.StartAsync(Session, new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Wait }, giveUp.Token);
+        ValueTask<RunHandle> next = f.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait });
+
+        // A background run takes the session's place; the oldest foreground start would preempt it but has no cron slot.
+        RunHandle heartbeat = f.Registry.Start(Session, new RunStartOptions { Background = true, WhenBusy = SessionBusyBehavior.Supersede });
+        (await current.Completion).Should().Be(RunEndReason.Superseded);
+        next.IsCompleted.Should().BeFalse("it waits behind the older foreground start");
+
+        await giveUp.CancelAsync();
+
+        await FluentActions.Awaiting(async () => await oldest).Should().ThrowAsync<OperationCanceledException>();
+        next.IsCompletedSuccessfully.Should().BeTrue("now the session's oldest foreground start, it preempts the background run");
+        (await next).Dispose();
+        (await heartbeat.Completion).Should().Be(RunEndReason.Superseded);
+    }
+
+    [Fact]
     public void Start_BackgroundOnAForegroundRun_FollowsWhenBusy()
     {
         using var f = new RegistryFixture();
