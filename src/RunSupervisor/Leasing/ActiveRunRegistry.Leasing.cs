@@ -30,6 +30,11 @@ public sealed partial class ActiveRunRegistry
     // Per session, how many of this host's starts wait for another host to release it: while one does, the session's
     // release is not this host's listeners' news (that start takes the session; its run's end will be).
     private readonly ConcurrentDictionary<string, int>? _startsWaitingRemotely;
+
+    // Supersedes from another host that arrived while this host's start for the session still waited for its lease's
+    // answer (its token unknown here yet): judged when the answer comes. Keyed by session; at most one start per session
+    // waits for its lease at a time.
+    private readonly ConcurrentDictionary<string, EarlySupersede>? _earlySupersedes;
     private long _nextPollTicks = long.MaxValue;
     private int _storeFailing;
     private long _lastStoreFailureTicks = long.MinValue;
@@ -315,6 +320,11 @@ public sealed partial class ActiveRunRegistry
 
         if (!confirmed)
         {
+            if (_earlySupersedes!.TryGetValue(entry.SessionId, out EarlySupersede? early) && ReferenceEquals(early.Entry, entry))
+            {
+                _earlySupersedes.TryRemove(new KeyValuePair<string, EarlySupersede>(entry.SessionId, early));
+            }
+
             // The run left (a newer local start superseded it, the registry was disposed) while its lease was taken:
             // it never began, so nothing holds the lease now and the caller learns who has the session instead.
             if (lease is not null)
@@ -343,12 +353,29 @@ public sealed partial class ActiveRunRegistry
         if (lease is not null)
         {
             _watchdog.ScheduleNoLaterThan(Math.Min(validUntil, Volatile.Read(ref _nextRenewTicks)));
+
+            // Another host superseded this very lease before its answer arrived here: the run began and was replaced.
+            // Looked at after the lease is set (under the gate), as the notification looks at the lease after recording
+            // itself, so one of the two sees the other and the removal decides which acts.
+            if (_earlySupersedes!.TryGetValue(entry.SessionId, out EarlySupersede? early) && ReferenceEquals(early.Entry, entry)
+                && _earlySupersedes.TryRemove(new KeyValuePair<string, EarlySupersede>(entry.SessionId, early)) && early.FencingToken == lease.FencingToken)
+            {
+                SupersededRemotely(entry, early.NewOwner);
+            }
         }
     }
+
+    /// <summary>A supersede from another host for a start here whose lease's answer had not arrived yet.</summary>
+    private sealed record EarlySupersede(RunEntry Entry, long FencingToken, RunLeaseInfo NewOwner);
 
     /// <summary>Takes a leased start that did not get its lease back out of the table: it never appeared as a run.</summary>
     private void Withdraw(RunEntry entry, string detail)
     {
+        if (_earlySupersedes!.TryGetValue(entry.SessionId, out EarlySupersede? early) && ReferenceEquals(early.Entry, entry))
+        {
+            _earlySupersedes.TryRemove(new KeyValuePair<string, EarlySupersede>(entry.SessionId, early));
+        }
+
         Left left = Leave(entry, EndTrigger.Withdrawn, detail, forfeitLease: false, out SettledStarts settled);
         Publish(left, settled);
     }

@@ -208,9 +208,27 @@ public sealed partial class ActiveRunRegistry
 
                 break;
             case RunLeaseNotificationKind.Superseded:
-                if (_table.Find(notification.SessionId) is { } superseded && superseded.Lease?.FencingToken == notification.FencingToken)
+                if (_table.Find(notification.SessionId) is not { } superseded)
                 {
-                    SupersededRemotely(superseded, notification.NewOwner ?? new RunLeaseInfo(notification.SessionId, "unknown", 0));
+                    break;
+                }
+
+                RunLeaseInfo newOwner = notification.NewOwner ?? new RunLeaseInfo(notification.SessionId, "unknown", 0);
+                if (superseded.Lease?.FencingToken == notification.FencingToken)
+                {
+                    SupersededRemotely(superseded, newOwner);
+                }
+                else if (superseded.Lease is null && !superseded.StartPublished)
+                {
+                    // A start here whose lease's answer has not arrived: its token is not known yet, so the supersede waits
+                    // for the answer (Confirm judges it), unless the answer was set meanwhile.
+                    var early = new EarlySupersede(superseded, notification.FencingToken, newOwner);
+                    _earlySupersedes![notification.SessionId] = early;
+                    if (superseded.Lease?.FencingToken == notification.FencingToken
+                        && _earlySupersedes.TryRemove(new KeyValuePair<string, EarlySupersede>(notification.SessionId, early)))
+                    {
+                        SupersededRemotely(superseded, newOwner);
+                    }
                 }
 
                 break;

@@ -87,6 +87,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
             _subscriptionLock = new();
             _watchedRemote = new(StringComparer.Ordinal);
             _startsWaitingRemotely = new(StringComparer.Ordinal);
+            _earlySupersedes = new(StringComparer.Ordinal);
         }
     }
 

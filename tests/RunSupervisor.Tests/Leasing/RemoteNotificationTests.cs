@@ -45,6 +45,29 @@ public sealed class RemoteNotificationTests
     }
 
     [Fact]
+    public async Task OnNotification_SupersededBeforeThisHostsLeaseAnswerArrived_TheRunEndsSupersededAsItsAnswerArrives()
+    {
+        using var cluster = new LeaseCluster();
+        var gated = new GatedLeaseStore(cluster.Store) { HoldAcquires = true };
+        LeaseCluster.Host a = cluster.AddHost("a", store: gated);
+        LeaseCluster.Host b = cluster.AddHost("b");
+
+        // The store grants a's lease; its answer is held on the way back.
+        Task<RunHandle> startA = a.Registry.StartAsync(Session).AsTask();
+        cluster.Store.LeaseCount.Should().Be(1);
+        using RunHandle runB = await b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
+
+        gated.Open();
+        RunHandle runA = await startA.Guard();
+
+        (await runA.Completion.Guard()).Should().Be(RunEndReason.Superseded, "b superseded a's lease before a heard it had it");
+        runA.IsCurrent.Should().BeFalse();
+        runB.IsCurrent.Should().BeTrue();
+        a.Ended.Should().ContainSingle().Which.Detail.Should().Be($"superseded by host 'b' (fencing token {runB.FencingToken})");
+        runA.Dispose();
+    }
+
+    [Fact]
     public async Task OnNotification_Reconnected_WakesAStartWaitingForAnotherHostAtOnce()
     {
         using var cluster = new LeaseCluster();
