@@ -44,6 +44,21 @@ internal sealed partial class StressHarness
         }
 
         long now = _registry.NowTicks();
+
+        // A lane admits its ready starts first in, first out, in the order they became ready, which the model does not
+        // track: a start that would take its session's run's place is judged only when nothing else waits in its lane.
+        var waitingInLane = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (List<Waiter> list in _waiters)
+        {
+            foreach (Waiter w in list)
+            {
+                if (w.IsWaiting)
+                {
+                    waitingInLane[w.Lane ?? string.Empty] = waitingInLane.GetValueOrDefault(w.Lane ?? string.Empty) + 1;
+                }
+            }
+        }
+
         var waitingPerLane = new Dictionary<string, int>(StringComparer.Ordinal);
         var oldestCallPerLane = new Dictionary<string, long>(StringComparer.Ordinal);
         for (int s = 0; s < Sessions.Length; s++)
@@ -57,12 +72,13 @@ internal sealed partial class StressHarness
             {
                 if (w.IsWaiting)
                 {
-                    // A start that would take its session's run's place waits only for a slot: with one free, the transition
-                    // that freed it admitted it. That is any supersede, and the session's oldest waiting foreground start
-                    // when a background run holds it (the later ones wait behind that one).
+                    // A start that would take its session's run's place waits only for a slot: with one free (or the slot of
+                    // the run it replaces), the transition that freed it admitted it. That is any supersede, and the
+                    // session's oldest waiting foreground start when a background run holds it (the later ones wait behind
+                    // that one).
                     bool replaces = w.WhenBusy == SessionBusyBehavior.Supersede || (running is { Background: true } && !w.Background && !foregroundSeen);
                     foregroundSeen |= !w.Background;
-                    if (replaces && HasRoom(active, w.Lane, replacing: running))
+                    if (replaces && waitingInLane[w.Lane ?? string.Empty] == 1 && HasRoom(active, w.Lane, replacing: running))
                     {
                         return $"start #{w.Sequence} on '{session}' ({w.WhenBusy}, {(w.Background ? "background" : "foreground")}) would take the place of {(running is null ? "no run" : $"{(running.Background ? "background" : "foreground")} run {running.RunId}")} and its lane {w.Lane ?? "default"} and the registry have room ({active.Count} active), yet it waits";
                     }
