@@ -33,12 +33,8 @@ public sealed class RemoteHeartbeatTests
     [Fact]
     public async Task ResolveAsync_RemoteRunReleased_HeartbeatOwedOnTheDroppingHost()
     {
-        using var cluster = new LeaseCluster();
-        LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b");
-        using var policy = new HeartbeatQueuePolicy(b.Registry);
-        var owed = new List<HeartbeatOwedEventArgs>();
-        policy.HeartbeatOwed += (_, e) => owed.Add(e);
+        using var hosts = new TwoHosts();
+        (LeaseCluster cluster, LeaseCluster.Host a, LeaseCluster.Host b, HeartbeatQueuePolicy policy, List<HeartbeatOwedEventArgs> owed) = hosts;
         RunHandle remote = await a.Registry.StartAsync(Session);
         await policy.ResolveAsync(Heartbeat);
         await policy.ResolveAsync(Heartbeat);
@@ -194,12 +190,8 @@ public sealed class RemoteHeartbeatTests
     [Fact]
     public async Task HeartbeatOwed_StartHereFailsClosedInAnOutage_NotOwedWhileTheOtherHostStillHoldsTheSession()
     {
-        using var cluster = new LeaseCluster();
-        LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b");
-        using var policy = new HeartbeatQueuePolicy(b.Registry);
-        var owed = new List<HeartbeatOwedEventArgs>();
-        policy.HeartbeatOwed += (_, e) => owed.Add(e);
+        using var hosts = new TwoHosts();
+        (LeaseCluster cluster, LeaseCluster.Host a, LeaseCluster.Host b, HeartbeatQueuePolicy policy, List<HeartbeatOwedEventArgs> owed) = hosts;
         RunHandle remote = await a.Registry.StartAsync(Session);
         (await policy.ResolveAsync(Heartbeat)).Reason.Should().Be(QueueDecisionReasons.HeartbeatWhileRemote);
 
@@ -216,12 +208,8 @@ public sealed class RemoteHeartbeatTests
     [Fact]
     public async Task HeartbeatOwed_AStartHereWaitsForTheOtherHostsRelease_OwedAfterThatStartsRunInstead()
     {
-        using var cluster = new LeaseCluster();
-        LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b");
-        using var policy = new HeartbeatQueuePolicy(b.Registry);
-        var owed = new List<HeartbeatOwedEventArgs>();
-        policy.HeartbeatOwed += (_, e) => owed.Add(e);
+        using var hosts = new TwoHosts();
+        (LeaseCluster cluster, LeaseCluster.Host a, LeaseCluster.Host b, HeartbeatQueuePolicy policy, List<HeartbeatOwedEventArgs> owed) = hosts;
         RunHandle remote = await a.Registry.StartAsync(Session);
         await policy.ResolveAsync(Heartbeat);
         Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
@@ -237,12 +225,8 @@ public sealed class RemoteHeartbeatTests
     [Fact]
     public async Task HeartbeatOwed_AStartHereGivesUpWaitingForTheOtherHost_OwedOnceTheSessionIsIdle()
     {
-        using var cluster = new LeaseCluster();
-        LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b");
-        using var policy = new HeartbeatQueuePolicy(b.Registry);
-        var owed = new List<HeartbeatOwedEventArgs>();
-        policy.HeartbeatOwed += (_, e) => owed.Add(e);
+        using var hosts = new TwoHosts();
+        (LeaseCluster cluster, LeaseCluster.Host a, LeaseCluster.Host b, HeartbeatQueuePolicy policy, List<HeartbeatOwedEventArgs> owed) = hosts;
         RunHandle remote = await a.Registry.StartAsync(Session);
         await policy.ResolveAsync(Heartbeat);
         Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromSeconds(2) }).AsTask();
@@ -252,5 +236,32 @@ public sealed class RemoteHeartbeatTests
         remote.Dispose();
 
         owed.Should().ContainSingle("the session is watched again once the start gave up").Which.DroppedHeartbeats.Should().Be(1);
+    }
+
+    /// <summary>Hosts a and b on one store, and b's heartbeat policy with the heartbeats it was owed.</summary>
+    private sealed class TwoHosts : IDisposable
+    {
+        private readonly LeaseCluster _cluster = new();
+        private readonly LeaseCluster.Host _a;
+        private readonly LeaseCluster.Host _b;
+        private readonly HeartbeatQueuePolicy _policy;
+        private readonly List<HeartbeatOwedEventArgs> _owed = [];
+
+        public TwoHosts()
+        {
+            _a = _cluster.AddHost("a");
+            _b = _cluster.AddHost("b");
+            _policy = new HeartbeatQueuePolicy(_b.Registry);
+            _policy.HeartbeatOwed += (_, e) => _owed.Add(e);
+        }
+
+        public void Deconstruct(out LeaseCluster cluster, out LeaseCluster.Host a, out LeaseCluster.Host b, out HeartbeatQueuePolicy policy, out List<HeartbeatOwedEventArgs> owed)
+            => (cluster, a, b, policy, owed) = (_cluster, _a, _b, _policy, _owed);
+
+        public void Dispose()
+        {
+            _policy.Dispose();
+            _cluster.Dispose();
+        }
     }
 }
