@@ -26,12 +26,14 @@ public sealed partial class ActiveRunRegistry
     /// <summary>The renew half of <see cref="LeaseTick(long)"/>.</summary>
     private long RenewTick(long now)
     {
-        if (Volatile.Read(ref _nextRenewTicks) == long.MaxValue)
+        long due = Volatile.Read(ref _nextRenewTicks);
+        if (due == long.MaxValue)
         {
             return long.MaxValue;
         }
 
-        bool renewDue = now >= Volatile.Read(ref _nextRenewTicks);
+        long confirmedBefore = Volatile.Read(ref _leasesConfirmed);
+        bool renewDue = now >= due;
         List<RunEntry>? expired = null;
         List<RunEntry>? renew = null;
         long nextValidityEnd = long.MaxValue;
@@ -73,9 +75,16 @@ public sealed partial class ActiveRunRegistry
         {
             if (renew is null && expired is null && nextValidityEnd == long.MaxValue)
             {
-                // No leased run left: renewing stops until the next lease is taken.
+                // No leased run left: renewing stops until the next lease is taken. A lease confirmed while this tick
+                // looked found renewing armed and left it so: then renewing goes on.
                 Interlocked.Exchange(ref _nextRenewTicks, long.MaxValue);
-                return long.MaxValue;
+                if (Interlocked.Read(ref _leasesConfirmed) == confirmedBefore)
+                {
+                    return long.MaxValue;
+                }
+
+                Interlocked.CompareExchange(ref _nextRenewTicks, now + _renewInterval.Ticks, long.MaxValue);
+                return Volatile.Read(ref _nextRenewTicks);
             }
 
             Volatile.Write(ref _nextRenewTicks, now + _renewInterval.Ticks);

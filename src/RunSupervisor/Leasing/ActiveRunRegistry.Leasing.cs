@@ -44,6 +44,10 @@ public sealed partial class ActiveRunRegistry
     private Task? _subscription;
     private IAsyncDisposable? _subscriptionHandle;
     private long _nextRenewTicks = long.MaxValue;
+
+    // Counts confirmed leases: a renew tick that found no leased run, and so stops renewing, looks at it afterwards to
+    // learn whether a lease was confirmed while it looked (and found renewing still armed, so left it).
+    private long _leasesConfirmed;
     private int _renewInFlight;
 
     /// <summary>Gets a value indicating whether the registry admits runs through a lease store.</summary>
@@ -345,6 +349,9 @@ public sealed partial class ActiveRunRegistry
                 _logger.LeaseAcquired(entry.SessionId, entry.RunId, _hostId, lease.FencingToken);
             }
 
+            // Counted before renewing is armed: a tick that stops renewing after this count cannot miss this lease (it
+            // looks at the count after it stops), and one that stopped before it is seen here (renewing is disarmed).
+            Interlocked.Increment(ref _leasesConfirmed);
             long firstRenew = NowTicks() + _renewInterval.Ticks;
             Interlocked.CompareExchange(ref _nextRenewTicks, firstRenew, long.MaxValue);
         }
