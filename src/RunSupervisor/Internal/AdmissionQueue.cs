@@ -121,7 +121,8 @@ internal sealed class AdmissionQueue
     public bool IsOldestLocked(PendingStart start)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
-        return ReferenceEquals(start.SessionLinks.List?.First, start);
+        Debug.Assert(start.IsQueued, "Only a waiting start has a place in its session's queue.");
+        return ReferenceEquals(start.SessionLinks.List!.First, start);
     }
 
     /// <summary>A ready start found its session taken by a start that did not wait: it waits for the session again.</summary>

@@ -199,16 +199,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <see cref="StartAsync(string, RunStartOptions?, CancellationToken)"/> for a supervised stream, whose enumerator
     /// hears the run's end directly from the registry rather than through <see cref="RunHandle.Completion"/>.
     /// </summary>
+    /// <remarks>The stream has checked its tokens already: one cancelled since then cancels the start if it must wait, or else aborts the run as soon as the stream registers on it.</remarks>
     internal ValueTask<RunHandle> StartObservedAsync(string sessionId, RunStartOptions? options, IRunEndObserver observer, CancellationToken cancellationToken)
-    {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            SessionIds.Validate(sessionId);
-            return ValueTask.FromCanceled<RunHandle>(cancellationToken);
-        }
-
-        return StartAsyncCore(sessionId, options, observer, cancellationToken);
-    }
+        => StartAsyncCore(sessionId, options, observer, cancellationToken);
 
     /// <summary>Starts a run if the session is idle (or <see cref="RunStartOptions.WhenBusy"/> is <see cref="SessionBusyBehavior.Supersede"/>).</summary>
     /// <param name="sessionId">The session; 1 to <see cref="MaxSessionIdLength"/> characters, not only white space.</param>

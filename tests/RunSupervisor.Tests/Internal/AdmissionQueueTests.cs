@@ -242,6 +242,10 @@ public sealed class AdmissionQueueTests : IDisposable
             _queue.SessionTurnedBackgroundLocked("s");
             _queue.ReadyCount.Should().Be(1, "a start already ready is not made ready twice");
             _queue.SessionTurnedBackgroundLocked("nobody-waits");
+            PendingStart onlyBackground = Enqueue("background-only", enqueuedAt: 4, background: true);
+            _queue.SessionTurnedBackgroundLocked("background-only");
+            onlyBackground.IsReady.Should().BeFalse("no foreground start waits there");
+            _queue.ReadyCount.Should().Be(1);
         }
     }
 
