@@ -324,11 +324,7 @@ public sealed partial class ActiveRunRegistry
 
         if (!confirmed)
         {
-            if (_earlySupersedes!.TryGetValue(entry.SessionId, out EarlySupersede? early) && ReferenceEquals(early.Entry, entry))
-            {
-                _earlySupersedes.TryRemove(new KeyValuePair<string, EarlySupersede>(entry.SessionId, early));
-            }
-
+            _ = TakeEarlySupersede(entry);
             // The run left (a newer local start superseded it, the registry was disposed) while its lease was taken:
             // it never began, so nothing holds the lease now and the caller learns who has the session instead.
             if (lease is not null)
@@ -364,13 +360,19 @@ public sealed partial class ActiveRunRegistry
             // Another host superseded this very lease before its answer arrived here: the run began and was replaced.
             // Looked at after the lease is set (under the gate), as the notification looks at the lease after recording
             // itself, so one of the two sees the other and the removal decides which acts.
-            if (_earlySupersedes!.TryGetValue(entry.SessionId, out EarlySupersede? early) && ReferenceEquals(early.Entry, entry)
-                && _earlySupersedes.TryRemove(new KeyValuePair<string, EarlySupersede>(entry.SessionId, early)) && early.FencingToken == lease.FencingToken)
+            if (TakeEarlySupersede(entry) is { } early && early.FencingToken == lease.FencingToken)
             {
                 SupersededRemotely(entry, early.NewOwner);
             }
         }
     }
+
+    /// <summary>Takes the supersede recorded for <paramref name="entry"/> before its lease's answer came, if any; at most one caller gets it.</summary>
+    private EarlySupersede? TakeEarlySupersede(RunEntry entry)
+        => _earlySupersedes!.TryGetValue(entry.SessionId, out EarlySupersede? early) && ReferenceEquals(early.Entry, entry)
+            && _earlySupersedes.TryRemove(new KeyValuePair<string, EarlySupersede>(entry.SessionId, early))
+            ? early
+            : null;
 
     /// <summary>A supersede from another host for a start here whose lease's answer had not arrived yet.</summary>
     private sealed record EarlySupersede(RunEntry Entry, long FencingToken, RunLeaseInfo NewOwner);
@@ -378,10 +380,7 @@ public sealed partial class ActiveRunRegistry
     /// <summary>Takes a leased start that did not get its lease back out of the table: it never appeared as a run.</summary>
     private void Withdraw(RunEntry entry, string detail)
     {
-        if (_earlySupersedes!.TryGetValue(entry.SessionId, out EarlySupersede? early) && ReferenceEquals(early.Entry, entry))
-        {
-            _earlySupersedes.TryRemove(new KeyValuePair<string, EarlySupersede>(entry.SessionId, early));
-        }
+        _ = TakeEarlySupersede(entry);
 
         Left left = Leave(entry, EndTrigger.Withdrawn, detail, forfeitLease: false, out SettledStarts settled);
         Publish(left, settled);
