@@ -239,7 +239,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         {
             // Between updates the run was aborted or ended, or the caller cancelled: nothing more is delivered.
             StopFromIdle(run);
-            return AwaitEnd(run);
+            return AwaitEnd();
         }
 
         // The consumer asking for more is the provider's turn: its idle clock restarts now and runs only while the
@@ -254,10 +254,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
 
         // A run that ended after ShouldStop looked, but before the wait above was published, found no wait to answer:
         // answered here (the move still runs, and its step stops the inner stream).
-        if (Volatile.Read(ref _ended) != 0)
-        {
-            AnswerAtEnd();
-        }
+        AnswerIfEnded();
 
         return new ValueTask<bool>(this, _answer.Version);
     }
@@ -266,15 +263,12 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
     /// The stream is over. The run ends once the inner stream has settled, or at the latest when the watchdog evicts
     /// it, one grace period after its abort: the consumer never waits longer.
     /// </summary>
-    private ValueTask<bool> AwaitEnd(RunHandle run)
+    private ValueTask<bool> AwaitEnd()
     {
         Finish();
         _answer.Reset();
         Interlocked.Exchange(ref _waiting, AwaitingEnd);
-        if (Volatile.Read(ref _ended) != 0)
-        {
-            AnswerAtEnd();
-        }
+        AnswerIfEnded();
 
         return new ValueTask<bool>(this, _answer.Version);
     }
@@ -383,10 +377,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         if (Interlocked.CompareExchange(ref _waiting, AwaitingEnd, AwaitingMove) == AwaitingMove)
         {
             Finish();
-            if (Volatile.Read(ref _ended) != 0)
-            {
-                AnswerAtEnd();
-            }
+            AnswerIfEnded();
         }
     }
 
@@ -402,6 +393,18 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         if (!ReferenceEquals(t_settling, this) && Volatile.Read(ref _waiting) != NotWaiting)
         {
             ThreadPool.UnsafeQueueUserWorkItem(AnswerAtEndCallback, this, preferLocal: false);
+        }
+    }
+
+    /// <summary>
+    /// The waiting side of the end's protocol: called after the consumer's wait is published (with a full fence), answers
+    /// it if the run has ended, because the end may have looked for a wait before this one was published.
+    /// </summary>
+    private void AnswerIfEnded()
+    {
+        if (Volatile.Read(ref _ended) != 0)
+        {
+            AnswerAtEnd();
         }
     }
 
@@ -661,9 +664,9 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         }
 
         _innerStop!.Dispose();
-        if (answerHere && Volatile.Read(ref _ended) != 0)
+        if (answerHere)
         {
-            AnswerAtEnd();
+            AnswerIfEnded();
         }
     }
 
