@@ -180,7 +180,7 @@ public abstract class RegistryAcrossHostsContractTests : RunLeaseStoreContractTe
 
         await Harness.TakeDownAsync();
 
-        running.IsCurrent.Should().BeTrue("a renew that fails costs nothing until the run's local validity ends");
+        running.IsCurrent.Should().BeTrue("a renew that fails costs nothing until the run's local validity ends ({0}, {1} after the store went down)", a.DescribeEnd(running), down.Elapsed);
         var timer = Stopwatch.StartNew();
         RunLeaseUnavailableException unavailable = (await FluentActions.Awaiting(() => b.Registry.StartAsync(other).AsTask().WaitAsync(Bound))
             .Should().ThrowAsync<RunLeaseUnavailableException>()).Which;

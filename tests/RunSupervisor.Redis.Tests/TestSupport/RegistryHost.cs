@@ -82,6 +82,15 @@ public sealed class RegistryHost : IAsyncDisposable
         }
     }
 
+    /// <summary>Says how <paramref name="run"/> ended (reason and detail), or that it has not, for a failing assertion's message.</summary>
+    public string DescribeEnd(RunHandle run)
+    {
+        lock (_lock)
+        {
+            return _ended.FirstOrDefault(e => e.RunId == run.RunId) is { } ended ? $"it ended {ended.Reason}: {ended.Detail}" : "it has not ended";
+        }
+    }
+
     public IReadOnlyList<FakeLogRecord> LogsWithEvent(string eventName) => [.. Logs.GetSnapshot().Where(r => r.Id.Name == eventName)];
 
     public async ValueTask DisposeAsync()
