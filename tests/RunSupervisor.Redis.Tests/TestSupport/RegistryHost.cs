@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using RunSupervisor.Leasing;
@@ -27,11 +28,13 @@ public sealed class RegistryHost : IAsyncDisposable
 
     private readonly ILoggerFactory _loggerFactory;
     private readonly Lock _lock = new();
-    private readonly List<RunEndedEventArgs> _ended = [];
+    private readonly List<(RunEndedEventArgs Ended, long At)> _ended = [];
+    private readonly ConfirmationClockStore _store;
 
     private RegistryHost(string hostId, IRunLeaseStore store, StoreUnavailableBehavior onStoreUnavailable)
     {
         HostId = hostId;
+        _store = new ConfirmationClockStore(store);
 
         // The default run timeout (10 minutes) never fires here: only the test or the lease ends a run.
         var options = new RunSupervisorOptions();
@@ -44,12 +47,12 @@ public sealed class RegistryHost : IAsyncDisposable
         lease.RemoteIdlePollInterval = RemoteIdlePollInterval;
         lease.OnStoreUnavailable = onStoreUnavailable;
         _loggerFactory = LoggerFactory.Create(b => b.AddProvider(new FakeLoggerProvider(Logs)).SetMinimumLevel(LogLevel.Debug));
-        Registry = new ActiveRunRegistry(options, TimeProvider.System, _loggerFactory, store);
+        Registry = new ActiveRunRegistry(options, TimeProvider.System, _loggerFactory, _store);
         Registry.RunEnded += (_, e) =>
         {
             lock (_lock)
             {
-                _ended.Add(e);
+                _ended.Add((e, Stopwatch.GetTimestamp()));
             }
         };
     }
@@ -78,7 +81,19 @@ public sealed class RegistryHost : IAsyncDisposable
         await run.Completion.WaitAsync(within);
         lock (_lock)
         {
-            return _ended.Single(e => e.RunId == run.RunId);
+            return _ended.Single(e => e.Ended.RunId == run.RunId).Ended;
+        }
+    }
+
+    /// <summary>
+    /// Gets how long after the send of this host's last answered acquire or renew <paramref name="run"/> was seen to end:
+    /// a leased run whose renewals fail ends once <see cref="Validity"/> has passed since then, and not before.
+    /// </summary>
+    public TimeSpan EndedAfterLastConfirmedSend(RunHandle run)
+    {
+        lock (_lock)
+        {
+            return Stopwatch.GetElapsedTime(_store.LastConfirmedSend, _ended.Single(e => e.Ended.RunId == run.RunId).At);
         }
     }
 
@@ -87,7 +102,7 @@ public sealed class RegistryHost : IAsyncDisposable
     {
         lock (_lock)
         {
-            return _ended.FirstOrDefault(e => e.RunId == run.RunId) is { } ended ? $"it ended {ended.Reason}: {ended.Detail}" : "it has not ended";
+            return _ended.FirstOrDefault(e => e.Ended.RunId == run.RunId).Ended is { } ended ? $"it ended {ended.Reason}: {ended.Detail}" : "it has not ended";
         }
     }
 
