@@ -8,12 +8,17 @@ namespace RunSupervisor;
 /// slot (the head of a free session's queue, or a start that would take the place of its session's run), one per lane. Written only under the run table's gate; <see cref="CountFor(string)"/> reads
 /// lock-free. Queue timeouts sit in a heap with lazy removal: a start that leaves early is skipped when its instant
 /// comes up, or dropped when the heap is rebuilt once such starts outnumber the waiting ones, so leaving costs O(1)
-/// amortized and the heap never holds more than about twice the waiting starts.
+/// amortized and the heap never holds more than about twice the waiting starts. A session's queue stays in the map once
+/// it empties, so a session whose starts queue again and again (a busy session's hand-offs) allocates no queue for
+/// each; empty queues are swept out once they outnumber the others (and a small floor), at amortized constant cost.
 /// </summary>
 internal sealed class AdmissionQueue
 {
     // Below this many stale timeout entries the heap is not worth rebuilding.
     private const int MinStaleBeforeCompaction = 32;
+
+    // Below this many empty session queues they are not worth sweeping out.
+    private const int MinEmptyBeforeSweep = 64;
 
     private readonly Lock _gate;
     private readonly ConcurrentDictionary<string, WaitList> _sessions = new(StringComparer.Ordinal);
@@ -21,6 +26,8 @@ internal sealed class AdmissionQueue
     private readonly PriorityQueue<PendingStart, long> _timeouts = new();
     private long _readySequence;
     private long _enqueueSequence;
+    private int _emptySessionQueues;
+    private int _waitingSessions;
 
     public AdmissionQueue(Lock gate, int laneCount)
     {
@@ -44,7 +51,7 @@ internal sealed class AdmissionQueue
     public bool HasWaitersLocked(string sessionId)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
-        return Count > 0 && _sessions.ContainsKey(sessionId);
+        return Count > 0 && _sessions.TryGetValue(sessionId, out WaitList? queue) && queue.Count > 0;
     }
 
     /// <summary>Gets the oldest waiting start of <paramref name="sessionId"/>; under the gate.</summary>
@@ -69,7 +76,18 @@ internal sealed class AdmissionQueue
     public void EnqueueLocked(PendingStart start, bool sessionFree, bool readyAnyway)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
-        WaitList queue = _sessions.GetOrAdd(start.SessionId, static _ => new WaitList(lane: false));
+        if (!_sessions.TryGetValue(start.SessionId, out WaitList? queue))
+        {
+            queue = new WaitList(lane: false);
+            _sessions[start.SessionId] = queue;
+            _waitingSessions++;
+        }
+        else if (queue.Count == 0)
+        {
+            _emptySessionQueues--;
+            _waitingSessions++;
+        }
+
         queue.AddLast(start);
         start.EnqueueSequence = ++_enqueueSequence;
         Count++;
@@ -111,9 +129,9 @@ internal sealed class AdmissionQueue
     public void SessionFreedLocked(string sessionId)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
-        if (Count > 0 && _sessions.TryGetValue(sessionId, out WaitList? queue) && !queue.First!.IsReady)
+        if (Count > 0 && _sessions.TryGetValue(sessionId, out WaitList? queue) && queue.First is { IsReady: false } oldest)
         {
-            MakeReadyLocked(queue.First);
+            MakeReadyLocked(oldest);
         }
     }
 
@@ -150,7 +168,9 @@ internal sealed class AdmissionQueue
         CompactTimeoutsIfStaleLocked();
         if (queue.Count == 0)
         {
-            _sessions.TryRemove(start.SessionId, out _);
+            _waitingSessions--;
+            _emptySessionQueues++;
+            SweepEmptySessionQueuesIfManyLocked();
             return true;
         }
 
@@ -216,6 +236,33 @@ internal sealed class AdmissionQueue
 
     /// <summary>Gets how many entries the timeout heap holds, waiting starts and stale ones together; for tests.</summary>
     internal int TimeoutHeapCount => _timeouts.Count;
+
+    /// <summary>Gets how many session queues the map holds, empty ones included; for tests.</summary>
+    internal int SessionQueueCount => _sessions.Count;
+
+    /// <summary>
+    /// Drops the empty session queues once they outnumber the sessions with waiting starts (and a small floor): each
+    /// was kept for its session's next start, and a sweep visits every queue, so sweeping only then costs amortized
+    /// constant time per start that emptied a queue and keeps the map within about twice the waiting sessions.
+    /// </summary>
+    private void SweepEmptySessionQueuesIfManyLocked()
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        if (_emptySessionQueues <= Math.Max(_waitingSessions, MinEmptyBeforeSweep))
+        {
+            return;
+        }
+
+        foreach (KeyValuePair<string, WaitList> session in _sessions)
+        {
+            if (session.Value.Count == 0)
+            {
+                _sessions.TryRemove(session);
+            }
+        }
+
+        _emptySessionQueues = 0;
+    }
 
     /// <summary>
     /// Rebuilds the timeout heap without the starts that already left the queue once they outnumber the waiting ones.

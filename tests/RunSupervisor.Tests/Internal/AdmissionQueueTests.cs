@@ -249,6 +249,69 @@ public sealed class AdmissionQueueTests : IDisposable
         }
     }
 
+    [Fact]
+    public void EnqueueLocked_SessionQueuesAgainAfterItsQueueEmptied_ReusesTheQueueAndStaysIdleMeanwhile()
+    {
+        using (_gate.EnterScope())
+        {
+            PendingStart first = Enqueue("s", enqueuedAt: 0);
+            _queue.RemoveLocked(first);
+
+            _queue.SessionQueueCount.Should().Be(1, "the emptied queue is kept for the session's next start");
+            _queue.HasWaitersLocked("s").Should().BeFalse("a kept queue is empty: nobody waits");
+            ((object?)_queue.OldestLocked("s")).Should().BeNull();
+            _queue.SessionFreedLocked("s");
+            _queue.ReadyCount.Should().Be(0, "an empty queue has no start to make ready");
+            _queue.SnapshotLocked().Should().BeEmpty();
+
+            PendingStart second = Enqueue("s", enqueuedAt: 1, sessionFree: true);
+            _queue.SessionQueueCount.Should().Be(1);
+            _queue.CountFor("s").Should().Be(1);
+            _queue.IsOldestLocked(second).Should().BeTrue();
+            second.IsReady.Should().BeTrue("it heads a free session's queue, which was empty");
+        }
+    }
+
+    [Fact]
+    public void RemoveLocked_ManySessionsQueueAndLeave_EmptyQueuesAreSweptOnceTheyOutnumberTheWaitingOnes()
+    {
+        using (_gate.EnterScope())
+        {
+            PendingStart waiting = Enqueue("long-waiter", enqueuedAt: 0);
+            for (int i = 1; i <= 10_000; i++)
+            {
+                // A different session each time: a queue kept for a session that never queues again must not pile up.
+                _queue.RemoveLocked(Enqueue("s" + i, enqueuedAt: i));
+                _queue.SessionQueueCount.Should().BeLessThanOrEqualTo(1 + 64, "empty queues are swept once they outnumber the waiting sessions and the floor of 64");
+            }
+
+            _queue.CountFor("long-waiter").Should().Be(1, "a sweep never takes a queue with a waiting start");
+            ((object?)_queue.OldestLocked("long-waiter")).Should().BeSameAs(waiting);
+        }
+    }
+
+    [Fact]
+    public void RemoveLocked_EmptyQueuesNoMoreThanTheWaitingSessions_KeepsThem()
+    {
+        using (_gate.EnterScope())
+        {
+            // 100 sessions wait; 100 others queue and leave: their empty queues do not outnumber the waiting ones.
+            for (int i = 0; i < 100; i++)
+            {
+                Enqueue("waiting" + i, enqueuedAt: i);
+            }
+
+            for (int i = 0; i < 100; i++)
+            {
+                _queue.RemoveLocked(Enqueue("left" + i, enqueuedAt: 100 + i));
+            }
+
+            _queue.SessionQueueCount.Should().Be(200);
+            _queue.RemoveLocked(Enqueue("one-more", enqueuedAt: 200));
+            _queue.SessionQueueCount.Should().Be(100, "101 empty queues outnumber the 100 waiting sessions: all are swept");
+        }
+    }
+
     private PendingStart Enqueue(string sessionId, long enqueuedAt, bool sessionFree = false, bool readyAnyway = false, bool background = false)
     {
         PendingStart start = Pending(_registry, sessionId, Spec(queueTimeoutTicks: QueueTimeoutTicks, whenBusy: SessionBusyBehavior.Wait, background: background), enqueuedTicks: enqueuedAt);
