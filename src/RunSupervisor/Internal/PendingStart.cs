@@ -17,7 +17,6 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
         Spec = spec;
         Observer = observer;
         EnqueuedTicks = enqueuedTicks;
-        TimeoutAtTicks = enqueuedTicks + spec.QueueTimeoutTicks;
         CancellationToken = cancellationToken;
     }
 
@@ -36,7 +35,8 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
     /// <summary>Gets or sets the start's place in the order of all starts ever queued; set under the gate as it is queued.</summary>
     public long EnqueueSequence { get; set; }
 
-    public long TimeoutAtTicks { get; }
+    /// <summary>Gets the instant the start gives up waiting: computed, not stored, since every waiting start carries it.</summary>
+    public long TimeoutAtTicks => EnqueuedTicks + Spec.QueueTimeoutTicks;
 
     public CancellationToken CancellationToken { get; }
 

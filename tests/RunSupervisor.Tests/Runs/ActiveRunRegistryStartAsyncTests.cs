@@ -124,6 +124,35 @@ public sealed class ActiveRunRegistryStartAsyncTests
         AllocatedPerRun(() => registry.Start(Session).Dispose()).Should().BeLessThanOrEqualTo(216);
     }
 
+    [Fact]
+    public void StartAsync_BusySessionHandsOffToItsWaiterAgainAndAgain_AllocatesAtMost505BytesPerHandOff()
+    {
+        // The waiting start (its queue links included), its task, and the run it becomes with its ticket: the session's
+        // queue and its map entry are made for its first waiter and kept, not made again for each hand-off.
+        using var registry = new ActiveRunRegistry();
+        var wait = new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait };
+        RunHandle current = registry.Start(Session);
+        for (int i = 0; i < 100; i++)
+        {
+            current = HandOff(registry, current, wait);
+        }
+
+        AllocatedPerRun(() => current = HandOff(registry, current, wait)).Should().BeLessThanOrEqualTo(505);
+        current.Dispose();
+    }
+
+    private static RunHandle HandOff(ActiveRunRegistry registry, RunHandle current, RunStartOptions wait)
+    {
+        ValueTask<RunHandle> waiter = registry.StartAsync(Session, wait);
+        current.Dispose();
+        if (!waiter.IsCompletedSuccessfully)
+        {
+            throw new InvalidOperationException("The release admits the waiter before it returns.");
+        }
+
+        return waiter.GetAwaiter().GetResult();
+    }
+
     /// <summary>Consumes the start as a synchronous caller would; it has completed, so nothing blocks.</summary>
     private static void StartAsyncAndRelease(ActiveRunRegistry registry)
     {
