@@ -48,7 +48,7 @@ public sealed partial class ActiveRunRegistry
     /// activity, <see cref="RunEnded"/>, internal listeners (so <c>HeartbeatOwed</c> follows <c>RunEnded</c>), the end
     /// observer, then <see cref="RunHandle.Completion"/>.
     /// </summary>
-    private void Publish(Left left)
+    private void Publish(Left left, bool morePublishing = false)
     {
         Debug.Assert(left.HasLeft, "Only a run that left is published.");
         RunEntry entry = left.Entry;
@@ -113,7 +113,7 @@ public sealed partial class ActiveRunRegistry
         }
 
         NotifyEndListeners(entry.SessionId, left.SessionIdle);
-        entry.EndObserver?.OnRunEnded(entry);
+        entry.EndObserver?.OnRunEnded(entry, morePublishing);
         entry.Complete();
     }
 
@@ -131,7 +131,7 @@ public sealed partial class ActiveRunRegistry
     {
         if (left.HasLeft)
         {
-            Publish(left);
+            Publish(left, morePublishing: !settled.IsEmpty);
         }
 
         PublishSettled(settled);

@@ -15,7 +15,9 @@ namespace RunSupervisor;
 /// attached (it had already completed), on the invoking thread: that thread then completes the caller's task itself
 /// once the invocation has returned, instead of paying a second pool hop. Only the attaching counts: a run that ends
 /// while the provider still runs (a provider aborting its own run with no grace period, say) is answered the queued
-/// way, so a provider that then blocks its thread never holds the caller.</para>
+/// way, so a provider that then blocks its thread never holds the caller. It is queued too when the run's leaving
+/// admitted waiting starts (the invoking thread publishes them, and runs their replaced runs' handlers, before it is
+/// free), and when the caller suppressed flow (the provider may have left its ambient state on the thread).</para>
 /// <para>The caller's task comes from an <see cref="AsyncTaskMethodBuilder{TResult}"/>, as an <c>async</c> method's
 /// would: an <see cref="OperationCanceledException"/> makes it cancelled with that very exception, and the provider's
 /// own exceptions surface unchanged.</para>
@@ -95,9 +97,8 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
         if (_executionContext is null)
         {
             // The caller suppressed flow: the provider runs in the pool thread's own (default) context, which the pool
-            // restores after every work item; the run's context is taken off before the caller's continuation may run here.
+            // restores after every work item, the run's context with it.
             Invoke();
-            RunContext.SetCurrent(null);
         }
         else
         {
@@ -106,21 +107,33 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
 
         if (_invoked == EndedWhileAttaching)
         {
+            if (_executionContext is null)
+            {
+                // The provider ran in this thread's own context and may have left its ambient state on it (an AsyncLocal,
+                // a SynchronizationContext) for the caller's continuation to run under: the pool resets both between
+                // work items, so the caller's task is completed from a work item of its own.
+                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
+                return;
+            }
+
+            // ExecutionContext.Run has put the caller's context and synchronization context back on this thread.
             Complete();
         }
     }
 
-    void IRunEndObserver.OnRunEnded(RunEntry entry)
+    void IRunEndObserver.OnRunEnded(RunEntry entry, bool morePublishing)
     {
         // The run may end (superseded, disposed) before Begin has bound it.
         _entry = entry;
 
         // Unregister, not Dispose: the end may be published from inside the caller's own cancellation callback.
         _callerRegistration.Unregister();
-        if (ReferenceEquals(t_attaching, this))
+        if (!morePublishing && ReferenceEquals(t_attaching, this))
         {
-            // Ended by attaching a completed provider task, on the invoking pool thread: Execute completes the caller's
-            // task once the invocation has returned.
+            // Ended by attaching a completed provider task, on the invoking pool thread, with nothing else to publish:
+            // Execute completes the caller's task once the invocation has returned. When the run's leaving admitted
+            // waiting starts, this thread publishes them (and the ends of the runs they replaced, with their handlers)
+            // first, so the caller's task is completed from a work item of its own instead of waiting for that.
             _invoked = EndedWhileAttaching;
             return;
         }

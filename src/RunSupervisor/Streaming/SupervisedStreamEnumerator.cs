@@ -387,7 +387,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
     /// continuation never runs on that thread. An end published while this enumerator's own step settles the run is
     /// answered by that step, once the settling returns.
     /// </summary>
-    void IRunEndObserver.OnRunEnded(RunEntry entry)
+    void IRunEndObserver.OnRunEnded(RunEntry entry, bool morePublishing)
     {
         Interlocked.Exchange(ref _ended, 1);
         if (!ReferenceEquals(t_settling, this) && Volatile.Read(ref _waiting) != NotWaiting)
