@@ -129,8 +129,7 @@ internal sealed class RunTable
             return new EnterResult(EnterOutcome.Entered, current: null, superseded: default, limit: 0);
         }
 
-        bool preempt = current.Background && !entry.Background;
-        if (!preempt && whenBusy != SessionBusyBehavior.Supersede)
+        if (!Replaces(whenBusy, entry.Background, current))
         {
             return Refuse(EnterOutcome.Busy, current, limit: 0);
         }
@@ -176,7 +175,7 @@ internal sealed class RunTable
         }
 
         RunEntry? current = _sessions.Find(start.SessionId, start.SessionHash);
-        bool readyAnyway = start.Spec.WhenBusy == SessionBusyBehavior.Supersede || (current is not null && Replaces(start.Spec, current));
+        bool readyAnyway = current is null ? start.Spec.WhenBusy == SessionBusyBehavior.Supersede : Replaces(start.Spec, current);
         _queue.EnqueueLocked(start, sessionFree: current is null, readyAnyway);
         AdmitWaitingLocked(nowTicks);
         return null;
@@ -562,9 +561,15 @@ internal sealed class RunTable
         return _sessions.Find(head.SessionId, head.SessionHash) is { } running && Replaces(head.Spec, running) && (!laneFull || running.Lane == lane);
     }
 
-    /// <summary>Whether a start with <paramref name="spec"/> takes the place of <paramref name="current"/>: it supersedes, or it is a foreground start and the run a background one.</summary>
-    private static bool Replaces(in StartSpec spec, RunEntry current)
-        => spec.WhenBusy == SessionBusyBehavior.Supersede || (current.Background && !spec.Background);
+    /// <summary>
+    /// Whether a start takes the place of <paramref name="current"/>: a foreground start replaces a background run
+    /// whatever its <paramref name="whenBusy"/>, and a supersede replaces any run but a background start's a foreground
+    /// one, since background work yields to a user's turn and never ends it.
+    /// </summary>
+    internal static bool Replaces(SessionBusyBehavior whenBusy, bool background, RunEntry current)
+        => current.Background ? whenBusy == SessionBusyBehavior.Supersede || !background : whenBusy == SessionBusyBehavior.Supersede && !background;
+
+    private static bool Replaces(in StartSpec spec, RunEntry current) => Replaces(spec.WhenBusy, spec.Background, current);
 
     /// <summary>
     /// Puts <paramref name="entry"/> in the place of its session's run, which leaves superseded (preempted when a

@@ -195,7 +195,9 @@ public sealed partial class ActiveRunRegistry
                 RunLeaseAcquireResult result;
                 try
                 {
-                    result = await AcquireAsync(entry, spec.WhenBusy == SessionBusyBehavior.Supersede, cancellationToken).ConfigureAwait(false);
+                    // A background start never supersedes another host's run: the store does not say whether that run is
+                    // a background one, and background work must never end a user's turn.
+                    result = await AcquireAsync(entry, spec.WhenBusy == SessionBusyBehavior.Supersede && !spec.Background, cancellationToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
                 {

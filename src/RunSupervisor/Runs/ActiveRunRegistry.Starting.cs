@@ -24,7 +24,7 @@ public sealed partial class ActiveRunRegistry
         // A busy session is refused without allocating; the answer is confirmed under the lock.
         int sessionHash = SessionTable.Hash(sessionId);
         RunEntry? current = null;
-        bool busy = whenBusy != SessionBusyBehavior.Supersede && IsBusyFor(sessionId, sessionHash, spec, out current);
+        bool busy = IsBusyFor(sessionId, sessionHash, whenBusy, spec.Background, out current);
         if (busy && whenBusy == SessionBusyBehavior.Reject)
         {
             refusal = new StartRefusal(new EnterResult(EnterOutcome.Busy, current, default, 0), spec, waiter: null, failure: null);
@@ -42,7 +42,7 @@ public sealed partial class ActiveRunRegistry
         using (_table.EnterGate())
         {
             ThrowIfDisposed();
-            result = entry is null && IsBusyFor(sessionId, sessionHash, spec, out current)
+            result = entry is null && IsBusyFor(sessionId, sessionHash, whenBusy, spec.Background, out current)
                 ? new EnterResult(EnterOutcome.Busy, current, default, 0)
                 : _table.EnterLocked(entry ??= NewEntry(sessionId, sessionHash, now, _clock.ToWallClockUtcTicksCached(now), spec, observer), whenBusy, now);
             if (!result.Entered && mayWait && (result.Outcome == EnterOutcome.Full || whenBusy == SessionBusyBehavior.Wait))
@@ -85,11 +85,11 @@ public sealed partial class ActiveRunRegistry
         return result.Entered ? entry : null;
     }
 
-    /// <summary>Whether the session has a run that a start with <paramref name="spec"/> would not preempt; lock-free, and exact under the gate.</summary>
-    private bool IsBusyFor(string sessionId, int sessionHash, in StartSpec spec, out RunEntry? current)
+    /// <summary>Whether the session has a run that the start would not replace (<see cref="RunTable.Replaces(SessionBusyBehavior, bool, RunEntry)"/>); lock-free, and exact under the gate.</summary>
+    private bool IsBusyFor(string sessionId, int sessionHash, SessionBusyBehavior whenBusy, bool background, out RunEntry? current)
     {
         current = _table.Find(sessionId, sessionHash);
-        return current is not null && !(current.Background && !spec.Background);
+        return current is not null && !RunTable.Replaces(whenBusy, background, current);
     }
 
     /// <summary>

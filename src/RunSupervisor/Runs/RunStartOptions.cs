@@ -46,8 +46,9 @@ public sealed class RunStartOptions
 
     /// <summary>
     /// Gets a value indicating whether the run is background work (a heartbeat or cron turn) that yields to the user:
-    /// a later foreground start on the same session supersedes it at once, whatever its <see cref="WhenBusy"/>.
-    /// Preemption never crosses sessions.
+    /// a later foreground start on the same session supersedes it at once, whatever its <see cref="WhenBusy"/>, and it
+    /// never supersedes a foreground run itself: with <see cref="SessionBusyBehavior.Supersede"/> it replaces only a
+    /// background run, and is refused (<see cref="SessionBusyException"/>) by a foreground one. Preemption never crosses sessions.
     /// </summary>
     public bool Background { get; init; }
 

@@ -6,7 +6,11 @@ public enum SessionBusyBehavior
     /// <summary>The start fails with <see cref="SessionBusyException"/> (<see cref="ActiveRunRegistry.TryStart(string, out RunHandle?, RunStartOptions?)"/> returns <see langword="false"/>).</summary>
     Reject,
 
-    /// <summary>The active run is replaced: it is aborted and ends at once with <see cref="RunEndReason.Superseded"/>.</summary>
+    /// <summary>
+    /// The active run is replaced: it is aborted and ends at once with <see cref="RunEndReason.Superseded"/>. A background
+    /// start (<see cref="RunStartOptions.Background"/>) replaces only a background run: a foreground run refuses it as
+    /// <see cref="Reject"/> would, since background work never ends a user's run.
+    /// </summary>
     Supersede,
 
     /// <summary>

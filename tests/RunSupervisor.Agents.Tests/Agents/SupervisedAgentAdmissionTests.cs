@@ -122,6 +122,24 @@ public sealed class SupervisedAgentAdmissionTests : IDisposable
     }
 
     [Fact]
+    public async Task RunAsync_BackgroundTurnWithSupersedeOnTheUsersRunningTurn_IsRefusedAndTheUsersTurnGoesOn()
+    {
+        // Supersede lets a user's new message replace their old one; a heartbeat with the same options must not.
+        var inner = new FakeAgent { Turn = AgentBehaviours.HonoursToken };
+        SupervisedAgent agent = _f.Agent(inner, o => o.WhenBusy = SessionBusyBehavior.Supersede);
+        AgentSession session = await agent.CreateSessionAsync();
+        Task<AgentResponse> user = agent.RunAsync("user question", session);
+        await inner.Called.Guard();
+
+        await FluentActions.Awaiting(() => agent.RunAsync("heartbeat", session, Background()).Guard()).Should().ThrowAsync<SessionBusyException>();
+        await FluentActions.Awaiting(() => ConsumeAsync(agent.RunStreamingAsync("heartbeat", session, Background())).Guard()).Should().ThrowAsync<SessionBusyException>();
+
+        user.IsCompleted.Should().BeFalse("a background turn never ends a user's turn");
+        _f.Ended.Should().BeEmpty();
+        inner.Calls.Should().Be(1);
+    }
+
+    [Fact]
     public async Task RunStreamingAsync_BackgroundSelector_DecidesWhichTurnsYield()
     {
         var hanging = new TaskCompletionSource();

@@ -193,6 +193,26 @@ public sealed class LeasedStartTests
     }
 
     [Fact]
+    public async Task StartAsync_BackgroundSupersedeOnASessionHeldElsewhere_RefusedNamingTheOwnerAndTheRemoteRunGoesOn()
+    {
+        // The store does not say whether another host's run is a background one, and background work must never end a
+        // user's turn: a background start asks the store to supersede nobody.
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using RunHandle user = await a.Registry.StartAsync(Session);
+
+        SessionBusyException busy = (await FluentActions.Awaiting(async () => await b.Registry.StartAsync(Session, new RunStartOptions { Background = true, WhenBusy = SessionBusyBehavior.Supersede }))
+            .Should().ThrowAsync<SessionBusyException>()).Which;
+
+        busy.OwnerHostId.Should().Be("a");
+        busy.FencingToken.Should().Be(user.FencingToken);
+        user.IsCurrent.Should().BeTrue();
+        a.Ended.Should().BeEmpty();
+        (await cluster.Store.GetOwnerAsync(Session))!.FencingToken.Should().Be(user.FencingToken);
+    }
+
+    [Fact]
     public async Task StartAsync_LocalSupersede_NewRunHoldsTheLease()
     {
         using var cluster = new LeaseCluster();

@@ -285,7 +285,10 @@ internal sealed partial class StressHarness
                 Count("cancelled by a drain");
                 break;
             case SessionBusyException busy:
-                if (waiter.WhenBusy != SessionBusyBehavior.Reject || !atOnce || busy.SessionId != waiter.Session)
+                // Reject refuses a busy session; a background Supersede is refused by a foreground run (which
+                // CheckSupersededEnds then sees never replaced by a background one).
+                bool refusable = waiter.WhenBusy == SessionBusyBehavior.Reject || (waiter.WhenBusy == SessionBusyBehavior.Supersede && waiter.Background);
+                if (!refusable || !atOnce || busy.SessionId != waiter.Session)
                 {
                     Violation($"{what}: SessionBusyException ({(atOnce ? "at once" : "while waiting")}, session '{busy.SessionId}')");
                 }

@@ -75,8 +75,9 @@ internal sealed partial class StressHarness
                     // A start that would take its session's run's place waits only for a slot: with one free (or the slot of
                     // the run it replaces), the transition that freed it admitted it. That is any supersede, and the
                     // session's oldest waiting foreground start when a background run holds it (the later ones wait behind
-                    // that one).
-                    bool replaces = w.WhenBusy == SessionBusyBehavior.Supersede || (running is { Background: true } && !w.Background && !foregroundSeen);
+                    // that one). A background start's supersede replaces a background run only.
+                    bool replaces = (w.WhenBusy == SessionBusyBehavior.Supersede && !(w.Background && running is { Background: false }))
+                        || (running is { Background: true } && !w.Background && !foregroundSeen);
                     foregroundSeen |= !w.Background;
                     if (replaces && waitingInLane[w.Lane ?? string.Empty] == 1 && HasRoom(active, w.Lane, replacing: running))
                     {
@@ -272,7 +273,8 @@ internal sealed partial class StressHarness
 
     /// <summary>
     /// A superseded run's detail says whether it was preempted: exactly when it was a background run and its replacement a
-    /// foreground one. Judged once every start of the round is recorded (the replacement may be recorded after the end).
+    /// foreground one; and a foreground run is never replaced by a background one. Judged once every start of the round is
+    /// recorded (the replacement may be recorded after the end).
     /// </summary>
     private void CheckSupersededEnds()
     {
@@ -284,6 +286,11 @@ internal sealed partial class StressHarness
             {
                 Violation($"run {e.RunId}: Superseded with detail '{detail}', which does not name a newer run");
                 continue;
+            }
+
+            if (!_backgroundRuns.ContainsKey(e.RunId) && _backgroundRuns.ContainsKey(replacement))
+            {
+                Violation($"foreground run {e.RunId} was replaced by background run {replacement}: background work never ends a user's run");
             }
 
             bool expected = _backgroundRuns.ContainsKey(e.RunId) && !_backgroundRuns.ContainsKey(replacement);

@@ -29,23 +29,6 @@ public sealed class PreemptionTests
     }
 
     [Fact]
-    public async Task StartAsync_ForegroundWaitingWhenABackgroundSupersedeReplacesTheRun_PreemptsTheBackgroundRun()
-    {
-        using var f = new RegistryFixture();
-        RunHandle current = f.Registry.Start(Session);
-        ValueTask<RunHandle> user = f.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait });
-        user.IsCompleted.Should().BeFalse("a foreground run is not preempted");
-
-        RunHandle heartbeat = f.Registry.Start(Session, new RunStartOptions { Background = true, WhenBusy = SessionBusyBehavior.Supersede });
-
-        (await current.Completion).Should().Be(RunEndReason.Superseded);
-        user.IsCompletedSuccessfully.Should().BeTrue("the waiting foreground start now faces a background run, which yields to it");
-        using RunHandle admitted = await user;
-        (await heartbeat.Completion).Should().Be(RunEndReason.Superseded);
-        admitted.IsCurrent.Should().BeTrue();
-    }
-
-    [Fact]
     public async Task StartAsync_OldestForegroundWaiterOnABackgroundRunGivesUp_TheNextOnePreemptsTheRun()
     {
         var options = new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = RegistryFixture.Grace };
@@ -56,10 +39,12 @@ public sealed class PreemptionTests
         using var giveUp = new CancellationTokenSource();
         ValueTask<RunHandle> oldest = f.Registry.StartAsync(Session, new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Wait }, giveUp.Token);
         ValueTask<RunHandle> next = f.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait });
+        current.Dispose();
 
-        // A background run takes the session's place; the oldest foreground start would preempt it but has no cron slot.
-        RunHandle heartbeat = f.Registry.Start(Session, new RunStartOptions { Background = true, WhenBusy = SessionBusyBehavior.Supersede });
-        (await current.Completion).Should().Be(RunEndReason.Superseded);
+        // The session is free, its oldest start has no cron slot, and a background start that does not wait takes the
+        // session: the oldest foreground start would preempt that run but still has no slot, and the next waits behind it.
+        RunHandle heartbeat = f.Registry.Start(Session, Background);
+        heartbeat.IsCurrent.Should().BeTrue();
         next.IsCompleted.Should().BeFalse("it waits behind the older foreground start");
 
         await giveUp.CancelAsync();
@@ -70,8 +55,64 @@ public sealed class PreemptionTests
         (await heartbeat.Completion).Should().Be(RunEndReason.Superseded);
     }
 
+    [Theory]
+    [InlineData(SessionBusyBehavior.Supersede)]
+    [InlineData(SessionBusyBehavior.Reject)]
+    public async Task StartAsync_BackgroundOnAForegroundRun_RefusedEvenWhenItAsksToSupersede(SessionBusyBehavior whenBusy)
+    {
+        // Background work yields to a user's turn and never ends it: a heartbeat configured with a host's Supersede
+        // (a new user message replaces the old one) must not kill the user's answer.
+        using var f = new RegistryFixture();
+        using RunHandle user = f.Registry.Start(Session);
+
+        FluentActions.Invoking(() => f.Registry.Start(Session, new RunStartOptions { Background = true, WhenBusy = whenBusy }))
+            .Should().Throw<SessionBusyException>().Which.RunId.Should().Be(user.RunId);
+        await FluentActions.Awaiting(async () => await f.Registry.StartAsync(Session, new RunStartOptions { Background = true, WhenBusy = whenBusy }))
+            .Should().ThrowAsync<SessionBusyException>();
+        f.Registry.TryStart(Session, out _, new RunStartOptions { Background = true, WhenBusy = whenBusy }).Should().BeFalse();
+
+        user.IsCurrent.Should().BeTrue();
+        user.AbortToken.IsCancellationRequested.Should().BeFalse();
+        f.Ended.Should().BeEmpty();
+    }
+
     [Fact]
-    public void Start_BackgroundOnAForegroundRun_FollowsWhenBusy()
+    public async Task StartAsync_BackgroundSupersedeOnABackgroundRun_ReplacesIt()
+    {
+        using var f = new RegistryFixture();
+        RunHandle older = f.Registry.Start(Session, Background);
+
+        using RunHandle newer = await f.Registry.StartAsync(Session, new RunStartOptions { Background = true, WhenBusy = SessionBusyBehavior.Supersede });
+
+        (await older.Completion).Should().Be(RunEndReason.Superseded);
+        f.Ended.Should().ContainSingle().Which.Args.Detail.Should().Be($"superseded by run {newer.RunId}");
+        newer.IsCurrent.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task StartAsync_BackgroundSupersedeWaitingForItsLaneSlotWhileAForegroundRunHoldsTheSession_WaitsForTheSessionInstead()
+    {
+        var options = new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = RegistryFixture.Grace };
+        options.Lanes["cron"] = 1;
+        using var f = new RegistryFixture(options);
+        RunHandle cronHolder = f.Registry.Start("other", new RunStartOptions { Lane = "cron" });
+        ValueTask<RunHandle> heartbeat = f.Registry.StartAsync(Session, new RunStartOptions { Background = true, Lane = "cron", WhenBusy = SessionBusyBehavior.Supersede });
+        heartbeat.IsCompleted.Should().BeFalse("its lane is full");
+
+        // A start that does not wait takes the free session meanwhile.
+        RunHandle user = f.Registry.Start(Session);
+        cronHolder.Dispose();
+
+        heartbeat.IsCompleted.Should().BeFalse("with its slot it finds a user's run, which it may not replace");
+        user.IsCurrent.Should().BeTrue();
+        user.Dispose();
+        using RunHandle admitted = await heartbeat;
+        admitted.IsCurrent.Should().BeTrue("the session's oldest waiting start takes it once the user's run leaves");
+        (await user.Completion).Should().Be(RunEndReason.Completed);
+    }
+
+    [Fact]
+    public void Start_BackgroundOnAForegroundRun_Refused()
     {
         using var f = new RegistryFixture();
         using RunHandle user = f.Registry.Start(Session);
