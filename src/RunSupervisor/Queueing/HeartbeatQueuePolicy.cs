@@ -169,10 +169,20 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
         int dropped;
         lock (_dropsLock)
         {
-            if (!_dropped.Remove(sessionId, out dropped))
+            if (!_dropped.TryGetValue(sessionId, out dropped))
             {
                 return;
             }
+
+            // Idle when the run left, but another start may have taken the session (or queued for it) before this
+            // notification: the heartbeat would only be dropped again. That run's end, or that start's leaving, is
+            // notified after this (it is found here, under the lock the drops are counted under) and owes it instead.
+            if (_runs.FindRun(sessionId) is not null || _runs.HasQueuedStarts(sessionId))
+            {
+                return;
+            }
+
+            _dropped.Remove(sessionId);
         }
 
         _logger.HeartbeatOwed(sessionId, dropped);
