@@ -25,7 +25,8 @@ namespace RunSupervisor.Agents;
 /// (event 201, <c>UnsupervisedAgentRun</c>).</para>
 /// <para><b>Cancellation.</b> The inner agent receives the run's <see cref="RunHandle.AbortToken"/> (a streaming
 /// turn, a token linked to it). Cancelling the caller's token aborts the run; the caller then gets
-/// <see cref="OperationCanceledException"/> carrying its own token once the run has ended.</para>
+/// <see cref="OperationCanceledException"/> carrying its own token once the run has ended (for a stream whose call token
+/// and enumerator token can both be cancelled, the token Agent Framework links from the two before this agent sees them).</para>
 /// <para><see cref="RunContext.Current"/> is the turn's run inside the inner agent, so tool functions can read its
 /// <see cref="RunContext.FencingToken"/> and <see cref="RunContext.AbortToken"/>.</para>
 /// <para>The registry is not owned.</para>

@@ -118,8 +118,10 @@ public sealed class SupervisedChatClient : DelegatingChatClient
     /// makes it <see cref="RunEndReason.Faulted"/> and <c>DisposeAsync</c> rethrows); if not, <c>DisposeAsync</c>
     /// returns at the grace period and the run ends <see cref="RunEndReason.Aborted"/> at once, the disposal going on in
     /// the background. So <c>DisposeAsync</c> never waits past the grace period, and never for the run's timeout. With a
-    /// zero grace period the registry evicts any aborted run at once, so there a disposal that does not settle at once
-    /// ends the run <see cref="RunEndReason.ForceEvicted"/> and in the abandoned ledger until it settles.
+    /// zero grace period it does not wait for the disposal at all (which runs on the thread pool, in case it blocks), and
+    /// the registry evicts any aborted run at once: unless the disposal has already finished, the run ends
+    /// <see cref="RunEndReason.ForceEvicted"/> and stays in the abandoned ledger until it settles, even a disposal that
+    /// takes microseconds. Give streams a grace period if an early stop should end <see cref="RunEndReason.Completed"/>.
     /// </returns>
     public override IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
