@@ -71,7 +71,11 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
         {
             _callerRegistration = _callerToken.UnsafeRegister(static state => ((RunEntry)state!).Owner.Abort((RunEntry)state!, RunEnds.CallerCancelledText), entry);
 
-            // Ended before the registration was made (superseded on another thread): nothing will unregister it.
+            // Ended before the registration was stored (superseded on another thread): its end may have read no
+            // registration, so this thread unregisters. Store, full fence, then look, paired with OnRunEnded, which
+            // looks at the registration after the end is written and a full fence: one of the two sees the other, so a
+            // long-lived caller token never keeps a registration for a run that has ended.
+            Interlocked.MemoryBarrier();
             if (entry.HasEnded)
             {
                 _callerRegistration.Unregister();
@@ -126,8 +130,13 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
         // The run may end (superseded, disposed) before Begin has bound it.
         _entry = entry;
 
-        // Unregister, not Dispose: the end may be published from inside the caller's own cancellation callback.
-        _callerRegistration.Unregister();
+        // Unregister, not Dispose: the end may be published from inside the caller's own cancellation callback. The
+        // fence pairs with Begin's (see there); a token that cannot be cancelled has no registration.
+        if (_callerToken.CanBeCanceled)
+        {
+            Interlocked.MemoryBarrier();
+            _callerRegistration.Unregister();
+        }
         if (!morePublishing && ReferenceEquals(t_attaching, this))
         {
             // Ended by attaching a completed provider task, on the invoking pool thread, with nothing else to publish:
