@@ -57,7 +57,7 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
         _multiplexer = multiplexer;
         _ownsMultiplexer = ownsMultiplexer;
         _database = multiplexer.GetDatabase(options.Database);
-        _keys = new LeaseKeys(options.KeyPrefix, options.ChannelPrefix);
+        _keys = new LeaseKeys(options.KeyPrefix, options.ChannelPrefix, ConnectionChannelPrefix(multiplexer));
         _timeout = options.OperationTimeout;
         _fenceRetentionMs = (long)options.FenceRetention.TotalMilliseconds;
         _logger = (ILogger?)loggerFactory?.CreateLogger<RedisRunLeaseStore>() ?? NullLogger.Instance;
@@ -65,6 +65,12 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
         multiplexer.ConnectionFailed += OnConnectionFailed;
         multiplexer.ConnectionRestored += OnConnectionRestored;
     }
+
+    /// <summary>The connection's channel prefix (<c>channelPrefix</c> in its configuration), or empty.</summary>
+    private static string ConnectionChannelPrefix(IConnectionMultiplexer multiplexer)
+        => multiplexer.Configuration is { Length: > 0 } configuration
+            ? (string?)ConfigurationOptions.Parse(configuration, ignoreUnknown: true).ChannelPrefix ?? string.Empty
+            : string.Empty;
 
     /// <summary>
     /// Gets a value indicating whether the connection to Redis is up: a cheap signal for a health check (no round trip).
@@ -210,17 +216,18 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
         Task<RedisResult> call = LeaseScripts.Acquire.EvaluateAsync(
             _database,
             [_keys.Lease(request.SessionId), _keys.Fence(request.SessionId)],
-            [request.HostId, TtlMilliseconds(request.Ttl), request.Supersede ? 1 : 0, _fenceRetentionMs, _keys.HostChannelName(request.HostId), nonce, request.SessionId]);
+            [request.HostId, TtlMilliseconds(request.Ttl), request.Supersede ? 1 : 0, _fenceRetentionMs, _keys.HostChannelOnServer(request.HostId), nonce, LeaseKeys.Escape(request.SessionId)]);
         RedisResult answer;
         try
         {
             answer = await CallAsync(LeaseScripts.Acquire.Name, request.SessionId, call, cancellationToken).ConfigureAwait(false);
         }
-        catch when (!call.IsCompletedSuccessfully)
+        catch
         {
             // The script may still run: it is on the wire, in the connection's backlog, or about to be re-sent with its source
             // after a NOSCRIPT. A release keyed by this acquire's nonce, sent once the acquire has settled, runs after it and
-            // removes exactly what it took, if anything.
+            // removes exactly what it took, if anything. Even an acquire that has completed by now is compensated: its answer
+            // may have come in just after the caller gave up on it, and nobody else will ever release what it took.
             _ = CompensateAsync(call, request.SessionId, nonce);
             throw;
         }
@@ -250,7 +257,7 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
             RedisResult answer = await CallAsync(
                 LeaseScripts.Compensate.Name,
                 sessionId,
-                LeaseScripts.Compensate.EvaluateAsync(_database, [_keys.Lease(sessionId)], [nonce, _keys.ReleasedChannel.ToString(), sessionId]),
+                LeaseScripts.Compensate.EvaluateAsync(_database, [_keys.Lease(sessionId)], [nonce, _keys.ReleasedChannelOnServer, LeaseKeys.Escape(sessionId)]),
                 CancellationToken.None).ConfigureAwait(false);
             long token = ParseLong(answer);
             if (token > 0)
@@ -314,7 +321,7 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
         RedisResult answer = await CallAsync(
             LeaseScripts.Release.Name,
             lease.SessionId,
-            LeaseScripts.Release.EvaluateAsync(_database, [_keys.Lease(lease.SessionId)], [lease.FencingToken, _keys.ReleasedChannel.ToString(), lease.SessionId]),
+            LeaseScripts.Release.EvaluateAsync(_database, [_keys.Lease(lease.SessionId)], [lease.FencingToken, _keys.ReleasedChannelOnServer, LeaseKeys.Escape(lease.SessionId)]),
             cancellationToken).ConfigureAwait(false);
         bool released = (long)answer == 1;
         if (released)
@@ -331,7 +338,7 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
         RedisResult answer = await CallAsync(
             LeaseScripts.Abort.Name,
             sessionId,
-            LeaseScripts.Abort.EvaluateAsync(_database, [_keys.Lease(sessionId)], [expected, reason is null ? 0 : 1, reason ?? string.Empty, sessionId]),
+            LeaseScripts.Abort.EvaluateAsync(_database, [_keys.Lease(sessionId)], [expected, reason is null ? 0 : 1, reason ?? string.Empty, LeaseKeys.Escape(sessionId)]),
             cancellationToken).ConfigureAwait(false);
         return (long)answer == 1;
     }

@@ -6,7 +6,7 @@ namespace RunSupervisor.Redis;
 
 /// <summary>
 /// The pub/sub payload the scripts publish: one kind byte (<c>A</c> abort, <c>S</c> superseded, <c>R</c> released)
-/// then six fields, each <c>&lt;byte length&gt;:&lt;bytes&gt;</c> or <c>-</c> for none: session, token, reason, new
+/// then six fields, each <c>&lt;byte length&gt;:&lt;bytes&gt;</c> or <c>-</c> for none: session (escaped as in keys), token, reason, new
 /// owner's host, new owner's token, new owner's expiry (Unix ms). Length prefixes, because ids and reasons may hold any
 /// character; built with plain string concatenation in Lua, because Garnet's Lua has no cjson.
 /// </summary>
@@ -38,7 +38,14 @@ internal readonly record struct LeaseMessage(char Kind, string SessionId, long T
             return false;
         }
 
-        message = new LeaseMessage(kind, session, tokenValue, reason, newHost, newTokenValue, newExpiresValue);
+        // The scripts publish the session id escaped (LeaseKeys.Escape), so that an id with an unpaired surrogate, which
+        // has no UTF-8 form, arrives as itself.
+        if (LeaseKeys.Unescape(session) is not { } sessionId)
+        {
+            return false;
+        }
+
+        message = new LeaseMessage(kind, sessionId, tokenValue, reason, newHost, newTokenValue, newExpiresValue);
         return true;
     }
 

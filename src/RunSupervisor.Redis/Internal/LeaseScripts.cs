@@ -20,9 +20,10 @@ internal static class LeaseScripts
         """;
 
     /// <summary>
-    /// KEYS: lease, fence. ARGV: host, ttl ms, supersede (1/0), fence retention ms, host channel, nonce, session id.
+    /// KEYS: lease, fence. ARGV: host, ttl ms, supersede (1/0), fence retention ms, host channel, nonce, escaped session id (for the message).
     /// Returns {0, host, token, expires ms} when held; {1, token, expires ms[, old host, old token, old expires ms]} when taken.
-    /// The token is max(previous + 1, server time in µs), so it keeps increasing after a restart that lost the fence.
+    /// The token is max(previous + 1, server time in µs), previous being the larger of the fence and a superseded holder's
+    /// token, so it keeps increasing after a restart that lost the fence, and past a holder that outlived its fence.
     /// </summary>
     public static readonly LeaseScript Acquire = new("acquire", Prelude + """
         local cur = redis.call('HMGET', KEYS[1], 'h', 't', 'c', 'w')
@@ -36,6 +37,8 @@ internal static class LeaseScripts
           end
         end
         local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+        -- A holder renewed for longer than the fence is kept may outlive it: a supersede still tops the holder's token.
+        if cur[2] and tonumber(cur[2]) > prev then prev = tonumber(cur[2]) end
         local token = nowus
         if prev + 1 > token then token = prev + 1 end
         local ts = d(token)
@@ -72,7 +75,7 @@ internal static class LeaseScripts
         """);
 
     /// <summary>
-    /// KEYS: lease. ARGV: token, released channel, session id. Deletes the lease if it holds the token, then publishes
+    /// KEYS: lease. ARGV: token, released channel, escaped session id. Deletes the lease if it holds the token, then publishes
     /// the release if the session was watched. Returns 1 or 0.
     /// </summary>
     public static readonly LeaseScript Release = new("release", Prelude + """
@@ -84,7 +87,7 @@ internal static class LeaseScripts
         """);
 
     /// <summary>
-    /// KEYS: lease. ARGV: nonce, released channel, session id. Undoes an acquire whose answer never arrived: deletes the
+    /// KEYS: lease. ARGV: nonce, released channel, escaped session id. Undoes an acquire whose answer never arrived: deletes the
     /// lease only if that very acquire made it. Returns the token it removed, or 0.
     /// </summary>
     public static readonly LeaseScript Compensate = new("compensate", Prelude + """
@@ -96,7 +99,7 @@ internal static class LeaseScripts
         """);
 
     /// <summary>
-    /// KEYS: lease. ARGV: expected token or '', has reason (1/0), reason, session id. Flags the lease for abort (the
+    /// KEYS: lease. ARGV: expected token or '', has reason (1/0), reason, escaped session id. Flags the lease for abort (the
     /// owner's next renew reads it) and tells the owner's host. Returns 1, or 0 when there is no matching lease.
     /// </summary>
     public static readonly LeaseScript Abort = new("abort", Prelude + """

@@ -77,6 +77,27 @@ public abstract class RunLeaseStoreNotificationTests : RunLeaseStoreContractTest
     }
 
     [StoreFact]
+    public async Task Notifications_SessionIdWithAnUnpairedSurrogate_ArriveWithThatVeryId()
+    {
+        // UTF-8 has no unpaired surrogate: a message carrying the id as UTF-8 would name "…\uFFFD", another session.
+        IRunLeaseStore owner = await Harness.CreateStoreAsync();
+        IRunLeaseStore other = await Harness.CreateStoreAsync();
+        var observer = new RecordingObserver();
+        await using IAsyncDisposable subscription = await owner.SubscribeAsync("host-owner", observer);
+        string session = NewSession() + "\uD800";
+        RunLease lease = await AcquiredAsync(owner, session, "host-owner");
+
+        (await other.RequestAbortAsync(session, lease.FencingToken, "stop")).Should().BeTrue();
+        RunLease taken = (await other.AcquireAsync(new RunLeaseRequest(session, "host-other", LongTtl, supersede: true))).Lease!;
+
+        (await observer.WaitForAsync(n => n.Kind == RunLeaseNotificationKind.AbortRequested)).SessionId.Should().Be(session);
+        RunLeaseNotification superseded = await observer.WaitForAsync(n => n.Kind == RunLeaseNotificationKind.Superseded);
+        superseded.SessionId.Should().Be(session);
+        superseded.NewOwner!.SessionId.Should().Be(session);
+        superseded.NewOwner.FencingToken.Should().Be(taken.FencingToken);
+    }
+
+    [StoreFact]
     public async Task RequestAbortAsync_WithoutReason_DeliversNullReason()
     {
         IRunLeaseStore owner = await Harness.CreateStoreAsync();

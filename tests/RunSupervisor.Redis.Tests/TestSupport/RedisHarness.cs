@@ -84,11 +84,14 @@ public sealed class RedisHarness(IRedisTestServer server, TimeSpan? operationTim
         Volatile.Write(ref _down, 0);
     }
 
-    public override async Task WaitUntilSubscribedAsync(string hostId, TimeSpan within)
+    public override Task WaitUntilSubscribedAsync(string hostId, TimeSpan within) => WaitUntilSubscribedAsync(hostId, within, channelPrefix: string.Empty);
+
+    /// <summary>Waits until a store whose connection adds <paramref name="channelPrefix"/> to its channels has subscribed for <paramref name="hostId"/>.</summary>
+    public async Task WaitUntilSubscribedAsync(string hostId, TimeSpan within, string channelPrefix)
     {
         ConnectionMultiplexer admin = await ConnectAsync();
         IServer node = admin.GetServer(admin.GetEndPoints()[0]);
-        RedisChannel channel = new LeaseKeys(Prefix, Prefix).HostChannel(hostId);
+        RedisChannel channel = RedisChannel.Literal(new LeaseKeys(Prefix, Prefix, channelPrefix).HostChannelOnServer(hostId));
         DateTime deadline = DateTime.UtcNow + within;
         while (await node.SubscriptionSubscriberCountAsync(channel) == 0)
         {

@@ -14,7 +14,10 @@ public sealed class BadInputTests
 {
     private const string Bystander = "bystander";
 
-    /// <summary>Ids that are accepted as they are, compared ordinally.</summary>
+    /// <summary>
+    /// Ids that are accepted as they are, compared ordinally. Not enumerated at discovery: the runner serializes theory
+    /// data as UTF-8, which would turn the unpaired surrogates into U+FFFD before the test saw them.
+    /// </summary>
     public static TheoryData<string, string> AcceptedIds() => new()
     {
         { "control characters", "a\u0000b\u0001c\u001Fd\u007F" },
@@ -39,7 +42,7 @@ public sealed class BadInputTests
     };
 
     [Theory]
-    [MemberData(nameof(AcceptedIds))]
+    [MemberData(nameof(AcceptedIds), DisableDiscoveryEnumeration = true)]
     public void SessionId_OpaqueUnicode_AcceptedTrackedAndComparedOrdinally(string because, string sessionId)
     {
         using var p = new PolicyFixture();
