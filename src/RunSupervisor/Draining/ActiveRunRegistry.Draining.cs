@@ -58,14 +58,27 @@ public sealed partial class ActiveRunRegistry
         }
 
         List<RunEntry> runs = [];
+        string[] cancelled;
+        if (options?.CancelWaiting == true)
+        {
+            cancelled = CancelAllWaitingThenList(runs);
+        }
+        else
+        {
+            cancelled = [];
+            ListRuns(runs);
+        }
+
+        runs.Sort(static (a, b) => a.RunId.CompareTo(b.RunId));
+        return DrainCoreAsync(runs, cancelled, timeout, options, cancellationToken);
+    }
+
+    private void ListRuns(List<RunEntry> runs)
+    {
         foreach (RunEntry entry in _table)
         {
             runs.Add(entry);
         }
-
-        runs.Sort(static (a, b) => a.RunId.CompareTo(b.RunId));
-        string[] cancelled = options?.CancelWaiting == true ? CancelAllWaiting() : [];
-        return DrainCoreAsync(runs, cancelled, timeout, options, cancellationToken);
     }
 
     private static void ValidateTimeout(TimeSpan timeout)
@@ -89,8 +102,12 @@ public sealed partial class ActiveRunRegistry
         }
     }
 
-    /// <summary>Fails every waiting start for a drain; returns their sessions, oldest first.</summary>
-    private string[] CancelAllWaiting()
+    /// <summary>
+    /// Fails every waiting start for a drain and lists the active runs in the same step under the gate, so a run that
+    /// ends meanwhile cannot admit a waiting start the drain neither cancels nor waits for; returns the cancelled
+    /// starts' sessions, oldest first.
+    /// </summary>
+    private string[] CancelAllWaitingThenList(List<RunEntry> runs)
     {
         List<PendingStart> cancelled;
         SettledStarts settled;
@@ -99,6 +116,7 @@ public sealed partial class ActiveRunRegistry
         {
             cancelled = _table.CancelAllWaitingLocked(static start => new OperationCanceledException($"The registry is draining: the start for session '{start.SessionId}' was cancelled while it waited for admission."), now);
             settled = _table.TakeSettledLocked();
+            ListRuns(runs);
         }
 
         PublishSettled(settled);

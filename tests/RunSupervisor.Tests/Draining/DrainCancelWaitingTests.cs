@@ -87,4 +87,28 @@ public sealed class DrainCancelWaitingTests
         owed.Should().Be(1);
         await FluentActions.Awaiting(() => waiter.Guard()).Should().ThrowAsync<OperationCanceledException>();
     }
+
+    [Fact]
+    public async Task DrainAsync_CancelWaiting_ARunEndsAsTheDrainBegins_ItsAdmittedWaiterIsReportedAndWaitedFor()
+    {
+        // The release comes on "another thread" at the drain's first clock read, before it takes the registry's lock: the
+        // waiter it admits was admitted before the drain began, so it is not cancelled, and its run must be the drain's.
+        var clock = new ReadHookClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        using var registry = new ActiveRunRegistry(new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = RegistryFixture.Grace }, clock);
+        RunHandle running = registry.Start("s1");
+        Task<RunHandle> waiter = registry.StartAsync("s1", Wait).AsTask();
+        clock.OnRead(1, running.Dispose);
+
+        Task<DrainResult> drain = registry.DrainAsync(TimeSpan.FromMinutes(1), new DrainOptions { CancelWaiting = true });
+
+        clock.HookRan.Should().BeTrue();
+        RunHandle admitted = await waiter.Guard();
+        drain.IsCompleted.Should().BeFalse("the admitted run is active when the drain lists the runs: it waits for it");
+        admitted.Dispose();
+        DrainResult result = await drain.Guard();
+        result.Runs.Should().ContainSingle().Which.RunId.Should().Be(admitted.RunId);
+        result.CancelledStarts.Should().BeEmpty();
+        result.IsComplete.Should().BeTrue();
+        registry.ActiveCount.Should().Be(0);
+    }
 }
