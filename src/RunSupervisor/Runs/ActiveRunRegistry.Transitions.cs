@@ -101,6 +101,11 @@ public sealed partial class ActiveRunRegistry
         }
 
         _logger.RunAborted(entry.SessionId, entry.RunId, reason);
+
+        // The watchdog is told of the eviction instant before the callbacks run: a callback that blocks this thread (a
+        // hung provider's) must not hold back the eviction at abort + grace, nor, with a zero grace period, the eviction
+        // the abort owes at once, which the watchdog then makes on its own thread.
+        _watchdog.ScheduleNoLaterThan(entry.EvictAtTicks);
         if (cancelOnThisThread)
         {
             CancelOnThisThread(entry);
@@ -110,14 +115,10 @@ public sealed partial class ActiveRunRegistry
             CancelOffThisThread(entry);
         }
 
-        // A zero grace period evicts at once; otherwise the watchdog wakes at the eviction instant.
+        // A zero grace period evicts at once (unless the watchdog already has).
         if (entry.EvictAtTicks <= now)
         {
             ForceEvict(entry, reason);
-        }
-        else
-        {
-            _watchdog.ScheduleNoLaterThan(entry.EvictAtTicks);
         }
 
         return true;

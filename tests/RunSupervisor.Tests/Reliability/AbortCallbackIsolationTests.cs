@@ -109,6 +109,38 @@ public sealed class AbortCallbackIsolationTests
         (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Abort_ExplicitAbortWhoseCallbackBlocks_RunIsStillEvictedAtAbortPlusGrace(bool zeroGrace)
+    {
+        // The callback runs on the aborting thread, which it then holds: the eviction must not wait for it.
+        using var f = new RegistryFixture(new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = zeroGrace ? TimeSpan.Zero : RegistryFixture.Grace });
+        RunHandle run = f.Registry.Start("s");
+        using var entered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        run.AbortToken.Register(() =>
+        {
+            entered.Set();
+            release.Wait(TestTime.HangGuard);
+        });
+        Task<bool> abort = Task.Run(() => zeroGrace ? f.Registry.TryAbort("s") : run.Abort("hung provider"));
+        entered.Wait(TestTime.HangGuard).Should().BeTrue();
+        try
+        {
+            f.Time.Advance(zeroGrace ? TimeSpan.Zero : RegistryFixture.Grace);
+
+            run.Status.Should().Be(RunStatus.Evicted, "the eviction instant came while the abort's callback still blocked its thread");
+            f.Registry.IsActive("s").Should().BeFalse();
+            f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.ForceEvicted);
+        }
+        finally
+        {
+            release.Set();
+            (await abort.Guard()).Should().BeTrue();
+        }
+    }
+
     [Fact]
     public async Task Deadline_CallbackThrows_LoggedWithTheRunsIdsAndTheWatchdogGoesOn()
     {
