@@ -37,6 +37,12 @@ public sealed partial class ActiveRunRegistry
         ThrowIfDisposed();
         if (cancellationToken.IsCancellationRequested)
         {
+            // Bad options throw whatever the token says, as a bad session id does.
+            if (options is not null)
+            {
+                ValidateStartOptions(options);
+            }
+
             return Task.FromCanceled<T>(cancellationToken);
         }
 
@@ -79,6 +85,12 @@ public sealed partial class ActiveRunRegistry
         ThrowIfDisposed();
         if (cancellationToken.IsCancellationRequested)
         {
+            // Bad options throw whatever the token says, as a bad session id does.
+            if (options is not null)
+            {
+                ValidateStartOptions(options);
+            }
+
             return Task.FromCanceled(cancellationToken);
         }
 

@@ -188,7 +188,14 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     {
         if (cancellationToken.IsCancellationRequested)
         {
+            // Bad input and a disposed registry throw whatever the token says, as from RunAsync.
             SessionIds.Validate(sessionId);
+            ThrowIfDisposed();
+            if (options is not null)
+            {
+                ValidateStartOptions(options);
+            }
+
             return ValueTask.FromCanceled<RunHandle>(cancellationToken);
         }
 

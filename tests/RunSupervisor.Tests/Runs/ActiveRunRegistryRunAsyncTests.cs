@@ -472,7 +472,7 @@ public sealed class ActiveRunRegistryRunAsyncTests
     }
 
     [Fact]
-    public async Task RunAsync_InvalidSessionOrDisposedRegistryWithCancelledToken_ThrowsRatherThanReturningCanceled()
+    public async Task RunAsyncAndStartAsync_BadInputOrDisposedRegistryWithCancelledToken_ThrowRatherThanReturningCanceled()
     {
         using var f = new RegistryFixture();
         using var cts = new CancellationTokenSource();
@@ -481,9 +481,16 @@ public sealed class ActiveRunRegistryRunAsyncTests
         // Bad input is reported as bad input, even when the caller has already given up.
         Sync(() => f.Registry.RunAsync(" ", _ => Task.FromResult(1), cancellationToken: cts.Token)).Should().Throw<ArgumentException>();
         Sync(() => f.Registry.RunAsync(" ", _ => Task.CompletedTask, cancellationToken: cts.Token)).Should().Throw<ArgumentException>();
+        var badOptions = new RunStartOptions { Timeout = TimeSpan.FromDays(-1) };
+        Sync(() => f.Registry.RunAsync(Session, _ => Task.FromResult(1), badOptions, cts.Token)).Should().Throw<ArgumentOutOfRangeException>();
+        Sync(() => f.Registry.RunAsync(Session, _ => Task.CompletedTask, badOptions, cts.Token)).Should().Throw<ArgumentOutOfRangeException>();
+        Sync(() => f.Registry.StartAsync(" ", cancellationToken: cts.Token)).Should().Throw<ArgumentException>();
+        Sync(() => f.Registry.StartAsync(Session, badOptions, cts.Token)).Should().Throw<ArgumentOutOfRangeException>();
+        Sync(() => f.Registry.StartAsync(Session, new RunStartOptions { Lane = "no-such-lane" }, cts.Token)).Should().Throw<ArgumentException>();
         f.Registry.Dispose();
         Sync(() => f.Registry.RunAsync(Session, _ => Task.FromResult(1), cancellationToken: cts.Token)).Should().Throw<ObjectDisposedException>();
         Sync(() => f.Registry.RunAsync(Session, _ => Task.CompletedTask, cancellationToken: cts.Token)).Should().Throw<ObjectDisposedException>();
+        Sync(() => f.Registry.StartAsync(Session, cancellationToken: cts.Token)).Should().Throw<ObjectDisposedException>();
     }
 
     [Fact]
