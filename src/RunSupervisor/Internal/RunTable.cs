@@ -244,9 +244,13 @@ internal sealed class RunTable
         return true;
     }
 
-    /// <summary>Moves a running, current run's deadline later, never past <paramref name="maxDeadlineTicks"/>.</summary>
+    /// <summary>
+    /// Moves a running, current run's deadline later, never past <paramref name="maxDeadlineTicks"/>, unless it has
+    /// passed already: a watchdog tick that is late (or reads the clock just before this takes the gate) must find the
+    /// run due, not bought more time after the fact.
+    /// </summary>
     /// <returns><see langword="true"/> if the deadline moved.</returns>
-    public bool ExtendLocked(RunEntry entry, long extensionTicks, long maxDeadlineTicks)
+    public bool ExtendLocked(RunEntry entry, long extensionTicks, long maxDeadlineTicks, long nowTicks)
     {
         Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
         if (entry.Status != RunStatus.Running || !IsCurrent(entry))
@@ -255,7 +259,7 @@ internal sealed class RunTable
         }
 
         long deadline = entry.DeadlineTicks;
-        if (extensionTicks > maxDeadlineTicks - deadline)
+        if (deadline <= nowTicks || extensionTicks > maxDeadlineTicks - deadline)
         {
             return false;
         }
@@ -398,6 +402,17 @@ internal sealed class RunTable
             {
                 if (entry.DeadlineTicks <= nowTicks)
                 {
+                    // A late tick may find the idle instant passed too: a run silent since before its deadline stalled
+                    // first, and ends as an on-time tick would have ended it (Stalled, evicted one grace period after
+                    // that instant), not by whichever instant the tick happens to test first.
+                    long stalledAt = entry.IdleTicks > 0 ? entry.IdleAtTicks(nowTicks) : long.MaxValue;
+                    if (stalledAt < entry.DeadlineTicks)
+                    {
+                        BeginAbortLocked(entry, AbortCause.Idle, detail: null, stalledAt);
+                        (timedOut ??= []).Add((entry, stalledAt));
+                        continue;
+                    }
+
                     // Lateness is measured from the deadline itself: the heap may have woken the watchdog for an older
                     // idle check, which is not when the abort was due.
                     BeginAbortLocked(entry, AbortCause.Deadline, detail: null, nowTicks);

@@ -126,9 +126,10 @@ public sealed partial class ActiveRunRegistry
 
     internal bool TryExtendDeadline(RunEntry entry, TimeSpan extension)
     {
+        long now = NowTicks();
         using (_table.EnterGate())
         {
-            return _table.ExtendLocked(entry, extension.Ticks, entry.StartedAtTicks + _maxRunDuration.Ticks);
+            return _table.ExtendLocked(entry, extension.Ticks, entry.StartedAtTicks + _maxRunDuration.Ticks, now);
         }
     }
 

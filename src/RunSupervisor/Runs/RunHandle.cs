@@ -105,7 +105,7 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     /// progress alone never renews it.
     /// </summary>
     /// <param name="extension">How much later the deadline should be; greater than zero.</param>
-    /// <returns><see langword="true"/> if the deadline moved; <see langword="false"/> (and nothing changed) if the run is not running or the cap would be passed.</returns>
+    /// <returns><see langword="true"/> if the deadline moved; <see langword="false"/> (and nothing changed) if the run is not running, its deadline has already passed (a watchdog that is late to act on it still ends it), or the cap would be passed.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="extension"/> is zero or negative.</exception>
     public bool TryExtendDeadline(TimeSpan extension)
     {

@@ -180,4 +180,36 @@ public sealed class IdleTimeoutTests
         f.Time.Advance(Idle * 2);
         f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed);
     }
+
+    [Fact]
+    public async Task IdleTimeout_LateTickFindsTheIdleInstantAndALaterDeadlinePassed_EndsStalledAndEvictsOneGraceAfterTheIdleInstant()
+    {
+        // Idle from 30 s, deadline at 40 s; the tick armed for 30 s comes at 45 s (a starved watchdog, or one clock step).
+        using var f = new RegistryFixture(new RunSupervisorOptions { RunTimeout = TimeSpan.FromSeconds(40), GracePeriod = RegistryFixture.Grace, IdleTimeout = Idle });
+        RunHandle run = f.Registry.Start(Session);
+        run.Attach(new TaskCompletionSource().Task);
+
+        f.Time.Advance(TimeSpan.FromSeconds(45));
+
+        run.Status.Should().Be(RunStatus.Aborting);
+        f.Time.Advance(Idle + RegistryFixture.Grace - TimeSpan.FromSeconds(45));
+        f.Registry.IsActive(Session).Should().BeFalse("an on-time watchdog evicts at the idle instant + grace: a late tick never adds to it");
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.ForceEvicted);
+        f.Ended.Should().ContainSingle().Which.Args.Detail.Should().Contain("no progress for 00:00:30", "the run stalled before its deadline came");
+    }
+
+    [Fact]
+    public async Task IdleTimeout_LateTickFindsTheIdleInstantAfterTheDeadline_EndsTimedOut()
+    {
+        // Progress at 20 s moves the idle instant to 50 s, past the 40 s deadline; the tick comes at 55 s.
+        using var f = new RegistryFixture(new RunSupervisorOptions { RunTimeout = TimeSpan.FromSeconds(40), GracePeriod = RegistryFixture.Grace, IdleTimeout = Idle });
+        RunHandle run = f.Registry.Start(Session);
+        f.Time.Advance(TimeSpan.FromSeconds(20));
+        run.ReportProgress();
+
+        f.Time.Advance(TimeSpan.FromSeconds(35));
+        run.Dispose();
+
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.TimedOut, "the deadline came first");
+    }
 }

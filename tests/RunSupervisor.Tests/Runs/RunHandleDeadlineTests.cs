@@ -143,4 +143,35 @@ public sealed class RunHandleDeadlineTests
         run.Deadline.Should().Be(before);
     }
 
+    [Fact]
+    public void TryExtendDeadline_AsTheTickPastTheEvictionInstantReadsTheClock_RefusedAndTheRunIsEvicted()
+    {
+        var clock = new ReadHookClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        using var registry = new ActiveRunRegistry(new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = RegistryFixture.Grace }, clock);
+        RunHandle run = registry.Start(Session);
+        run.Attach(new TaskCompletionSource().Task);
+        bool? extended = null;
+
+        // The tick reads the clock at deadline + grace; the provider asks for more time before the tick takes the lock.
+        clock.OnRead(1, () => extended = run.TryExtendDeadline(TimeSpan.FromMinutes(5)));
+        clock.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
+
+        clock.HookRan.Should().BeTrue();
+        extended.Should().BeFalse("the deadline had passed when the extension was asked for");
+        run.Status.Should().Be(RunStatus.Evicted);
+    }
+
+    [Fact]
+    public void TryExtendDeadline_DeadlinePassedButTheWatchdogHasNotActed_RefusedAndTheDeadlineStays()
+    {
+        var clock = new HandDrivenClock();
+        using var registry = new ActiveRunRegistry(new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = RegistryFixture.Grace }, clock);
+        RunHandle run = registry.Start(Session);
+        DateTimeOffset deadline = run.Deadline;
+
+        clock.Elapse(RegistryFixture.Timeout + TimeSpan.FromSeconds(1));
+
+        run.TryExtendDeadline(TimeSpan.FromMinutes(5)).Should().BeFalse("a late watchdog must not let a run buy time after the fact");
+        run.Deadline.Should().Be(deadline);
+    }
 }
