@@ -362,4 +362,22 @@ public sealed class DrainAsyncTests
         result.Drained.Should().Equal(Session);
         blocked.Posted.Should().Be(0);
     }
+
+    [Fact]
+    public async Task DrainAsync_TheWatchdogEvictsTheOnlyRunLongBeforeTheTimeout_LogsCompletedNotTimedOut()
+    {
+        // Event 12 is for a timeout that elapsed with runs left; here no run was left and the hour never passed.
+        using var f = new RegistryFixture();
+        RunHandle hung = f.Registry.Start("s1");
+        hung.Attach(new TaskCompletionSource().Task);
+
+        Task<DrainResult> drain = f.Registry.DrainAsync(TimeSpan.FromHours(1));
+        f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
+        DrainResult result = await drain.Guard();
+
+        result.Evicted.Should().Equal("s1");
+        result.IsComplete.Should().BeFalse("a force-evicted run did not drain");
+        f.LogsWithEvent("DrainTimedOut").Should().BeEmpty();
+        f.LogsWithEvent("DrainCompleted").Should().ContainSingle().Which.Message.Should().Be("Drain completed: 1 run(s) ended within the timeout.");
+    }
 }
