@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace RunSupervisor;
 
 /// <summary>
@@ -8,7 +10,7 @@ namespace RunSupervisor;
 /// </summary>
 internal sealed class PendingStart : TaskCompletionSource<RunHandle>
 {
-    public PendingStart(ActiveRunRegistry owner, string sessionId, int sessionHash, in StartSpec spec, IRunEndObserver? observer, long enqueuedTicks, CancellationToken cancellationToken)
+    public PendingStart(ActiveRunRegistry owner, string sessionId, int sessionHash, in StartSpec spec, IRunEndObserver? observer, long enqueuedTicks, Activity? traceParent)
         : base(TaskCreationOptions.RunContinuationsAsynchronously)
     {
         Owner = owner;
@@ -17,7 +19,7 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
         Spec = spec;
         Observer = observer;
         EnqueuedTicks = enqueuedTicks;
-        CancellationToken = cancellationToken;
+        TraceParent = traceParent;
     }
 
     public ActiveRunRegistry Owner { get; }
@@ -38,7 +40,11 @@ internal sealed class PendingStart : TaskCompletionSource<RunHandle>
     /// <summary>Gets the instant the start gives up waiting: computed, not stored, since every waiting start carries it.</summary>
     public long TimeoutAtTicks => EnqueuedTicks + Spec.QueueTimeoutTicks;
 
-    public CancellationToken CancellationToken { get; }
+    /// <summary>
+    /// Gets the caller's activity when the start queued, if anyone listened for the registry's: the run's activity, made
+    /// at admission on whichever thread freed the slot, is that caller's child, not the releasing thread's.
+    /// </summary>
+    public Activity? TraceParent { get; }
 
     /// <summary>Gets or sets the registration on the caller's token; set once, outside the gate.</summary>
     public CancellationTokenRegistration Registration { get; set; }

@@ -25,7 +25,15 @@ internal static class RunSupervisorActivitySource
     public static ActivitySource Source { get; } = new(Name, typeof(RunSupervisorActivitySource).Assembly.GetName().Version?.ToString());
 
     /// <summary>Starts the run's activity if anyone listens; its parent is the caller's current activity.</summary>
-    public static Activity? StartRun(string sessionId, long runId, DateTimeOffset startedAt)
+    public static Activity? StartRun(string sessionId, long runId, DateTimeOffset startedAt) => StartRun(sessionId, runId, startedAt, parentContext: default, ambientParent: true);
+
+    /// <summary>
+    /// Starts the run's activity if anyone listens, as a child of <paramref name="parent"/> (a root when
+    /// <see langword="null"/>), whatever this thread's current activity; the parent may have stopped meanwhile.
+    /// </summary>
+    public static Activity? StartRun(string sessionId, long runId, DateTimeOffset startedAt, Activity? parent) => StartRun(sessionId, runId, startedAt, parent?.Context ?? default, ambientParent: false);
+
+    private static Activity? StartRun(string sessionId, long runId, DateTimeOffset startedAt, ActivityContext parentContext, bool ambientParent)
     {
         if (!Source.HasListeners())
         {
@@ -33,13 +41,20 @@ internal static class RunSupervisorActivitySource
         }
 
         // StartActivity makes the new activity current on this thread; the caller's ambient activity stays as it was.
+        // Without a parent context it takes this thread's current activity as the parent, which is cleared when that is
+        // not the parent meant.
         Activity? previous = Activity.Current;
         try
         {
+            if (!ambientParent)
+            {
+                Activity.Current = null;
+            }
+
             return Source.StartActivity(
                 RunActivityName,
                 ActivityKind.Internal,
-                parentContext: default,
+                parentContext,
                 [new(SessionIdTag, sessionId), new(RunIdTag, runId)],
                 links: null,
                 startTime: startedAt);

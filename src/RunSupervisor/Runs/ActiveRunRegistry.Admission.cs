@@ -55,20 +55,20 @@ public sealed partial class ActiveRunRegistry
     internal long ToWallClockUtcTicksCached(long nowTicks) => _clock.ToWallClockUtcTicksCached(nowTicks);
 
     /// <summary>The caller's token fired while the start waited: it leaves the queue and never runs.</summary>
-    private void CancelWaiting(PendingStart waiter)
+    private void CancelWaiting(PendingStart waiter, CancellationToken cancellationToken)
     {
         long now = NowTicks();
         SettledStarts settled;
         using (_table.EnterGate())
         {
-            _table.CancelWaitingLocked(waiter, new OperationCanceledException("The start was cancelled while it waited for admission; it never ran.", waiter.CancellationToken), now);
+            _table.CancelWaitingLocked(waiter, new OperationCanceledException("The start was cancelled while it waited for admission; it never ran.", cancellationToken), now);
             settled = _table.TakeSettledLocked();
         }
 
         PublishSettled(settled);
     }
 
-    private void PublishQueued(PendingStart waiter)
+    private void PublishQueued(PendingStart waiter, CancellationToken cancellationToken)
     {
         string lane = _table.Lanes.Names[waiter.Spec.Lane] ?? DefaultLaneName;
         Metrics.QueueLength.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LaneTag, lane));
@@ -77,9 +77,10 @@ public sealed partial class ActiveRunRegistry
             _logger.RunQueued(waiter.SessionId, lane, _table.QueuedCount(waiter.SessionId));
         }
 
-        if (waiter.CancellationToken.CanBeCanceled)
+        if (cancellationToken.CanBeCanceled)
         {
-            waiter.Registration = waiter.CancellationToken.UnsafeRegister(static state => { var w = (PendingStart)state!; w.Owner.CancelWaiting(w); }, waiter);
+            // The callback is handed the token, so the waiting start need not keep it.
+            waiter.Registration = cancellationToken.UnsafeRegister(static (state, token) => { var w = (PendingStart)state!; w.Owner.CancelWaiting(w, token); }, waiter);
 
             // Admitted (or failed) on another thread before the registration was stored: that thread's Complete may have
             // read no registration, so this one unregisters. Completing the task comes before Complete reads the
@@ -114,7 +115,7 @@ public sealed partial class ActiveRunRegistry
             Metrics.QueueWait.Record(waited.TotalSeconds, laneTag, new KeyValuePair<string, object?>(RunSupervisorMetrics.QueueOutcomeTag, outcome));
             if (waiter.Admitted is { } entry)
             {
-                PublishStart(entry, settled.ReplacedBy(waiter));
+                PublishStart(entry, settled.ReplacedBy(waiter), admittedFrom: waiter);
                 if (_logger.IsEnabled(LogLevel.Debug))
                 {
                     _logger.RunAdmitted(entry.SessionId, entry.RunId, lane, waited);

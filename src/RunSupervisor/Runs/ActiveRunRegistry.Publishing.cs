@@ -11,11 +11,11 @@ public sealed partial class ActiveRunRegistry
     /// A leased run's own start is published only once its lease is held (<see cref="RunEntry.StartPublished"/>); until
     /// then only the end of the run it superseded is, and the watchdog is armed for its deadline all the same.
     /// </remarks>
-    private void PublishStart(RunEntry entry, Left superseded)
+    private void PublishStart(RunEntry entry, Left superseded, PendingStart? admittedFrom = null)
     {
         if (entry.StartPublished)
         {
-            StartActivity(entry);
+            StartActivity(entry, admittedFrom);
             Metrics.RunsStarted.Add(1);
             Metrics.ActiveRuns.Add(1);
             if (_logger.IsEnabled(LogLevel.Debug))
@@ -138,19 +138,28 @@ public sealed partial class ActiveRunRegistry
     }
 
     /// <summary>Starts the run's activity, outside the lock (listeners are foreign code); no-op when nobody listens.</summary>
-    private void StartActivity(RunEntry entry)
+    private void StartActivity(RunEntry entry, PendingStart? admittedFrom)
     {
         if (!entry.Traced)
         {
             return;
         }
 
-        Activity? activity = Callbacks.Guard(
-            static e => RunSupervisorActivitySource.StartRun(e.SessionId, e.RunId, e.StartedAt),
-            entry,
-            Callbacks.ActivityListener,
-            entry.SessionId,
-            _logger);
+        // A run admitted from the queue is started on whichever thread freed its slot: its parent is the activity its
+        // caller had when it queued, never that thread's.
+        Activity? activity = admittedFrom is null
+            ? Callbacks.Guard(
+                static e => RunSupervisorActivitySource.StartRun(e.SessionId, e.RunId, e.StartedAt),
+                entry,
+                Callbacks.ActivityListener,
+                entry.SessionId,
+                _logger)
+            : Callbacks.Guard(
+                static s => RunSupervisorActivitySource.StartRun(s.Admitted!.SessionId, s.Admitted.RunId, s.Admitted.StartedAt, s.TraceParent),
+                admittedFrom,
+                Callbacks.ActivityListener,
+                entry.SessionId,
+                _logger);
         if (activity is not null)
         {
             entry.SetActivity(activity);

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace RunSupervisor;
 
 /// <summary>How a start is validated, entered (or queued) and published: the one path behind Start, TryStart, StartAsync and RunAsync.</summary>
@@ -54,7 +56,10 @@ public sealed partial class ActiveRunRegistry
                 else
                 {
                     // Queued in the same step that found no room, so the transition that makes room cannot be missed.
-                    waiter = new PendingStart(this, sessionId, sessionHash, spec, observer, now, cancellationToken);
+                    // The caller's activity, if anyone listens: the run's activity is made at admission, on whichever
+                    // thread frees the slot, and must still be this caller's child.
+                    Activity? traceParent = RunSupervisorActivitySource.Source.HasListeners() ? Activity.Current : null;
+                    waiter = new PendingStart(this, sessionId, sessionHash, spec, observer, now, traceParent);
                     failure = _table.EnqueueLocked(waiter, now);
                     if (failure is not null)
                     {
@@ -73,7 +78,7 @@ public sealed partial class ActiveRunRegistry
 
         if (waiter is not null)
         {
-            PublishQueued(waiter);
+            PublishQueued(waiter, cancellationToken);
         }
         else if (failure is RunQueueFullException full)
         {

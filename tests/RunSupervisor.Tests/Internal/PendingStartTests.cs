@@ -27,7 +27,7 @@ public sealed class PendingStartTests : IDisposable
     public async Task Complete_Admitted_HandsOverTheRunAndUnregistersFromTheCallersToken()
     {
         using var cts = new CancellationTokenSource();
-        PendingStart start = Pending(_registry, token: cts.Token);
+        PendingStart start = Pending(_registry);
         int cancelCallbacks = 0;
         start.Registration = cts.Token.Register(() => cancelCallbacks++);
         RunEntry entry = start.CreateEntry(nowTicks: 5, nowUtcTicks: DateTimeOffset.UnixEpoch.UtcTicks);
@@ -45,7 +45,7 @@ public sealed class PendingStartTests : IDisposable
     public void Complete_Failed_FailsWithTheFailureAndUnregistersFromTheCallersToken()
     {
         using var cts = new CancellationTokenSource();
-        PendingStart start = Pending(_registry, token: cts.Token);
+        PendingStart start = Pending(_registry);
         int cancelCallbacks = 0;
         start.Registration = cts.Token.Register(() => cancelCallbacks++);
         var failure = new InvalidOperationException("gave up");

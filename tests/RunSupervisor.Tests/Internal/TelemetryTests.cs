@@ -205,6 +205,46 @@ public sealed class TelemetryTests
         listener.Stopped(session).Should().HaveCount(2_000).And.OnlyHaveUniqueItems();
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Activity_WaitingStartAdmittedByAnotherRequestsRelease_ParentIsTheWaitingCallersActivityNotTheReleasers(bool waiterTraced)
+    {
+        // The waiting start's run is made on the thread whose release admits it, inside that request's trace.
+        using var listener = new RunActivityRecorder();
+        using var f = new RegistryFixture();
+        string session = Session();
+        RunHandle first = f.Registry.Start(session);
+        Activity? waiterRequest = waiterTraced ? new Activity("waiter.request").Start() : null;
+        ValueTask<RunHandle> waiting = f.Registry.StartAsync(session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait });
+        waiterRequest?.Stop();
+        Activity.Current = null;
+
+        ActivityTraceId releaserTrace;
+        using (var releaserRequest = new Activity("releaser.request").Start())
+        {
+            releaserTrace = releaserRequest.TraceId;
+            first.Dispose();
+            Activity.Current = null;
+        }
+
+        RunHandle second = await waiting.AsTask().Guard();
+        second.Dispose();
+
+        Activity activity = listener.Stopped(session).Single(a => (long)a.GetTagItem(RunIdTag)! == second.RunId);
+        activity.TraceId.Should().NotBe(releaserTrace, "the run belongs to the waiting caller's trace, not the releasing request's");
+        if (waiterRequest is null)
+        {
+            activity.Parent.Should().BeNull("a caller with no activity gets a root activity");
+            activity.ParentSpanId.Should().Be(default(ActivitySpanId));
+        }
+        else
+        {
+            activity.TraceId.Should().Be(waiterRequest.TraceId);
+            activity.ParentSpanId.Should().Be(waiterRequest.SpanId, "the waiting caller's activity is the parent, even once it has stopped");
+        }
+    }
+
     private static string Session() => "telemetry-" + Guid.NewGuid().ToString("N");
 
     /// <summary>Listens to the "RunSupervisor" source and records every started and stopped activity.</summary>

@@ -68,12 +68,10 @@ internal static class InternalRecords
     /// <param name="sessionId">The start's session.</param>
     /// <param name="spec">The start's options; <see langword="null"/> for a waiting start under default options.</param>
     /// <param name="enqueuedTicks">The monotonic instant the start was queued; its queue timeout counts from it.</param>
-    /// <param name="token">The caller's cancellation token.</param>
     public static PendingStart Pending(
         ActiveRunRegistry owner,
         string sessionId = "s",
         StartSpec? spec = null,
-        long enqueuedTicks = 0,
-        CancellationToken token = default)
-        => new(owner, sessionId, SessionTable.Hash(sessionId), spec ?? Spec(queueTimeoutTicks: QueueTimeoutTicks, whenBusy: SessionBusyBehavior.Wait), observer: null, enqueuedTicks, token);
+        long enqueuedTicks = 0)
+        => new(owner, sessionId, SessionTable.Hash(sessionId), spec ?? Spec(queueTimeoutTicks: QueueTimeoutTicks, whenBusy: SessionBusyBehavior.Wait), observer: null, enqueuedTicks, traceParent: null);
 }
