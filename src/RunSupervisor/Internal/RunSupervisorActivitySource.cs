@@ -59,6 +59,13 @@ internal static class RunSupervisorActivitySource
                 links: null,
                 startTime: startedAt);
         }
+        catch when (Activity.Current is { } started && !ReferenceEquals(started, previous) && started.Source == Source && !started.IsStopped)
+        {
+            // A listener threw as the activity started: it exists (it is current by then), and the listeners before the
+            // faulty one saw it start. It is stopped now rather than lost open; the failure goes on to be logged.
+            started.Stop();
+            throw;
+        }
         finally
         {
             Activity.Current = previous;

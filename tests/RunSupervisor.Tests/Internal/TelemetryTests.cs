@@ -173,6 +173,8 @@ public sealed class TelemetryTests
         f.Registry.IsActive(session).Should().BeFalse();
         run.Completion.IsCompletedSuccessfully.Should().BeTrue();
         f.LogsWithEvent("CallbackFailed").Should().ContainSingle().Which.Message.Should().Contain("activity listener");
+        listener.Started(session).Should().ContainSingle("the activity was made and started before the listener threw")
+            .Which.IsStopped.Should().BeTrue("every listener that saw it start sees it stop: no span is left open");
     }
 
     [Fact]
