@@ -102,10 +102,16 @@ public sealed partial class ActiveRunRegistry
 
         _logger.RunAborted(entry.SessionId, entry.RunId, reason);
 
-        // The watchdog is told of the eviction instant before the callbacks run: a callback that blocks this thread (a
-        // hung provider's) must not hold back the eviction at abort + grace, nor, with a zero grace period, the eviction
-        // the abort owes at once, which the watchdog then makes on its own thread.
-        _watchdog.ScheduleNoLaterThan(entry.EvictAtTicks);
+        // With a grace period the watchdog is told of the eviction instant before the callbacks run: a callback that
+        // blocks this thread (a hung provider's) must not hold back the eviction at abort + grace. A zero grace period
+        // evicts once the callbacks have run here, so that they run on the caller's thread before the eviction, as an
+        // explicit abort promises, and a provider that honours the token inside one ends Aborted, not ForceEvicted.
+        bool zeroGrace = entry.EvictAtTicks <= now;
+        if (!zeroGrace)
+        {
+            _watchdog.ScheduleNoLaterThan(entry.EvictAtTicks);
+        }
+
         if (cancelOnThisThread)
         {
             CancelOnThisThread(entry);
@@ -115,8 +121,7 @@ public sealed partial class ActiveRunRegistry
             CancelOffThisThread(entry);
         }
 
-        // A zero grace period evicts at once (unless the watchdog already has).
-        if (entry.EvictAtTicks <= now)
+        if (zeroGrace)
         {
             ForceEvict(entry, reason);
         }

@@ -112,10 +112,10 @@ public sealed class AbortCallbackIsolationTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task Abort_ExplicitAbortWhoseCallbackBlocks_RunIsStillEvictedAtAbortPlusGrace(bool zeroGrace)
+    public async Task Abort_ExplicitAbortWhoseCallbackBlocks_RunIsStillEvictedAtAbortPlusGrace(bool viaRegistry)
     {
         // The callback runs on the aborting thread, which it then holds: the eviction must not wait for it.
-        using var f = new RegistryFixture(new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = zeroGrace ? TimeSpan.Zero : RegistryFixture.Grace });
+        using var f = new RegistryFixture();
         RunHandle run = f.Registry.Start("s");
         using var entered = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
@@ -124,11 +124,11 @@ public sealed class AbortCallbackIsolationTests
             entered.Set();
             release.Wait(TestTime.HangGuard);
         });
-        Task<bool> abort = Task.Run(() => zeroGrace ? f.Registry.TryAbort("s") : run.Abort("hung provider"));
+        Task<bool> abort = Task.Run(() => viaRegistry ? f.Registry.TryAbort("s") : run.Abort("hung provider"));
         entered.Wait(TestTime.HangGuard).Should().BeTrue();
         try
         {
-            f.Time.Advance(zeroGrace ? TimeSpan.Zero : RegistryFixture.Grace);
+            f.Time.Advance(RegistryFixture.Grace);
 
             run.Status.Should().Be(RunStatus.Evicted, "the eviction instant came while the abort's callback still blocked its thread");
             f.Registry.IsActive("s").Should().BeFalse();
@@ -139,6 +139,41 @@ public sealed class AbortCallbackIsolationTests
             release.Set();
             (await abort.Guard()).Should().BeTrue();
         }
+    }
+
+    [Fact]
+    public void Abort_ExplicitWithZeroGrace_RunsTheCallbackOnTheCallersThreadThenEvicts()
+    {
+        // No grace: the abort evicts at once, but after the callbacks, which run on the caller's thread as ever.
+        using var f = new RegistryFixture(new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = TimeSpan.Zero });
+        RunHandle run = f.Registry.Start("s");
+        int ranOn = 0;
+        RunStatus statusInCallback = RunStatus.Running;
+        run.AbortToken.Register(() =>
+        {
+            ranOn = Environment.CurrentManagedThreadId;
+            statusInCallback = run.Status;
+        });
+
+        run.Abort("zero grace").Should().BeTrue();
+
+        ranOn.Should().Be(Environment.CurrentManagedThreadId);
+        statusInCallback.Should().Be(RunStatus.Aborting, "the eviction follows the callbacks");
+        run.Status.Should().Be(RunStatus.Evicted);
+    }
+
+    [Fact]
+    public async Task Abort_ExplicitWithZeroGraceAndAProviderThatSettlesInItsCallback_EndsAborted()
+    {
+        using var f = new RegistryFixture(new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = TimeSpan.Zero });
+        RunHandle run = f.Registry.Start("s");
+        var provider = new TaskCompletionSource();
+        run.AbortToken.Register(() => provider.TrySetCanceled(run.AbortToken));
+        run.Attach(provider.Task);
+
+        run.Abort("stop").Should().BeTrue();
+
+        (await run.Completion.WaitAsync(TestTime.HangGuard)).Should().Be(RunEndReason.Aborted, "the provider honoured the abort within the call");
     }
 
     [Fact]
