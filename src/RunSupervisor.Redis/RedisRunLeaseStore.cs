@@ -66,11 +66,29 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
         multiplexer.ConnectionRestored += OnConnectionRestored;
     }
 
-    /// <summary>The connection's channel prefix (<c>channelPrefix</c> in its configuration), or empty.</summary>
+    /// <summary>
+    /// The connection's channel prefix (<c>channelPrefix</c> in its configuration), or empty. Read back from the
+    /// configuration string, the one place StackExchange.Redis shows it; a string it cannot read back (a client name
+    /// with a separator in it, say) counts as no prefix rather than failing the store.
+    /// </summary>
     private static string ConnectionChannelPrefix(IConnectionMultiplexer multiplexer)
-        => multiplexer.Configuration is { Length: > 0 } configuration
-            ? (string?)ConfigurationOptions.Parse(configuration, ignoreUnknown: true).ChannelPrefix ?? string.Empty
-            : string.Empty;
+    {
+        if (multiplexer.Configuration is not { Length: > 0 } configuration)
+        {
+            return string.Empty;
+        }
+
+        try
+        {
+            return (string?)ConfigurationOptions.Parse(configuration, ignoreUnknown: true).ChannelPrefix ?? string.Empty;
+        }
+#pragma warning disable CA1031 // Whatever the parser throws means the same here: the prefix cannot be known, so none is assumed.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return string.Empty;
+        }
+    }
 
     /// <summary>
     /// Gets a value indicating whether the connection to Redis is up: a cheap signal for a health check (no round trip).
