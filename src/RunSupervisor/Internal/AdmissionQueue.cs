@@ -27,6 +27,8 @@ internal sealed class AdmissionQueue
     private long _readySequence;
     private long _enqueueSequence;
     private int _emptySessionQueues;
+
+    // Counted rather than derived from the map: ConcurrentDictionary.Count takes every lock of the map.
     private int _waitingSessions;
 
     public AdmissionQueue(Lock gate, int laneCount)

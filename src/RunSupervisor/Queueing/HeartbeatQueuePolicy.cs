@@ -177,7 +177,7 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
             // Idle when the run left, but another start may have taken the session (or queued for it) before this
             // notification: the heartbeat would only be dropped again. That run's end, or that start's leaving, is
             // notified after this (it is found here, under the lock the drops are counted under) and owes it instead.
-            if (_runs.FindRun(sessionId) is not null || _runs.HasQueuedStarts(sessionId))
+            if (IsBusyHere(sessionId))
             {
                 return;
             }
@@ -237,6 +237,9 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
         return new QueueDecision(QueueAction.Drop, busyReason);
     }
 
+    /// <summary>Whether this registry has a run or a waiting start on <paramref name="sessionId"/>; exact under the drop lock as far as these notifications go.</summary>
+    private bool IsBusyHere(string sessionId) => _runs.FindRun(sessionId) is not null || _runs.HasQueuedStarts(sessionId);
+
     /// <param name="sessionId">The session.</param>
     /// <param name="run">The run the lookup found, or <see langword="null"/> when follow-ups are queued and no lookup was needed.</param>
     /// <param name="requestHasQueuedFollowups">Whether the host said follow-ups are queued: then the drop stands whatever the registry says.</param>
@@ -248,7 +251,7 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
             // A run that has not left yet will take this lock for its end notification after this drop is counted. One
             // that has left (or a waiting start that has gone) may have been told already: then only a newer run or a
             // start still waiting (found now, under the lock) makes it a drop.
-            if ((run is null || run.HasEnded) && _runs.FindRun(sessionId) is null && !_runs.HasQueuedStarts(sessionId) && !requestHasQueuedFollowups)
+            if ((run is null || run.HasEnded) && !IsBusyHere(sessionId) && !requestHasQueuedFollowups)
             {
                 return new QueueDecision(QueueAction.RunNow, QueueDecisionReasons.Idle);
             }

@@ -147,19 +147,14 @@ public sealed partial class ActiveRunRegistry
 
         // A run admitted from the queue is started on whichever thread freed its slot: its parent is the activity its
         // caller had when it queued, never that thread's.
-        Activity? activity = admittedFrom is null
-            ? Callbacks.Guard(
-                static e => RunSupervisorActivitySource.StartRun(e.SessionId, e.RunId, e.StartedAt),
-                entry,
-                Callbacks.ActivityListener,
-                entry.SessionId,
-                _logger)
-            : Callbacks.Guard(
-                static s => RunSupervisorActivitySource.StartRun(s.Admitted!.SessionId, s.Admitted.RunId, s.Admitted.StartedAt, s.TraceParent),
-                admittedFrom,
-                Callbacks.ActivityListener,
-                entry.SessionId,
-                _logger);
+        Activity? activity = Callbacks.Guard(
+            static x => x.From is null
+                ? RunSupervisorActivitySource.StartRun(x.Entry.SessionId, x.Entry.RunId, x.Entry.StartedAt)
+                : RunSupervisorActivitySource.StartRun(x.Entry.SessionId, x.Entry.RunId, x.Entry.StartedAt, x.From.TraceParent),
+            (Entry: entry, From: admittedFrom),
+            Callbacks.ActivityListener,
+            entry.SessionId,
+            _logger);
         if (activity is not null)
         {
             entry.SetActivity(activity);

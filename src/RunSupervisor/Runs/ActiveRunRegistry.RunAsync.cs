@@ -38,10 +38,7 @@ public sealed partial class ActiveRunRegistry
         if (cancellationToken.IsCancellationRequested)
         {
             // Bad options throw whatever the token says, as a bad session id does.
-            if (options is not null)
-            {
-                ValidateStartOptions(options);
-            }
+            ValidateStartOptions(options);
 
             return Task.FromCanceled<T>(cancellationToken);
         }
@@ -86,10 +83,7 @@ public sealed partial class ActiveRunRegistry
         if (cancellationToken.IsCancellationRequested)
         {
             // Bad options throw whatever the token says, as a bad session id does.
-            if (options is not null)
-            {
-                ValidateStartOptions(options);
-            }
+            ValidateStartOptions(options);
 
             return Task.FromCanceled(cancellationToken);
         }

@@ -151,8 +151,14 @@ public sealed partial class ActiveRunRegistry
             ? new SessionBusyException(sessionId, current.RunId, current.FencingToken, ownerHostId: null)
             : new SessionBusyException(sessionId, 0);
 
-    /// <summary>Throws what a start with <paramref name="options"/> would throw for them; for adapters that fix their options up front.</summary>
-    internal void ValidateStartOptions(RunStartOptions options) => _ = ResolveStartOptions(options);
+    /// <summary>Throws what a start with <paramref name="options"/> would throw for them (nothing for none); for adapters that fix their options up front, and for starts whose token is already cancelled.</summary>
+    internal void ValidateStartOptions(RunStartOptions? options)
+    {
+        if (options is not null)
+        {
+            _ = ResolveStartOptions(options);
+        }
+    }
 
     private StartSpec ResolveStartOptions(RunStartOptions options)
     {

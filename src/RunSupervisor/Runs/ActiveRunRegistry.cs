@@ -191,10 +191,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
             // Bad input and a disposed registry throw whatever the token says, as from RunAsync.
             SessionIds.Validate(sessionId);
             ThrowIfDisposed();
-            if (options is not null)
-            {
-                ValidateStartOptions(options);
-            }
+            ValidateStartOptions(options);
 
             return ValueTask.FromCanceled<RunHandle>(cancellationToken);
         }
