@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using RunSupervisor.Leasing;
 using RunSupervisor.Redis.Tests.TestSupport;
+using StackExchange.Redis;
 
 namespace RunSupervisor.Redis.Tests.Failures;
 
@@ -122,6 +124,40 @@ public abstract class RedisRunLeaseStoreFailureTests(IRedisTestServer server) : 
             // Expected almost always: the answer cannot beat a cancel on the same thread.
         }
 
+        await WaitUntilFreeAsync(store, session);
+    }
+
+    [StoreFact]
+    public async Task AcquireAsync_AnswerArrivesAfterTheCallerGaveUp_TheLeaseIsStillReleased()
+    {
+        RedisRunLeaseStore store = await _harness.CreateRedisStoreAsync();
+        IDatabase admin = (await _harness.ConnectAsync()).GetDatabase();
+        string session = "late-" + Guid.NewGuid().ToString("N");
+        RedisKey leaseKey = new LeaseKeys(_harness.Prefix, _harness.Prefix).Lease(session);
+
+        // The store counts the failed call after it gave up on it and before it decides whether to compensate: holding
+        // that moment until the server has taken the lease and answered puts the answer in between, deterministically.
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument, store.Metrics.Failures))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, _, _) =>
+        {
+            SpinWait.SpinUntil(() => admin.KeyExists(leaseKey), TimeSpan.FromSeconds(5)).Should().BeTrue("the acquire reaches the server");
+            Thread.Sleep(300); // the store's connection reads the answer meanwhile
+        });
+        listener.Start();
+        using var giveUp = new CancellationTokenSource();
+        ValueTask<RunLeaseAcquireResult> acquire = store.AcquireAsync(new RunLeaseRequest(session, "host-a", Ttl), giveUp.Token);
+        await giveUp.CancelAsync();
+
+        await FluentActions.Awaiting(async () => await acquire).Should().ThrowAsync<OperationCanceledException>();
+
+        // The caller was told the acquire failed: nobody else would release the lease before its time to live.
         await WaitUntilFreeAsync(store, session);
     }
 
