@@ -219,7 +219,7 @@ public sealed partial class RedisRunLeaseStore
             return;
         }
 
-        _metrics.Notifications.Add(1);
+        _metrics.Measure(_metrics.Notifications, 1L, static (c, v) => c.Add(v));
         _logger.NotificationReceived(notification.Kind, notification.SessionId, notification.FencingToken, targets.Length);
         foreach (Subscription target in targets)
         {

@@ -35,7 +35,7 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
     private readonly TimeSpan _timeout;
     private readonly long _fenceRetentionMs;
     private readonly ILogger _logger;
-    private readonly RedisLeaseMetrics _metrics = new();
+    private readonly RedisLeaseMetrics _metrics;
     private int _disposed;
 
     /// <summary>Initializes a new instance of the <see cref="RedisRunLeaseStore"/> class on a connection the caller owns.</summary>
@@ -61,6 +61,7 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
         _timeout = options.OperationTimeout;
         _fenceRetentionMs = (long)options.FenceRetention.TotalMilliseconds;
         _logger = (ILogger?)loggerFactory?.CreateLogger<RedisRunLeaseStore>() ?? NullLogger.Instance;
+        _metrics = new RedisLeaseMetrics(_logger);
         _onReleased = OnReleasedMessage;
         multiplexer.ConnectionFailed += OnConnectionFailed;
         multiplexer.ConnectionRestored += OnConnectionRestored;
@@ -256,7 +257,7 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
             return RunLeaseAcquireResult.Held(new RunLeaseInfo(request.SessionId, (string)fields[1]!, ParseLong(fields[2]), ParseExpiry(fields[3])));
         }
 
-        _metrics.Acquired.Add(1);
+        _metrics.Measure(_metrics.Acquired, 1L, static (c, v) => c.Add(v));
         var lease = new RunLease(request.SessionId, request.HostId, ParseLong(fields[1]));
         RunLeaseInfo? superseded = fields.Length > 3
             ? new RunLeaseInfo(request.SessionId, (string)fields[3]!, ParseLong(fields[4]), ParseExpiry(fields[5]))
@@ -280,7 +281,7 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
             long token = ParseLong(answer);
             if (token > 0)
             {
-                _metrics.Released.Add(1);
+                _metrics.Measure(_metrics.Released, 1L, static (c, v) => c.Add(v));
                 _logger.AcquireCompensated(sessionId, token);
             }
         }
@@ -325,10 +326,10 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
             }
         }
 
-        _metrics.Renewed.Add(renewed);
+        _metrics.Measure(_metrics.Renewed, (long)renewed, static (c, v) => c.Add(v));
         if (renewed < answers.Length)
         {
-            _metrics.Lost.Add(answers.Length - renewed);
+            _metrics.Measure(_metrics.Lost, (long)(answers.Length - renewed), static (c, v) => c.Add(v));
         }
 
         return results;
@@ -344,7 +345,7 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
         bool released = (long)answer == 1;
         if (released)
         {
-            _metrics.Released.Add(1);
+            _metrics.Measure(_metrics.Released, 1L, static (c, v) => c.Add(v));
         }
 
         return released;
@@ -428,11 +429,16 @@ public sealed partial class RedisRunLeaseStore : IRunLeaseStore, IDisposable, IA
 
     private void Record(string operation, long started, string? error)
     {
-        var operationTag = new KeyValuePair<string, object?>(RedisLeaseMetrics.OperationTag, operation);
-        _metrics.Duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, operationTag);
+        _metrics.Measure(
+            _metrics.Duration,
+            (operation, Stopwatch.GetElapsedTime(started)),
+            static (h, x) => h.Record(x.Item2.TotalSeconds, new KeyValuePair<string, object?>(RedisLeaseMetrics.OperationTag, x.operation)));
         if (error is not null)
         {
-            _metrics.Failures.Add(1, operationTag, new KeyValuePair<string, object?>(RedisLeaseMetrics.ErrorTag, error));
+            _metrics.Measure(
+                _metrics.Failures,
+                (operation, error),
+                static (c, x) => c.Add(1, new KeyValuePair<string, object?>(RedisLeaseMetrics.OperationTag, x.operation), new KeyValuePair<string, object?>(RedisLeaseMetrics.ErrorTag, x.error)));
         }
     }
 

@@ -50,4 +50,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 309, EventName = "RedisNotificationReceived", Level = LogLevel.Debug,
         Message = "Lease notification {Kind} for session '{SessionId}' (token {FencingToken}) delivered to {Observers} observer(s).")]
     public static partial void NotificationReceived(this ILogger logger, RunLeaseNotificationKind kind, string sessionId, long fencingToken, int observers);
+
+    [LoggerMessage(EventId = 310, EventName = "RedisMeterListenerFailed", Level = LogLevel.Error,
+        Message = "A meter listener threw while {Instrument} was recorded; the measurement may be lost, the store is unaffected.")]
+    public static partial void MeterListenerFailed(this ILogger logger, string instrument, Exception exception);
 }

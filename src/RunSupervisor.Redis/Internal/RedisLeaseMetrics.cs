@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
 
 namespace RunSupervisor.Redis;
 
@@ -6,6 +7,11 @@ namespace RunSupervisor.Redis;
 /// The instruments of the meter <see cref="MeterName"/>. Each store owns one meter instance, as each registry does in
 /// the core, so tests never see another store's measurements; listeners that subscribe by name see them all.
 /// </summary>
+/// <remarks>
+/// The store records through <see cref="Measure"/>, never on an instrument directly: a <see cref="MeterListener"/>'s
+/// callback runs on the recording thread, and its exception must not turn a lease taken into a failed acquire or drop a
+/// notification being delivered.
+/// </remarks>
 internal sealed class RedisLeaseMetrics : IDisposable
 {
     public const string MeterName = "RunSupervisor.Redis";
@@ -13,9 +19,11 @@ internal sealed class RedisLeaseMetrics : IDisposable
     public const string ErrorTag = "error.type";
 
     private readonly Meter _meter;
+    private readonly ILogger _logger;
 
-    public RedisLeaseMetrics()
+    public RedisLeaseMetrics(ILogger logger)
     {
+        _logger = logger;
         _meter = new Meter(MeterName, typeof(RedisLeaseMetrics).Assembly.GetName().Version?.ToString());
         Duration = _meter.CreateHistogram<double>("runsupervisor.redis.duration", "s", "Round trip of each store call (a renew batch is one call), tagged by operation; failed calls included.");
         Failures = _meter.CreateCounter<long>("runsupervisor.redis.failures", "{call}", "Store calls that failed, tagged by operation and error type (timeout, connection, server).");
@@ -39,6 +47,27 @@ internal sealed class RedisLeaseMetrics : IDisposable
     public Counter<long> Released { get; }
 
     public Counter<long> Notifications { get; }
+
+    /// <summary>Records on <paramref name="instrument"/> if anyone listens; a listener's exception is logged, never thrown.</summary>
+    public void Measure<TInstrument, TState>(TInstrument instrument, TState state, Action<TInstrument, TState> record)
+        where TInstrument : Instrument
+    {
+        if (!instrument.Enabled)
+        {
+            return;
+        }
+
+        try
+        {
+            record(instrument, state);
+        }
+#pragma warning disable CA1031 // A meter listener is foreign code: its failure must not change the outcome of a store call.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.MeterListenerFailed(instrument.Name, ex);
+        }
+    }
 
     public void Dispose() => _meter.Dispose();
 }

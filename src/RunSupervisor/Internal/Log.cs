@@ -131,4 +131,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 31, EventName = "DrainCancelledWaiting", Level = LogLevel.Information,
         Message = "Drain cancelled {Count} start(s) waiting for admission: their work never runs.")]
     public static partial void DrainCancelledWaiting(this ILogger logger, int count);
+
+    [LoggerMessage(EventId = 32, EventName = "MeterListenerFailed", Level = LogLevel.Error,
+        Message = "A meter listener threw while {Instrument} was recorded; the measurement may be lost, the registry is unaffected.")]
+    public static partial void MeterListenerFailed(this ILogger logger, string instrument, Exception exception);
 }

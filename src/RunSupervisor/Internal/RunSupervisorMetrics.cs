@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
 
 namespace RunSupervisor;
 
@@ -7,6 +8,12 @@ namespace RunSupervisor;
 /// registries (and tests) never see each other's measurements through <c>MetricCollector</c>; listeners that
 /// subscribe by meter name see them all.
 /// </summary>
+/// <remarks>
+/// The registry records through the methods, never the instruments: a <see cref="MeterListener"/>'s callback runs on
+/// the recording thread and its exception would otherwise escape from the middle of a transition's publishing (a run's
+/// end not raised, its waiters never admitted, its caller never completed). The methods skip an instrument nobody
+/// listens to before building its tags, and log a listener's failure instead of throwing it.
+/// </remarks>
 internal sealed class RunSupervisorMetrics : IDisposable
 {
     public const string MeterName = "RunSupervisor";
@@ -17,9 +24,11 @@ internal sealed class RunSupervisorMetrics : IDisposable
     public const string LeaseOperationTag = "runsupervisor.lease_operation";
 
     private readonly Meter _meter;
+    private readonly ILogger _logger;
 
-    public RunSupervisorMetrics()
+    public RunSupervisorMetrics(ILogger logger)
     {
+        _logger = logger;
         _meter = new Meter(MeterName, typeof(RunSupervisorMetrics).Assembly.GetName().Version?.ToString());
         ActiveRuns = _meter.CreateUpDownCounter<long>("runsupervisor.runs.active", "{run}", "Runs currently in the registry.");
         RunsStarted = _meter.CreateCounter<long>("runsupervisor.runs.started", "{run}", "Runs started.");
@@ -73,19 +82,76 @@ internal sealed class RunSupervisorMetrics : IDisposable
 
     public Counter<long> RunsPreempted { get; }
 
+    public void RecordStarted()
+    {
+        Measure(RunsStarted, 1L, static (c, v) => c.Add(v));
+        Measure(ActiveRuns, 1L, static (c, v) => c.Add(v));
+    }
+
     public void RecordEnded(RunEndReason reason, TimeSpan duration)
     {
-        var tag = new KeyValuePair<string, object?>(EndReasonTag, EndReasonNames.Get(reason));
-        ActiveRuns.Add(-1);
-        RunsEnded.Add(1, tag);
-        RunDuration.Record(duration.TotalSeconds, tag);
+        Measure(ActiveRuns, -1L, static (c, v) => c.Add(v));
+        Measure(RunsEnded, reason, static (c, r) => c.Add(1, EndReasonTagOf(r)));
+        Measure(RunDuration, (reason, duration), static (h, x) => h.Record(x.duration.TotalSeconds, EndReasonTagOf(x.reason)));
         if (reason == RunEndReason.ForceEvicted)
         {
-            Evictions.Add(1);
+            Measure(Evictions, 1L, static (c, v) => c.Add(v));
         }
     }
 
+    public void RecordPreempted() => Measure(RunsPreempted, 1L, static (c, v) => c.Add(v));
+
+    public void RecordAbandoned(long delta) => Measure(AbandonedRuns, delta, static (c, v) => c.Add(v));
+
+    public void RecordHeartbeatDropped() => Measure(HeartbeatsDropped, 1L, static (c, v) => c.Add(v));
+
+    public void RecordWatchdogLateness(TimeSpan lateness) => Measure(WatchdogLateness, lateness, static (h, x) => h.Record(x.TotalSeconds));
+
+    public void RecordQueued(string lane) => Measure(QueueLength, lane, static (c, l) => c.Add(1, new KeyValuePair<string, object?>(LaneTag, l)));
+
+    public void RecordLeftQueue(string lane, TimeSpan waited, string outcome)
+    {
+        Measure(QueueLength, lane, static (c, l) => c.Add(-1, new KeyValuePair<string, object?>(LaneTag, l)));
+        Measure(
+            QueueWait,
+            (lane, waited, outcome),
+            static (h, x) => h.Record(x.waited.TotalSeconds, new KeyValuePair<string, object?>(LaneTag, x.lane), new KeyValuePair<string, object?>(QueueOutcomeTag, x.outcome)));
+    }
+
+    public void RecordLeaseAcquired() => Measure(LeasesAcquired, 1L, static (c, v) => c.Add(v));
+
+    public void RecordLeaseLost(string cause) => Measure(LeasesLost, cause, static (c, x) => c.Add(1, new KeyValuePair<string, object?>(LeaseCauseTag, x)));
+
+    public void RecordLeaseStoreFailure(string operation) => Measure(LeaseStoreFailures, operation, static (c, x) => c.Add(1, new KeyValuePair<string, object?>(LeaseOperationTag, x)));
+
+    public void RecordUnfencedStart() => Measure(UnfencedStarts, 1L, static (c, v) => c.Add(v));
+
+    public void RecordRenewBatch(TimeSpan duration) => Measure(RenewBatchDuration, duration, static (h, x) => h.Record(x.TotalSeconds));
+
     public void Dispose() => _meter.Dispose();
+
+    private static KeyValuePair<string, object?> EndReasonTagOf(RunEndReason reason) => new(EndReasonTag, EndReasonNames.Get(reason));
+
+    /// <summary>Records on <paramref name="instrument"/> if anyone listens; a listener's exception is logged, never thrown.</summary>
+    private void Measure<TInstrument, TState>(TInstrument instrument, TState state, Action<TInstrument, TState> record)
+        where TInstrument : Instrument
+    {
+        if (!instrument.Enabled)
+        {
+            return;
+        }
+
+        try
+        {
+            record(instrument, state);
+        }
+#pragma warning disable CA1031 // A meter listener is foreign code: its failure must not break the transition being published.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logger.MeterListenerFailed(instrument.Name, ex);
+        }
+    }
 
     /// <summary>The snake_case value of the <see cref="EndReasonTag"/> tag; the run activity uses the same values.</summary>
     public static string GetEndReasonName(RunEndReason reason) => EndReasonNames.Get(reason);

@@ -115,7 +115,7 @@ public sealed partial class ActiveRunRegistry
             }
 
             StoreSucceeded();
-            Metrics.RenewBatchDuration.Record(TimeSpan.FromTicks(NowTicks() - sentTicks).TotalSeconds);
+            Metrics.RecordRenewBatch(TimeSpan.FromTicks(NowTicks() - sentTicks));
             long validUntil = sentTicks + _leaseTtl.Ticks - _leaseSafetyMargin.Ticks;
             for (int i = 0; i < entries.Count && i < results.Count; i++)
             {

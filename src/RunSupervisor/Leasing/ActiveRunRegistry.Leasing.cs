@@ -141,7 +141,7 @@ public sealed partial class ActiveRunRegistry
     {
         Volatile.Write(ref _lastStoreFailureTicks, NowTicks());
         Volatile.Write(ref _storeFailing, 1);
-        Metrics.LeaseStoreFailures.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseOperationTag, operation));
+        Metrics.RecordLeaseStoreFailure(operation);
     }
 
     private static string NewHostId() => string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}");
@@ -213,7 +213,7 @@ public sealed partial class ActiveRunRegistry
                     {
                         _logger.LeaseStoreUnavailable(sessionId, "acquire", "the run starts unfenced (FailOpen)", ex);
                         Confirm(entry, lease: null, sent);
-                        Metrics.UnfencedStarts.Add(1);
+                        Metrics.RecordUnfencedStart();
                         Interlocked.Increment(ref _unfencedStarts);
                         _logger.UnfencedStart(sessionId, entry.RunId);
                         return handle;
@@ -341,7 +341,7 @@ public sealed partial class ActiveRunRegistry
 
         if (lease is not null)
         {
-            Metrics.LeasesAcquired.Add(1);
+            Metrics.RecordLeaseAcquired();
             if (_logger.IsEnabled(LogLevel.Debug))
             {
                 _logger.LeaseAcquired(entry.SessionId, entry.RunId, _hostId, lease.FencingToken);
@@ -421,7 +421,7 @@ public sealed partial class ActiveRunRegistry
         Left left = Leave(entry, EndTrigger.LeaseLost, detail, forfeitLease: !mayStillBeHeld, out SettledStarts settled);
         if (left.HasLeft && !left.Quiet)
         {
-            Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, cause));
+            Metrics.RecordLeaseLost(cause);
             Interlocked.Increment(ref _leasesLost);
             _logger.LeaseLost(entry.SessionId, entry.RunId, entry.FencingToken, detail);
         }
@@ -436,7 +436,7 @@ public sealed partial class ActiveRunRegistry
         Left left = Leave(entry, EndTrigger.Superseded, detail, forfeitLease: true, out SettledStarts settled);
         if (left.HasLeft && !left.Quiet)
         {
-            Metrics.LeasesLost.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LeaseCauseTag, "superseded"));
+            Metrics.RecordLeaseLost("superseded");
             Interlocked.Increment(ref _leasesLost);
             _logger.RemoteSupersede(entry.SessionId, entry.RunId, newOwner.HostId, newOwner.FencingToken);
         }

@@ -9,7 +9,7 @@ public sealed partial class ActiveRunRegistry
 
     bool IHeartbeatSource.HasQueuedStarts(string sessionId) => _table.QueuedCount(sessionId) > 0;
 
-    void IHeartbeatSource.RecordHeartbeatDropped() => Metrics.HeartbeatsDropped.Add(1);
+    void IHeartbeatSource.RecordHeartbeatDropped() => Metrics.RecordHeartbeatDropped();
 
     /// <summary>Subscribes an internal observer to run ends, told after <see cref="RunEnded"/>'s handlers have run.</summary>
     void IHeartbeatSource.Subscribe(IRunEndListener listener) => UpdateEndListeners(listener, add: true);

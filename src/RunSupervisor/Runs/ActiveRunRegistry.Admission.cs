@@ -71,7 +71,7 @@ public sealed partial class ActiveRunRegistry
     private void PublishQueued(PendingStart waiter, CancellationToken cancellationToken)
     {
         string lane = _table.Lanes.Names[waiter.Spec.Lane] ?? DefaultLaneName;
-        Metrics.QueueLength.Add(1, new KeyValuePair<string, object?>(RunSupervisorMetrics.LaneTag, lane));
+        Metrics.RecordQueued(lane);
         if (_logger.IsEnabled(LogLevel.Debug))
         {
             _logger.RunQueued(waiter.SessionId, lane, _table.QueuedCount(waiter.SessionId));
@@ -110,9 +110,7 @@ public sealed partial class ActiveRunRegistry
                 ObjectDisposedException => "disposed",
                 _ => "cancelled",
             };
-            var laneTag = new KeyValuePair<string, object?>(RunSupervisorMetrics.LaneTag, lane);
-            Metrics.QueueLength.Add(-1, laneTag);
-            Metrics.QueueWait.Record(waited.TotalSeconds, laneTag, new KeyValuePair<string, object?>(RunSupervisorMetrics.QueueOutcomeTag, outcome));
+            Metrics.RecordLeftQueue(lane, waited, outcome);
             if (waiter.Admitted is { } entry)
             {
                 PublishStart(entry, settled.ReplacedBy(waiter), admittedFrom: waiter);

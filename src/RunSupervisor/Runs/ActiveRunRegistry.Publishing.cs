@@ -16,8 +16,7 @@ public sealed partial class ActiveRunRegistry
         if (entry.StartPublished)
         {
             StartActivity(entry, admittedFrom);
-            Metrics.RunsStarted.Add(1);
-            Metrics.ActiveRuns.Add(1);
+            Metrics.RecordStarted();
             if (_logger.IsEnabled(LogLevel.Debug))
             {
                 _logger.RunStarted(entry.SessionId, entry.RunId, entry.Deadline);
@@ -29,7 +28,7 @@ public sealed partial class ActiveRunRegistry
             // A superseded start that never held its lease never appeared, so nothing says it was replaced.
             if (!superseded.Quiet && superseded.Entry.Background && !entry.Background)
             {
-                Metrics.RunsPreempted.Add(1);
+                Metrics.RecordPreempted();
                 _logger.RunPreempted(entry.SessionId, superseded.Entry.RunId, entry.RunId);
             }
             else if (!superseded.Quiet)
@@ -103,7 +102,7 @@ public sealed partial class ActiveRunRegistry
         if (entry.Abandoned && left.Forgotten is null)
         {
             // A full ledger swapped its oldest entry for this one: the count did not change.
-            Metrics.AbandonedRuns.Add(1);
+            Metrics.RecordAbandoned(1);
         }
 
         if (RunEnded is { } handlers)

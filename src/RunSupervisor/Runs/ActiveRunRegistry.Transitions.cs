@@ -161,7 +161,7 @@ public sealed partial class ActiveRunRegistry
 
     private void LogAbandonedRunSettled(AbandonedRunInfo abandoned, string outcome, Exception? fault)
     {
-        Metrics.AbandonedRuns.Add(-1);
+        Metrics.RecordAbandoned(-1);
         TimeSpan lateness = _clock.TimeProvider.GetUtcNow() - abandoned.EvictedAt;
         _logger.AbandonedRunSettled(abandoned.SessionId, abandoned.RunId, outcome, lateness, fault);
     }

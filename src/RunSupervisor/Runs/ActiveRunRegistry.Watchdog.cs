@@ -96,7 +96,7 @@ public sealed partial class ActiveRunRegistry
 
     private long RecordLateness(long latenessTicks)
     {
-        Metrics.WatchdogLateness.Record(TimeSpan.FromTicks(latenessTicks).TotalSeconds);
+        Metrics.RecordWatchdogLateness(TimeSpan.FromTicks(latenessTicks));
         return latenessTicks;
     }
 }

@@ -69,7 +69,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         _clock = new RegistryClock(timeProvider);
         _logger = logger;
         _table = new RunTable(_maxAbandonedRuns, new LaneSet(value.Lanes), value.MaxActiveRuns, value.MaxQueuedPerSession, value.QueueOverflow);
-        Metrics = new RunSupervisorMetrics();
+        Metrics = new RunSupervisorMetrics(logger);
         _watchdog = new WatchdogTimer(_clock, static state => ((ActiveRunRegistry)state!).OnWatchdogTick(), this);
 
         RunLeaseOptions lease = value.Lease;

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
@@ -66,6 +67,38 @@ public sealed class RedisRunLeaseStoreObservabilityTests(GarnetServerFixture ser
 
         await healthy.WaitForAsync(n => n.Kind == RunLeaseNotificationKind.AbortRequested);
         await WaitForLogAsync(308);
+    }
+
+    [Fact]
+    public async Task Metrics_MeterListenerThrows_AcquireRenewReleaseAndNotificationsStillWorkAndTheFailuresAreLogged()
+    {
+        // A listener's callback runs on the recording thread: its exception must not turn a lease taken into a failed
+        // acquire, nor stop a notification from reaching its observer.
+        RedisRunLeaseStore store = await CreateStoreAsync();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument.Meter, store.Metrics.Duration.Meter))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
+        listener.SetMeasurementEventCallback<double>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
+        listener.Start();
+        var observer = new RecordingObserver();
+        await using IAsyncDisposable subscription = await store.SubscribeAsync("host-a", observer);
+
+        RunLease lease = (await store.AcquireAsync(new RunLeaseRequest("meter", "host-a", TimeSpan.FromSeconds(10)))).Lease!;
+        (await store.RenewAsync([lease], TimeSpan.FromSeconds(10))).Single().Status.Should().Be(RunLeaseRenewStatus.Renewed);
+        await store.RequestAbortAsync("meter", lease.FencingToken, "stop");
+        await observer.WaitForAsync(n => n.Kind == RunLeaseNotificationKind.AbortRequested);
+        await store.ReleaseAsync(lease);
+
+        (await store.GetOwnerAsync("meter")).Should().BeNull("the release went through");
+        await WaitForLogAsync(310);
     }
 
     private async Task<RedisRunLeaseStore> CreateStoreAsync()

@@ -46,6 +46,7 @@ public sealed class LoggingTests
         (29, "RemoteSupersede", LogLevel.Information),
         (30, "LeaseReleaseFailed", LogLevel.Debug),
         (31, "DrainCancelledWaiting", LogLevel.Information),
+        (32, "MeterListenerFailed", LogLevel.Error),
     ];
 
     public static TheoryData<int, string, LogLevel> PinnedRows()

@@ -310,6 +310,44 @@ public sealed class MetricsTests
         dropped.GetMeasurementSnapshot().Select(m => m.Value).Should().Equal(1, 1, 1);
     }
 
+    [Fact]
+    public async Task MeterListener_ThrowsOnEveryMeasurement_EvictionHandOffAndEndsStillHappenAndTheFailuresAreLogged()
+    {
+        // A listener's callback runs on the recording thread, in the middle of publishing a transition: had its exception
+        // escaped, the evicted run's end would not be raised, its waiter never admitted, the policy never told.
+        using var f = new RegistryFixture();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument.Meter, f.Registry.Metrics.Meter))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
+        listener.SetMeasurementEventCallback<double>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
+        listener.Start();
+
+        RunHandle hung = f.Registry.Start("s1");
+        hung.Attach(new TaskCompletionSource().Task);
+        ValueTask<RunHandle> waiting = f.Registry.StartAsync("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait });
+
+        f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
+        RunHandle next = await waiting.AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        next.Dispose();
+
+        f.Ended.Select(e => e.Args.Reason).Should().Equal(RunEndReason.ForceEvicted, RunEndReason.Completed);
+        hung.Completion.IsCompleted.Should().BeTrue();
+        next.Completion.IsCompletedSuccessfully.Should().BeTrue();
+        f.Registry.IsActive("s1").Should().BeFalse();
+        f.Registry.AbandonedCount.Should().Be(1);
+        f.LogsWithEvent("MeterListenerFailed").Select(r => r.StructuredState!.Single(kv => kv.Key == "Instrument").Value).Should().Contain(
+            ["runsupervisor.runs.started", "runsupervisor.runs.active", "runsupervisor.runs.ended", "runsupervisor.run.duration", "runsupervisor.runs.evicted",
+             "runsupervisor.runs.abandoned", "runsupervisor.watchdog.lateness", "runsupervisor.queue.length", "runsupervisor.queue.wait"]);
+    }
+
     /// <summary>Every instrument property of the registry's metrics, found by reflection so that none is left out.</summary>
     private static Instrument[] AllInstruments(ActiveRunRegistry registry)
         => [.. typeof(RunSupervisorMetrics).GetProperties(BindingFlags.Public | BindingFlags.Instance)
