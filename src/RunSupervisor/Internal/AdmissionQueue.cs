@@ -56,6 +56,30 @@ internal sealed class AdmissionQueue
         return Count > 0 && _sessions.TryGetValue(sessionId, out WaitList? queue) && queue.Count > 0;
     }
 
+    /// <summary>
+    /// Gets a value indicating whether a foreground start waits for <paramref name="sessionId"/>; under the gate.
+    /// O(the session's queue), bounded by <see cref="RunSupervisorOptions.MaxQueuedPerSession"/>, and asked only when a
+    /// foreground start would preempt the session's background run while starts wait for the session.
+    /// </summary>
+    public bool HasForegroundWaiterLocked(string sessionId)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        if (Count == 0 || !_sessions.TryGetValue(sessionId, out WaitList? queue))
+        {
+            return false;
+        }
+
+        foreach (PendingStart start in queue)
+        {
+            if (!start.Spec.Background)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Gets the oldest waiting start of <paramref name="sessionId"/>; under the gate.</summary>
     public PendingStart? OldestLocked(string sessionId)
     {

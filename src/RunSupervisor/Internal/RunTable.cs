@@ -129,7 +129,7 @@ internal sealed class RunTable
             return new EnterResult(EnterOutcome.Entered, current: null, superseded: default, limit: 0);
         }
 
-        if (!Replaces(whenBusy, entry.Background, current))
+        if (!Replaces(whenBusy, entry.Background, current) || OvertakesForegroundWaiterLocked(whenBusy, entry.Background, current))
         {
             return Refuse(EnterOutcome.Busy, current, limit: 0);
         }
@@ -175,7 +175,9 @@ internal sealed class RunTable
         }
 
         RunEntry? current = _sessions.Find(start.SessionId, start.SessionHash);
-        bool readyAnyway = current is null ? start.Spec.WhenBusy == SessionBusyBehavior.Supersede : Replaces(start.Spec, current);
+        bool readyAnyway = current is null
+            ? start.Spec.WhenBusy == SessionBusyBehavior.Supersede
+            : Replaces(start.Spec, current) && !OvertakesForegroundWaiterLocked(start.Spec.WhenBusy, start.Spec.Background, current);
         _queue.EnqueueLocked(start, sessionFree: current is null, readyAnyway);
         AdmitWaitingLocked(nowTicks);
         return null;
@@ -439,13 +441,23 @@ internal sealed class RunTable
                 continue;
             }
 
+            // A late tick first fails the waiting starts whose queue timeout came before this eviction instant, as an
+            // on-time tick would have: the eviction must not admit a start that had already given up.
             long evictDue = entry.EvictAtTicks;
+            TimeOutWaitingLocked(evictDue - 1, nowTicks);
             Left left = LeaveLocked(entry, EndTrigger.Evicted, nowTicks);
             Debug.Assert(left.HasLeft, "Every queued entry is in the table.");
             (evicted ??= []).Add((left, evictDue));
         }
 
-        while (_queue.Count > 0 && _queue.TakeTimedOutLocked(nowTicks) is { } start)
+        TimeOutWaitingLocked(nowTicks, nowTicks);
+    }
+
+    /// <summary>Fails the waiting starts whose queue timeout is at or before <paramref name="dueByTicks"/>, each admitting what its leaving frees.</summary>
+    private void TimeOutWaitingLocked(long dueByTicks, long nowTicks)
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        while (_queue.Count > 0 && _queue.TakeTimedOutLocked(dueByTicks) is { } start)
         {
             LeaveQueueLocked(start, new RunQueueTimeoutException(start.SessionId, _lanes.Names[start.Spec.Lane], TimeSpan.FromTicks(nowTicks - start.EnqueuedTicks)), nowTicks);
             AdmitWaitingLocked(nowTicks);
@@ -503,7 +515,7 @@ internal sealed class RunTable
             PendingStart? next = null;
             for (int lane = 0; lane < _laneActive.Length; lane++)
             {
-                if (_queue.Lane(lane).First is { } head && (next is null || head.ReadySequence < next.ReadySequence) && HasRoomLocked(head, lane, registryFull))
+                if (FirstStillReadyLocked(lane) is { } head && (next is null || head.ReadySequence < next.ReadySequence) && HasRoomLocked(head, lane, registryFull))
                 {
                     next = head;
                 }
@@ -514,19 +526,8 @@ internal sealed class RunTable
                 return;
             }
 
-            // Ready means it waited only for a slot, as things stood then; with the slot, it enters as a start entering
-            // now would: into a free session if it is the session's oldest start (or supersedes, which overtakes), in
-            // place of the session's run if it supersedes or preempts that run, else it waits for the session again
-            // (a start that did not wait took the session meanwhile, or the run it would have preempted left).
             RunEntry? current = _sessions.Find(next.SessionId, next.SessionHash);
-            bool enters = current is null
-                ? next.Spec.WhenBusy == SessionBusyBehavior.Supersede || _queue.IsOldestLocked(next)
-                : Replaces(next.Spec, current);
-            if (!enters)
-            {
-                _queue.UnreadyLocked(next);
-                continue;
-            }
+            Debug.Assert(EntersWithSlotLocked(next, current), "A lane's head is still ready.");
 
             // The transition's clock reading may predate this start's own call (it was read before the gate): a run
             // never starts before it was asked for, so its deadline and its queue wait are never cut short.
@@ -553,9 +554,49 @@ internal sealed class RunTable
             }
             else
             {
-                _settled.AddReplacing(next, ReplaceLocked(current, entry, admittedAt));
+                // Settled before the replaced run leaves: a start its leaving admits in turn (which may replace this
+                // start's run) is published after this one.
+                _settled.Add(next);
+                Left replaced = ReplaceLocked(current, entry, admittedAt);
+                _settled.RecordReplaced(next, replaced);
             }
         }
+    }
+
+    /// <summary>
+    /// The head of <paramref name="lane"/>'s ready queue once the heads that are no longer ready have gone back to
+    /// waiting for their session: without this, such a head (its session taken meanwhile by a start that did not wait)
+    /// would hold back the starts behind it whenever the registry is at its cap, since it never has room. Each start
+    /// leaves the ready queue at most once per time it was made ready, so this is amortized O(1).
+    /// </summary>
+    private PendingStart? FirstStillReadyLocked(int lane)
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        while (_queue.Lane(lane).First is { } head)
+        {
+            if (EntersWithSlotLocked(head, _sessions.Find(head.SessionId, head.SessionHash)))
+            {
+                return head;
+            }
+
+            _queue.UnreadyLocked(head);
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Whether a ready start, given its slot, enters as a start entering now would: into a free session if it is the
+    /// session's oldest start (or supersedes, which overtakes), in place of the session's run if it supersedes or
+    /// preempts that run. Otherwise it waits for its session again: a start that did not wait took the session
+    /// meanwhile, or the run it would have preempted left.
+    /// </summary>
+    private bool EntersWithSlotLocked(PendingStart start, RunEntry? current)
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        return current is null
+            ? start.Spec.WhenBusy == SessionBusyBehavior.Supersede || _queue.IsOldestLocked(start)
+            : Replaces(start.Spec, current);
     }
 
     /// <summary>
@@ -585,6 +626,17 @@ internal sealed class RunTable
         => current.Background ? whenBusy == SessionBusyBehavior.Supersede || !background : whenBusy == SessionBusyBehavior.Supersede && !background;
 
     private static bool Replaces(in StartSpec spec, RunEntry current) => Replaces(spec.WhenBusy, spec.Background, current);
+
+    /// <summary>
+    /// Whether a foreground start that waits would preempt <paramref name="current"/> (a background run) ahead of a
+    /// foreground start already waiting for the session, which preempts first: a start that waits never overtakes the
+    /// session's waiting starts, even the one that waits only for its lane's slot.
+    /// </summary>
+    private bool OvertakesForegroundWaiterLocked(SessionBusyBehavior whenBusy, bool background, RunEntry current)
+    {
+        Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        return whenBusy == SessionBusyBehavior.Wait && !background && current.Background && _queue.HasForegroundWaiterLocked(current.SessionId);
+    }
 
     /// <summary>
     /// Puts <paramref name="entry"/> in the place of its session's run, which leaves superseded (preempted when a

@@ -32,12 +32,8 @@ internal struct SettledStarts
         }
     }
 
-    /// <summary>Adds an admitted start that replaced its session's run, with that run's leaving.</summary>
-    public void AddReplacing(PendingStart start, Left replaced)
-    {
-        Add(start);
-        (_replaced ??= []).Add((start, replaced));
-    }
+    /// <summary>Records the run an admitted start (already added) replaced, with that run's leaving.</summary>
+    public void RecordReplaced(PendingStart start, Left replaced) => (_replaced ??= []).Add((start, replaced));
 
     /// <summary>Gets the run <paramref name="start"/> replaced when it was admitted, or nothing (<see cref="Left.HasLeft"/> false).</summary>
     public readonly Left ReplacedBy(PendingStart start)

@@ -332,7 +332,7 @@ public sealed class MetricsTests
 
         RunHandle hung = f.Registry.Start("s1");
         hung.Attach(new TaskCompletionSource().Task);
-        ValueTask<RunHandle> waiting = f.Registry.StartAsync("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait });
+        ValueTask<RunHandle> waiting = f.Registry.StartAsync("s1", new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromHours(1) });
 
         f.Time.Advance(RegistryFixture.Timeout + RegistryFixture.Grace);
         RunHandle next = await waiting.AsTask().WaitAsync(TimeSpan.FromSeconds(10));

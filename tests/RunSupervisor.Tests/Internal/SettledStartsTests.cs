@@ -48,7 +48,7 @@ public sealed class SettledStartsTests : IDisposable
     }
 
     [Fact]
-    public void AddReplacing_TwoStartsReplacedRunsInOneTransition_EachKeepsTheRunItReplaced()
+    public void RecordReplaced_TwoStartsReplacedRunsInOneTransition_EachKeepsTheRunItReplaced()
     {
         SettledStarts settled = default;
         PendingStart plain = NewStart("a");
@@ -58,8 +58,10 @@ public sealed class SettledStartsTests : IDisposable
         Left secondReplaced = new(Entry(_registry, "c", runId: 2), cancel: true, sessionIdle: false, forgotten: null);
 
         settled.Add(plain);
-        settled.AddReplacing(first, firstReplaced);
-        settled.AddReplacing(second, secondReplaced);
+        settled.Add(first);
+        settled.Add(second);
+        settled.RecordReplaced(second, secondReplaced);
+        settled.RecordReplaced(first, firstReplaced);
 
         Enumerate(settled).Should().Equal(plain, first, second);
         settled.ReplacedBy(first).Entry.Should().BeSameAs(firstReplaced.Entry);

@@ -217,4 +217,51 @@ public sealed class LaneTests
 
         FluentActions.Invoking(() => new ActiveRunRegistry(options)).Should().Throw<OptionsValidationException>().WithMessage("*Lanes['cron']*at least 1*");
     }
+
+    [Fact]
+    public async Task StartAsync_ReadyHeadWhoseSessionWasTakenMeanwhile_DoesNotHoldBackAPreemptingStartBehindItAtTheGlobalCap()
+    {
+        // w waited for a cron slot on a free session, which a start that did not wait then took: w now waits for its
+        // session. x, behind it in the lane, would preempt its session's background run, which needs no global slot.
+        using var f = WithCronLane(cap: 1, maxActiveRuns: 3);
+        RunHandle cronHolder = f.Registry.Start("o", Cron);
+        ValueTask<RunHandle> w = f.Registry.StartAsync("s", new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Wait });
+        using RunHandle taken = f.Registry.Start("s");
+        RunHandle background = f.Registry.Start("t", new RunStartOptions { Background = true });
+        ValueTask<RunHandle> x = f.Registry.StartAsync("t", new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Wait });
+        x.IsCompleted.Should().BeFalse("the cron lane is full");
+
+        // The cron run is replaced by a default-lane run: the cron lane has room, the registry stays at its cap.
+        using RunHandle replacement = f.Registry.Start("o", new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
+
+        f.Registry.ActiveCount.Should().Be(3);
+        x.IsCompletedSuccessfully.Should().BeTrue("x needs only the cron slot, and w waits for its session, not for a slot");
+        (await x).Dispose();
+        (await background.Completion).Should().Be(RunEndReason.Superseded);
+        w.IsCompleted.Should().BeFalse();
+        taken.Dispose();
+        (await w).Dispose();
+        cronHolder.IsCurrent.Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task StartAsync_TwoWaitingSupersedesAdmittedInOneStep_EndsArePublishedInTheOrderTheRunsWereReplaced()
+    {
+        using var f = WithCronLane(cap: 1);
+        RunHandle original = f.Registry.Start("s");
+        RunHandle cronHolder = f.Registry.Start("other", Cron);
+        var supersede = new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Supersede };
+        ValueTask<RunHandle> s1 = f.Registry.StartAsync("s", supersede);
+        ValueTask<RunHandle> s2 = f.Registry.StartAsync("s", supersede);
+
+        cronHolder.Dispose();
+
+        RunHandle first = await s1;
+        using RunHandle second = await s2;
+        second.IsCurrent.Should().BeTrue();
+        f.Ended.Select(e => e.Args.RunId).Should().Equal(
+            [cronHolder.RunId, original.RunId, first.RunId],
+            "the first admitted run replaced the original, then the second replaced the first: RunEnded follows that order");
+        f.Ended.Select(e => e.Args.Detail).Skip(1).Should().Equal($"superseded by run {first.RunId}", $"superseded by run {second.RunId}");
+    }
 }

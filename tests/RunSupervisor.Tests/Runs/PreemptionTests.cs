@@ -111,6 +111,34 @@ public sealed class PreemptionTests
         (await user.Completion).Should().Be(RunEndReason.Completed);
     }
 
+    [Theory]
+    [InlineData("default")]
+    [InlineData("cron")]
+    public async Task StartAsync_LaterForegroundWaitOnABackgroundRunWhileAnEarlierOneWaitsForItsLane_QueuesBehindIt(string laterLane)
+    {
+        // The earlier start waits only for a cron slot, then preempts; the later one has a slot at once (or would be
+        // ready to preempt through its own lane) but waits behind it all the same.
+        var options = new RunSupervisorOptions { RunTimeout = RegistryFixture.Timeout, GracePeriod = RegistryFixture.Grace };
+        options.Lanes["cron"] = 1;
+        using var f = new RegistryFixture(options);
+        RunHandle cronHolder = f.Registry.Start("other", new RunStartOptions { Lane = "cron" });
+        RunHandle background = f.Registry.Start(Session, Background);
+        ValueTask<RunHandle> earlier = f.Registry.StartAsync(Session, new RunStartOptions { Lane = "cron", WhenBusy = SessionBusyBehavior.Wait });
+
+        ValueTask<RunHandle> later = f.Registry.StartAsync(Session, new RunStartOptions { Lane = laterLane == "default" ? null : laterLane, WhenBusy = SessionBusyBehavior.Wait });
+
+        later.IsCompleted.Should().BeFalse("a start that waits never overtakes its session's waiting starts");
+        background.IsCurrent.Should().BeTrue();
+        f.Registry.GetQueuedCount(Session).Should().Be(2);
+        cronHolder.Dispose();
+        RunHandle first = await earlier;
+        (await background.Completion).Should().Be(RunEndReason.Superseded, "the earlier start preempted it once it had its slot");
+        later.IsCompleted.Should().BeFalse("the later start waits for the earlier one's run, a foreground one");
+        first.Dispose();
+        using RunHandle second = await later;
+        second.RunId.Should().BeGreaterThan(first.RunId);
+    }
+
     [Fact]
     public void Start_BackgroundOnAForegroundRun_Refused()
     {
