@@ -164,6 +164,9 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
     {
         if (_state != State.Streaming)
         {
+            // Perhaps the first MoveNextAsync still waits for admission: once admitted, its move sees the consumer gone
+            // and ends the run at once, without opening the inner stream.
+            _consumerGone = true;
             _state = State.Finished;
             return;
         }
@@ -173,9 +176,14 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         int phase = Interlocked.CompareExchange(ref _phase, Stopping, Idle);
         if (phase != Idle)
         {
-            // Stopping: an abort got there first and its end stands. Moving: a MoveNextAsync left pending (misuse);
-            // its step stops the inner stream when the inner move settles, and the run ends then.
+            // Stopping: an abort got there first and its end stands. Moving: a MoveNextAsync left pending, which
+            // `await using` does once the consumer's own per-update timeout gives up on it.
             _consumerGone = true;
+            if (phase == Moving)
+            {
+                await StopPendingMoveAsync(run).ConfigureAwait(false);
+            }
+
             return;
         }
 
@@ -211,6 +219,45 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         run.Abort(RunEnds.ConsumerStoppedText);
         run.Dispose();
         _ = SettleWhenDisposedAsync(dispose);
+    }
+
+    /// <summary>
+    /// Stops the inner stream under a MoveNextAsync the consumer gave up on: its move is cancelled, and its step ends the
+    /// run (<see cref="RunEndReason.Completed"/>: the consumer chose to stop) once the move settles. As for a disposal
+    /// between updates, the consumer waits for that at most the grace period; after it the run ends
+    /// <see cref="RunEndReason.Aborted"/> and the move is left to the watchdog.
+    /// </summary>
+    private async ValueTask StopPendingMoveAsync(RunHandle run)
+    {
+        try
+        {
+            // Not awaited: the inner stream's cancellation callbacks are provider code and may block.
+            _ = _innerStop!.CancelAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The move's step has settled the run meanwhile.
+        }
+
+        // The move may have gone back to Idle before it could see the consumer gone: then it is stopped here.
+        StopFromIdle(run);
+        if (run.Completion.IsCompleted)
+        {
+            return;
+        }
+
+        using (var timer = new CancellationTokenSource())
+        {
+            Task grace = Task.Delay(GracePeriod(run), _stream.Registry.TimeProvider, timer.Token);
+            await Task.WhenAny(grace, run.Completion).ConfigureAwait(false);
+            await timer.CancelAsync().ConfigureAwait(false);
+        }
+
+        if (!run.Completion.IsCompleted)
+        {
+            run.Abort(RunEnds.ConsumerStoppedText);
+            run.Dispose();
+        }
     }
 
     private static CancellationTokenRegistration AbortOnCancel(RunHandle run, CancellationToken token) =>
@@ -369,6 +416,11 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
             if (error is null && run.AbortToken.IsCancellationRequested)
             {
                 error = new OperationCanceledException(run.AbortToken);
+            }
+            else if (error is OperationCanceledException && _consumerGone && !run.AbortToken.IsCancellationRequested)
+            {
+                // The cancellation the departing consumer asked for: the stream stopped as told, which is no failure.
+                error = null;
             }
 
             _ = StopAsync(error, innerEndedHere: true);
@@ -593,6 +645,23 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
             return Task.CompletedTask;
         }
 
+        // Started in the inner context, since Task.Run captures the current one: the disposal is an inner call whoever
+        // stops the stream (the consumer after changing its own context, an aborting thread of another flow, the watchdog).
+        if (_innerContext is { } context)
+        {
+            Task? started = null;
+            ExecutionContext.Run(context, _ => started = RunDisposal(inner, cancelFirst), null);
+            return started!;
+        }
+
+        using (ExecutionContext.SuppressFlow())
+        {
+            return RunDisposal(inner, cancelFirst);
+        }
+    }
+
+    private Task RunDisposal(IAsyncEnumerator<T>? inner, bool cancelFirst)
+    {
         return Task.Run(
             async () =>
             {

@@ -180,6 +180,121 @@ public sealed class SupervisedStreamEnumeratorTests
         }
     }
 
+    [Fact]
+    public async Task DisposeAsync_WhileAMoveIsPending_StopsTheInnerStreamAndTheRunEndsCompletedAtOnce()
+    {
+        // `await using` after the consumer's own per-update timeout gave up on a pending move.
+        using var f = new RegistryFixture();
+        var stalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var innerToken = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
+        IAsyncEnumerator<int> updates = Stream(f, ct =>
+        {
+            innerToken.TrySetResult(ct);
+            return OneThenWaitsForItsToken(stalled, ct);
+        }).GetAsyncEnumerator();
+        (await updates.MoveNextAsync().AsTask().WaitAsync(Bound)).Should().BeTrue();
+        Task<bool> pending = updates.MoveNextAsync().AsTask();
+        await stalled.Task.WaitAsync(Bound);
+
+        await updates.DisposeAsync().AsTask().WaitAsync(Bound);
+
+        (await innerToken.Task).IsCancellationRequested.Should().BeTrue("the consumer stopped: the inner stream is told to stop");
+        f.Registry.IsActive(Session).Should().BeFalse("a disposed stream does not hold its session until the deadline");
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Completed, "the consumer stopping is no failure, and never a timeout");
+        (await pending.WaitAsync(Bound)).Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task DisposeAsync_WhileAMoveIsPendingOnAnInnerStreamThatIgnoresItsToken_ReturnsAfterTheGracePeriodAndTheRunEndsAborted()
+    {
+        using var f = new RegistryFixture();
+        var hang = new TaskCompletionSource();
+        IAsyncEnumerator<int> updates = Stream(f, _ => FirstThenHang(hang.Task)).GetAsyncEnumerator();
+        (await updates.MoveNextAsync().AsTask().WaitAsync(Bound)).Should().BeTrue();
+        Task<bool> pending = updates.MoveNextAsync().AsTask();
+
+        Task disposing = updates.DisposeAsync().AsTask();
+        await Task.Delay(50);
+        disposing.IsCompleted.Should().BeFalse("the consumer waits up to the grace period for the inner stream to stop");
+        f.Time.Advance(RegistryFixture.Grace);
+        await disposing.WaitAsync(Bound);
+
+        f.Ended.Should().ContainSingle().Which.Args.Reason.Should().Be(RunEndReason.Aborted);
+        f.Ended[0].Args.Detail.Should().Be(RunEnds.ConsumerStoppedText);
+        await FluentActions.Awaiting(() => pending.WaitAsync(Bound)).Should().ThrowAsync<OperationCanceledException>();
+        hang.SetResult();
+    }
+
+    [Fact]
+    public async Task DisposeAsync_WhileTheFirstMoveWaitsForAdmission_TheInnerStreamIsNeverOpened()
+    {
+        using var f = new RegistryFixture();
+        RunHandle holder = f.Registry.Start(Session);
+        bool opened = false;
+        IAsyncEnumerator<int> updates = Stream(f, ct =>
+        {
+            opened = true;
+            return Updates(1, cancellationToken: ct);
+        }, Waiting).GetAsyncEnumerator();
+        Task<bool> pending = updates.MoveNextAsync().AsTask();
+        f.Registry.GetQueuedCount(Session).Should().Be(1);
+
+        await updates.DisposeAsync().AsTask().WaitAsync(Bound);
+        holder.Dispose();
+
+        (await pending.WaitAsync(Bound)).Should().BeFalse("the consumer left before its run was admitted: nothing is delivered");
+        opened.Should().BeFalse("the enumerator was disposed before its run was admitted");
+        f.Registry.IsActive(Session).Should().BeFalse("a disposed enumerator does not hold the session");
+    }
+
+    [Fact]
+    public async Task DisposeAsync_ConsumerChangedAnAsyncLocalAfterTheFirstMove_TheInnerDisposalSeesTheContextOfTheFirstMove()
+    {
+        using var f = new RegistryFixture();
+        string? seenInDisposal = "not disposed";
+        ConsumerValue.Value = "at the first move";
+        IAsyncEnumerator<int> updates = Stream(f, ct => Updates(int.MaxValue, onDispose: () => seenInDisposal = ConsumerValue.Value, ct)).GetAsyncEnumerator();
+        (await updates.MoveNextAsync().AsTask().WaitAsync(Bound)).Should().BeTrue();
+
+        ConsumerValue.Value = "changed by the consumer later";
+        await updates.DisposeAsync().AsTask().WaitAsync(Bound);
+
+        seenInDisposal.Should().Be("at the first move", "the disposal is an inner call and runs in the context captured at the first move");
+    }
+
+    [Fact]
+    public async Task TryAbort_FromAnotherFlowBetweenUpdates_TheInnerDisposalSeesTheConsumersContextNotTheAborters()
+    {
+        using var f = new RegistryFixture();
+        string? seenInDisposal = "not disposed";
+        var disposed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        ConsumerValue.Value = "consumer";
+        await using IAsyncEnumerator<int> updates = Stream(f, ct => Updates(int.MaxValue, onDispose: () =>
+        {
+            seenInDisposal = ConsumerValue.Value;
+            disposed.TrySetResult();
+        }, ct)).GetAsyncEnumerator();
+        (await updates.MoveNextAsync().AsTask().WaitAsync(Bound)).Should().BeTrue();
+
+        await Task.Run(() =>
+        {
+            ConsumerValue.Value = "another request that aborted the run";
+            f.Registry.TryAbort(Session).Should().BeTrue();
+        });
+        await disposed.Task.WaitAsync(Bound);
+
+        seenInDisposal.Should().Be("consumer");
+    }
+
+    /// <summary>One update, then a move that waits for its token (and says so through <paramref name="stalled"/>).</summary>
+    private static async IAsyncEnumerable<int> OneThenWaitsForItsToken(TaskCompletionSource stalled, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        yield return 1;
+        stalled.TrySetResult();
+        await Task.Delay(Timeout.Infinite, cancellationToken);
+        yield return 2;
+    }
+
     private static RunStartOptions Waiting => new() { WhenBusy = SessionBusyBehavior.Wait };
 
     /// <summary>One update, then a move that ignores its token and settles only when <paramref name="hang"/> does.</summary>
