@@ -444,24 +444,34 @@ internal sealed class RunTable
             // A late tick first fails the waiting starts whose queue timeout came before this eviction instant, as an
             // on-time tick would have: the eviction must not admit a start that had already given up.
             long evictDue = entry.EvictAtTicks;
-            TimeOutWaitingLocked(evictDue - 1, nowTicks);
+            if (TimeOutWaitingLocked(evictDue - 1, nowTicks))
+            {
+                // What those starts' leaving admitted may have replaced this very run: look again.
+                continue;
+            }
+
             Left left = LeaveLocked(entry, EndTrigger.Evicted, nowTicks);
             Debug.Assert(left.HasLeft, "Every queued entry is in the table.");
             (evicted ??= []).Add((left, evictDue));
         }
 
-        TimeOutWaitingLocked(nowTicks, nowTicks);
+        _ = TimeOutWaitingLocked(nowTicks, nowTicks);
     }
 
     /// <summary>Fails the waiting starts whose queue timeout is at or before <paramref name="dueByTicks"/>, each admitting what its leaving frees.</summary>
-    private void TimeOutWaitingLocked(long dueByTicks, long nowTicks)
+    /// <returns><see langword="true"/> if any start timed out.</returns>
+    private bool TimeOutWaitingLocked(long dueByTicks, long nowTicks)
     {
         Debug.Assert(Gate.IsHeldByCurrentThread, "Under the gate.");
+        bool any = false;
         while (_queue.Count > 0 && _queue.TakeTimedOutLocked(dueByTicks) is { } start)
         {
             LeaveQueueLocked(start, new RunQueueTimeoutException(start.SessionId, _lanes.Names[start.Spec.Lane], TimeSpan.FromTicks(nowTicks - start.EnqueuedTicks)), nowTicks);
             AdmitWaitingLocked(nowTicks);
+            any = true;
         }
+
+        return any;
     }
 
     /// <summary>Fails every waiting start and ends every run, for the registry's disposal; nothing is admitted after.</summary>
@@ -726,8 +736,16 @@ internal sealed class RunTable
 
         public void Dispose()
         {
-            _table.AssertInvariantsLocked();
-            _scope.Dispose();
+            // Released even when a check fails (a test host turns a failed assertion into an exception): a failure
+            // must surface as one, not as every other thread waiting for the gate for ever.
+            try
+            {
+                _table.AssertInvariantsLocked();
+            }
+            finally
+            {
+                _scope.Dispose();
+            }
         }
     }
 }
