@@ -97,6 +97,9 @@ public sealed partial class ActiveRunRegistry
         return Math.Min(nextValidityEnd, Volatile.Read(ref _nextRenewTicks));
     }
 
+    /// <summary>Gets how long a batched renew waits for the store: <see cref="RunLeaseOptions.AcquireTimeout"/>, at most half the renew interval.</summary>
+    private TimeSpan RenewTimeout => _storeTimeout < _renewInterval / 2 ? _storeTimeout : _renewInterval / 2;
+
     /// <summary>One batched renew of this host's leases; its answers extend each run's validity, or end it, or abort it.</summary>
     private async Task RenewAsync(List<RunEntry> entries, long sentTicks)
     {
@@ -109,7 +112,10 @@ public sealed partial class ActiveRunRegistry
             }
 
             IReadOnlyList<RunLeaseRenewResult> results;
-            using (StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, CancellationToken.None))
+            // Given up by half the renew interval at the latest: a batch still in flight at the next renew instant would
+            // hold that one back (one batch at a time), and a single lost renew would then cost every lease whose
+            // validity window fits just two renew intervals, whatever AcquireTimeout allows.
+            using (StoreTimeout timeout = new(RenewTimeout, _clock.TimeProvider, CancellationToken.None))
             {
                 results = await _leaseStore!.RenewAsync(leases, _leaseTtl, timeout.Token).ConfigureAwait(false);
             }

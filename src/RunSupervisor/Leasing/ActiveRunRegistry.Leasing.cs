@@ -159,9 +159,10 @@ public sealed partial class ActiveRunRegistry
             StoreSucceeded();
             return result;
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
         {
-            throw;
+            // The caller hears its own token, not the store timeout's link to it.
+            throw new OperationCanceledException(ex.Message, ex, cancellationToken);
         }
 #pragma warning disable CA1031 // Whatever the store throws (or a timeout) means the same to the caller: it is unreachable.
         catch (Exception ex)
@@ -191,6 +192,10 @@ public sealed partial class ActiveRunRegistry
             {
                 RunHandle handle = await StartLocalAsync(sessionId, attempt, observer, cancellationToken).ConfigureAwait(false);
                 RunEntry entry = handle.Entry;
+
+                // A start that would wait for another host takes the release signal before it asks: a release announced
+                // between the store's "held" answer and the wait must still wake it, not leave it to the next poll.
+                TaskCompletionSource? released = spec.WhenBusy == SessionBusyBehavior.Wait ? RemoteReleaseSignal(sessionId) : null;
                 long sent = NowTicks();
                 RunLeaseAcquireResult result;
                 try
@@ -199,10 +204,10 @@ public sealed partial class ActiveRunRegistry
                     // a background one, and background work must never end a user's turn.
                     result = await AcquireAsync(entry, spec.WhenBusy == SessionBusyBehavior.Supersede && !spec.Background, cancellationToken).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
                 {
                     Withdraw(entry, "the caller cancelled while the lease was being taken");
-                    throw;
+                    throw new OperationCanceledException(ex.Message, ex, cancellationToken);
                 }
 #pragma warning disable CA1031 // Whatever the store throws (or a timeout) means the same here: it is unreachable.
                 catch (Exception ex)
@@ -244,10 +249,13 @@ public sealed partial class ActiveRunRegistry
                 entry.WithdrawnHeldElsewhere = true;
                 Withdraw(entry, "the session is held by another host");
                 long now = NowTicks();
-                if (spec.WhenBusy != SessionBusyBehavior.Wait)
+                if (released is null)
                 {
                     throw new SessionBusyException(sessionId, 0, owner.FencingToken, owner.HostId);
                 }
+
+                // Disposed while the acquire was in flight: the disposal woke the waits it found, not this one.
+                ObjectDisposedException.ThrowIf(IsDisposed, this);
 
                 if (now >= waitUntil)
                 {
@@ -255,10 +263,15 @@ public sealed partial class ActiveRunRegistry
                 }
 
                 TimeSpan remaining = TimeSpan.FromTicks(waitUntil - now);
-                await WaitForRemoteReleaseAsync(sessionId, remaining < _remotePollInterval ? remaining : _remotePollInterval, cancellationToken).ConfigureAwait(false);
+                await WaitForRemoteReleaseAsync(released, remaining < _remotePollInterval ? remaining : _remotePollInterval, cancellationToken).ConfigureAwait(false);
                 now = NowTicks();
                 attempt = WithQueueTimeout(options, TimeSpan.FromTicks(Math.Max(0, waitUntil - now)));
             }
+        }
+        catch (RunQueueTimeoutException ex) when (waitedRemotely)
+        {
+            // A retry that timed out in the local queue waited only its own part: the caller waited from the start.
+            throw new RunQueueTimeoutException(sessionId, ex.Lane, TimeSpan.FromTicks(NowTicks() - begun));
         }
         finally
         {

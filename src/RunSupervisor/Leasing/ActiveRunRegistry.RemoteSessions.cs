@@ -178,19 +178,23 @@ public sealed partial class ActiveRunRegistry
         }
     }
 
-    /// <summary>Waits for the session's release message, or the poll interval, whichever comes first.</summary>
-    private async Task WaitForRemoteReleaseAsync(string sessionId, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>Gets the signal the next release message of <paramref name="sessionId"/> completes; shared by every start waiting for it.</summary>
+    private TaskCompletionSource RemoteReleaseSignal(string sessionId)
+        => _remoteWaits!.GetOrAdd(sessionId, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    /// <summary>Waits for the session's release message (<paramref name="released"/>), or the poll interval, whichever comes first.</summary>
+    private async Task WaitForRemoteReleaseAsync(TaskCompletionSource released, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        TaskCompletionSource released = _remoteWaits!.GetOrAdd(sessionId, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         using var delay = new CancellationTokenSource(timeout, _clock.TimeProvider);
         using CancellationTokenRegistration registration = cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), delay);
         try
         {
             await released.Task.WaitAsync(delay.Token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
-            // The poll interval passed: the caller tries again, which also reveals a crashed owner.
+            // The poll interval passed (the caller tries again, which also reveals a crashed owner), or the caller
+            // cancelled, which it hears with its own token below, not the link between the two.
         }
 
         cancellationToken.ThrowIfCancellationRequested();

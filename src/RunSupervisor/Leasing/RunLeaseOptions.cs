@@ -28,7 +28,11 @@ public sealed class RunLeaseOptions
     /// </summary>
     public TimeSpan LeaseSafetyMargin { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Gets or sets the longest a start waits for the store's answer to its acquire (and any other single call). Default 2 seconds; greater than zero, at most <see cref="LeaseTtl"/>.</summary>
+    /// <summary>
+    /// Gets or sets the longest a start waits for the store's answer to its acquire (and any other single call; a batched
+    /// renew waits at most half of <see cref="RenewInterval"/>, so that it never holds back the next one). Default 2
+    /// seconds; greater than zero, at most <see cref="LeaseTtl"/>.
+    /// </summary>
     public TimeSpan AcquireTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>

@@ -198,6 +198,27 @@ public sealed class LeaseRenewalTimingTests
     /// A store in front of the shared one that can hold renews until the test answers them and rewrite renew answers
     /// (counting releases and dropping notifications come with <see cref="ForwardingLeaseStore"/>).
     /// </summary>
+    [Fact]
+    public async Task Renew_OneRenewNeverAnsweredWithAStoreTimeoutLongerThanTheRenewInterval_TheNextRenewIsSentAndTheRunKeepsItsLease()
+    {
+        // AcquireTimeout 10 s is valid (at most the time to live), but a renew waiting that long would hold back the one
+        // due at 10 s, and the validity (14 s) would end with no renew confirmed since the start.
+        using var cluster = new LeaseCluster();
+        var store = new FirstRenewHangsStore(cluster.Store);
+        LeaseCluster.Host a = cluster.AddHost("a", o => o.Lease.AcquireTimeout = TimeSpan.FromSeconds(10), store: store);
+        using RunHandle run = await a.Registry.StartAsync(Session);
+
+        for (int second = 1; second <= 16; second++)
+        {
+            cluster.Time.Advance(TimeSpan.FromSeconds(1));
+            await Task.Yield();
+        }
+
+        store.Renews.Should().BeGreaterThanOrEqualTo(2, "the renew at 10 s is sent although the one at 5 s was never answered");
+        run.IsCurrent.Should().BeTrue("only one renew was lost");
+        a.Ended.Should().BeEmpty();
+    }
+
     private sealed class ScriptedStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
     {
         private TaskCompletionSource? _renewGate;
@@ -227,6 +248,24 @@ public sealed class LeaseRenewalTimingTests
             IReadOnlyList<RunLeaseRenewResult> results = await Inner.RenewAsync(leases, ttl, cancellationToken).ConfigureAwait(false);
             Interlocked.Increment(ref _renewsAnswered);
             return RenewResults is { } rewrite ? rewrite(results) : results;
+        }
+    }
+
+    /// <summary>A store whose first renew is never answered (it waits for its caller to give up).</summary>
+    private sealed class FirstRenewHangsStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
+    {
+        private int _renews;
+
+        public int Renews => Volatile.Read(ref _renews);
+
+        public override async ValueTask<IReadOnlyList<RunLeaseRenewResult>> RenewAsync(IReadOnlyList<RunLease> leases, TimeSpan ttl, CancellationToken cancellationToken = default)
+        {
+            if (Interlocked.Increment(ref _renews) == 1)
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken);
+            }
+
+            return await Inner.RenewAsync(leases, ttl, cancellationToken);
         }
     }
 }

@@ -249,4 +249,18 @@ public sealed class LeasedStartStoreTests
 
         registry.HasLeaseStore.Should().BeFalse();
     }
+
+    [Fact]
+    public async Task StartAsync_CallerCancelsWhileTheAcquireIsInFlight_ThrowsWithTheCallersToken()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host b = cluster.AddHost("b");
+        cluster.Store.BeginOutage(hang: true);
+        using var cts = new CancellationTokenSource();
+        Task<RunHandle> start = b.Registry.StartAsync("s1", cancellationToken: cts.Token).AsTask();
+
+        await cts.CancelAsync();
+
+        (await FluentActions.Awaiting(() => start.Guard()).Should().ThrowAsync<OperationCanceledException>()).Which.CancellationToken.Should().Be(cts.Token);
+    }
 }

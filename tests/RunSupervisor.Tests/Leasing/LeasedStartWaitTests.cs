@@ -113,9 +113,94 @@ public sealed class LeasedStartWaitTests
         (await cluster.Store.GetOwnerAsync(Session))!.HostId.Should().Be("b");
     }
 
+    [Fact]
+    public async Task StartAsync_WaitedForAnotherHostThenTimedOutInTheLocalQueue_WaitedIsTheWholeWait()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromSeconds(10) }).AsTask();
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(1));
+        using RunHandle local = await b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(4));
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(5));
+
+        RunQueueTimeoutException timedOut = (await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<RunQueueTimeoutException>()).Which;
+        timedOut.Waited.Should().Be(TimeSpan.FromSeconds(10), "five seconds for the other host, then five in this host's queue behind the local run");
+        remote.Dispose();
+    }
+
+    [Fact]
+    public async Task StartAsync_CallerCancelsWhileWaitingForAnotherHost_ThrowsWithTheCallersToken()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        using RunHandle remote = await a.Registry.StartAsync(Session);
+        using var cts = new CancellationTokenSource();
+        Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }, cts.Token).AsTask();
+
+        await cts.CancelAsync();
+
+        (await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<OperationCanceledException>()).Which.CancellationToken.Should().Be(cts.Token);
+    }
+
+    [Fact]
+    public async Task StartAsync_ReleaseAnnouncedBetweenTheHeldAnswerAndTheWait_AdmittedWithoutWaitingForThePoll()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        var store = new ActOnHeldStore(cluster.Store);
+        LeaseCluster.Host b = cluster.AddHost("b", store: store);
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        store.OnHeld = remote.Dispose;
+
+        Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
+
+        using RunHandle admitted = await waiting.Guard();
+        admitted.IsCurrent.Should().BeTrue("the release woke it, with no poll: the clock never moved");
+    }
+
+    [Fact]
+    public async Task StartAsync_RegistryDisposedWhileAWaitingStartsAcquireIsInFlight_FailsAtOnceWithObjectDisposedException()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        var gated = new GatedLeaseStore(cluster.Store);
+        LeaseCluster.Host b = cluster.AddHost("b", store: gated);
+        using RunHandle remote = await a.Registry.StartAsync(Session);
+        gated.HoldAcquires = true;
+        Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
+
+        b.Registry.Dispose();
+        gated.Open();
+
+        await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<ObjectDisposedException>("disposal fails every waiting start, without waiting for a poll");
+    }
+
     /// <summary>
     /// Advances the shared clock off the test's synchronization context, so the waits it ends resume inline: a start's
     /// retry has asked the store again and armed its next wait before this returns.
     /// </summary>
     private static Task AdvanceAsync(LeaseCluster cluster, TimeSpan by) => Task.Run(() => cluster.Time.Advance(by));
+
+    /// <summary>A store that runs <see cref="OnHeld"/> once, after the shared store answered an acquire "held" and before that answer reaches the caller.</summary>
+    private sealed class ActOnHeldStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
+    {
+        private int _fired;
+
+        public Action? OnHeld { get; set; }
+
+        public override async ValueTask<RunLeaseAcquireResult> AcquireAsync(RunLeaseRequest request, CancellationToken cancellationToken = default)
+        {
+            RunLeaseAcquireResult result = await Inner.AcquireAsync(request, cancellationToken);
+            if (!result.IsAcquired && Interlocked.Exchange(ref _fired, 1) == 0)
+            {
+                OnHeld?.Invoke();
+            }
+
+            return result;
+        }
+    }
 }
