@@ -120,12 +120,15 @@ public sealed partial class ActiveRunRegistry
         }
 
         PublishSettled(settled);
-        if (cancelled.Count > 0)
+
+        // Leased starts waiting for another host's release, or behind an older start of this host for their session.
+        List<string> remote = _remoteWaitList?.FailAll(static w => new OperationCanceledException($"The registry is draining: the start for session '{w.SessionId}' was cancelled while it waited for its session.")) ?? [];
+        if (cancelled.Count + remote.Count > 0)
         {
-            _logger.DrainCancelledWaiting(cancelled.Count);
+            _logger.DrainCancelledWaiting(cancelled.Count + remote.Count);
         }
 
-        return [.. cancelled.Select(static s => s.SessionId)];
+        return [.. cancelled.Select(static s => s.SessionId), .. remote];
     }
 
     private async Task<DrainResult> DrainCoreAsync(List<RunEntry> runs, string[] cancelledStarts, TimeSpan timeout, DrainOptions? options, CancellationToken cancellationToken)

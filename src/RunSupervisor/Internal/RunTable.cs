@@ -72,6 +72,12 @@ internal sealed class RunTable
         }
     }
 
+    /// <summary>Gets how many starts may wait for one session (<see cref="RunSupervisorOptions.MaxQueuedPerSession"/>).</summary>
+    public int MaxQueuedPerSession => _maxQueuedPerSession;
+
+    /// <summary>Gets what a full session queue does (<see cref="RunSupervisorOptions.QueueOverflow"/>).</summary>
+    public QueueOverflowBehavior QueueOverflow => _overflow;
+
     /// <summary>Gets the number of starts waiting for <paramref name="sessionId"/>; lock-free.</summary>
     public int QueuedCount(string sessionId) => _queue.CountFor(sessionId);
 

@@ -23,13 +23,9 @@ public sealed partial class ActiveRunRegistry
     private readonly bool _failOpen;
 
     // Created only with a store: a registry without one allocates nothing for leasing.
-    private readonly ConcurrentDictionary<string, TaskCompletionSource>? _remoteWaits;
+    private readonly RemoteWaitList? _remoteWaitList;
     private readonly Lock? _subscriptionLock;
     private readonly ConcurrentDictionary<string, byte>? _watchedRemote;
-
-    // Per session, how many of this host's starts wait for another host to release it: while one does, the session's
-    // release is not this host's listeners' news (that start takes the session; its run's end will be).
-    private readonly ConcurrentDictionary<string, int>? _startsWaitingRemotely;
 
     // Supersedes from another host that arrived while this host's start for the session still waited for its lease's
     // answer (its token unknown here yet): judged when the answer comes. Keyed by session; at most one start per session
@@ -176,7 +172,8 @@ public sealed partial class ActiveRunRegistry
     /// <summary>
     /// The start of a registry with a lease store: enter locally (waiting locally as the options say), take the lease,
     /// publish. A session held by another host is refused (<see cref="SessionBusyException"/> naming it), or, with
-    /// <see cref="SessionBusyBehavior.Wait"/>, waited for until its release message or the next poll, within the queue timeout.
+    /// <see cref="SessionBusyBehavior.Wait"/>, waited for until its release message or the next poll, within the queue
+    /// timeout, behind this host's older starts for the session (<see cref="RemoteWaitList"/>).
     /// </summary>
     private async ValueTask<RunHandle> StartLeasedAsync(string sessionId, RunStartOptions? options, IRunEndObserver? observer, CancellationToken cancellationToken)
     {
@@ -184,18 +181,27 @@ public sealed partial class ActiveRunRegistry
         long begun = NowTicks();
         long waitUntil = spec.QueueTimeoutTicks > long.MaxValue - begun ? long.MaxValue : begun + spec.QueueTimeoutTicks;
         EnsureSubscribed();
+        RemoteWaiter? waiter = spec.WhenBusy == SessionBusyBehavior.Wait ? JoinRemoteWait(sessionId, spec) : null;
         RunStartOptions? attempt = options;
-        bool waitedRemotely = false;
         try
         {
             while (true)
             {
+                if (waiter is not null)
+                {
+                    ObjectDisposedException.ThrowIf(IsDisposed, this);
+                    await WaitForTurnAsync(waiter, spec, begun, waitUntil, cancellationToken).ConfigureAwait(false);
+                    attempt = WithQueueTimeout(options, TimeSpan.FromTicks(Math.Max(0, waitUntil - NowTicks())));
+                    waiter.InAttempt = true;
+                }
+
                 RunHandle handle = await StartLocalAsync(sessionId, attempt, observer, cancellationToken).ConfigureAwait(false);
                 RunEntry entry = handle.Entry;
 
-                // A start that would wait for another host takes the release signal before it asks: a release announced
-                // between the store's "held" answer and the wait must still wake it, not leave it to the next poll.
-                TaskCompletionSource? released = spec.WhenBusy == SessionBusyBehavior.Wait ? RemoteReleaseSignal(sessionId) : null;
+                // Armed before the store is asked: a release announced between its "held" answer and the wait below must
+                // still wake this start, not leave it to the next poll.
+                Task? released = waiter is null ? null : _remoteWaitList!.ArmForTry(waiter);
+
                 long sent = NowTicks();
                 RunLeaseAcquireResult result;
                 try
@@ -238,65 +244,97 @@ public sealed partial class ActiveRunRegistry
 
                 RunLeaseInfo owner = result.Owner!;
                 _logger.LeaseHeldElsewhere(sessionId, owner.HostId, owner.FencingToken);
-                if (spec.WhenBusy == SessionBusyBehavior.Wait && !waitedRemotely)
+
+                // Marked before the withdrawal starts watching the session, so its release is never news to the
+                // listeners while this start is about to take it.
+                if (waiter is not null)
                 {
-                    // Counted before the withdrawal starts watching the session, so its release is never news to the
-                    // listeners while this start is about to take it.
-                    waitedRemotely = true;
-                    _startsWaitingRemotely!.AddOrUpdate(sessionId, 1, static (_, count) => count + 1);
+                    waiter.HeardHeld = true;
                 }
 
                 entry.WithdrawnHeldElsewhere = true;
                 Withdraw(entry, "the session is held by another host");
-                long now = NowTicks();
-                if (released is null)
+                if (waiter is null)
                 {
                     throw new SessionBusyException(sessionId, 0, owner.FencingToken, owner.HostId);
                 }
 
-                // Disposed while the acquire was in flight: the disposal woke the waits it found, not this one.
-                ObjectDisposedException.ThrowIf(IsDisposed, this);
+                waiter.InAttempt = false;
 
+                // Disposed while the acquire was in flight: the disposal failed the starts waiting then, not this one.
+                ObjectDisposedException.ThrowIf(IsDisposed, this);
+                long now = NowTicks();
                 if (now >= waitUntil)
                 {
                     throw new RunQueueTimeoutException(sessionId, _table.Lanes.Names[spec.Lane], TimeSpan.FromTicks(now - begun));
                 }
 
                 TimeSpan remaining = TimeSpan.FromTicks(waitUntil - now);
-                await WaitForRemoteReleaseAsync(released, remaining < _remotePollInterval ? remaining : _remotePollInterval, cancellationToken).ConfigureAwait(false);
-                now = NowTicks();
-                attempt = WithQueueTimeout(options, TimeSpan.FromTicks(Math.Max(0, waitUntil - now)));
+                await WaitForRemoteReleaseAsync(released!, remaining < _remotePollInterval ? remaining : _remotePollInterval, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (RunQueueTimeoutException ex) when (waitedRemotely)
+        catch (RunQueueTimeoutException ex) when (waiter is { HeardHeld: true })
         {
             // A retry that timed out in the local queue waited only its own part: the caller waited from the start.
             throw new RunQueueTimeoutException(sessionId, ex.Lane, TimeSpan.FromTicks(NowTicks() - begun));
         }
         finally
         {
-            if (waitedRemotely)
+            if (waiter is not null)
             {
-                StopWaitingRemotely(sessionId);
+                StopWaitingRemotely(waiter);
+            }
+        }
+    }
+
+    /// <summary>Puts a waiting start in its session's <see cref="RemoteWaitList"/>, within the session's queue limit.</summary>
+    /// <exception cref="RunQueueFullException">The session's queue is full and the overflow behaviour refuses the newest start.</exception>
+    private RemoteWaiter JoinRemoteWait(string sessionId, in StartSpec spec)
+    {
+        string? lane = _table.Lanes.Names[spec.Lane];
+        int limit = _table.MaxQueuedPerSession;
+        RemoteWaiter? waiter = _remoteWaitList!.Join(
+            sessionId,
+            _table.QueuedCount(sessionId),
+            limit,
+            _table.QueueOverflow == QueueOverflowBehavior.CancelOldest,
+            w => RunQueueFullException.SessionQueueFull(w.SessionId, lane, limit, pushedOut: true));
+        return waiter ?? throw RunQueueFullException.SessionQueueFull(sessionId, lane, limit, pushedOut: false);
+    }
+
+    /// <summary>Waits until the start is its session's oldest here (at once if it is), within its queue timeout.</summary>
+    private async ValueTask WaitForTurnAsync(RemoteWaiter waiter, StartSpec spec, long begun, long waitUntil, CancellationToken cancellationToken)
+    {
+        while (!_remoteWaitList!.Arm(waiter, out Task turn))
+        {
+            long now = NowTicks();
+            if (now >= waitUntil)
+            {
+                throw new RunQueueTimeoutException(waiter.SessionId, _table.Lanes.Names[spec.Lane], TimeSpan.FromTicks(now - begun));
+            }
+
+            try
+            {
+                await turn.WaitAsync(TimeSpan.FromTicks(waitUntil - now), _clock.TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Its queue timeout: the next look says so.
             }
         }
     }
 
     /// <summary>
-    /// A start that waited for another host's release has the session now, or gave up. If it gave up, the session is
-    /// watched again: heartbeats dropped while it waited are owed once the store says the session is idle.
+    /// A start that waited here has the session now, or gave up: the next one's turn comes. If it gave up after hearing
+    /// that another host holds the session, the session is watched again: heartbeats dropped while it waited are owed
+    /// once the store says the session is idle.
     /// </summary>
-    private void StopWaitingRemotely(string sessionId)
+    private void StopWaitingRemotely(RemoteWaiter waiter)
     {
-        ConcurrentDictionary<string, int> waiting = _startsWaitingRemotely!;
-        while (waiting.TryGetValue(sessionId, out int count)
-            && !(count == 1 ? waiting.TryRemove(new KeyValuePair<string, int>(sessionId, 1)) : waiting.TryUpdate(sessionId, count - 1, count)))
+        _remoteWaitList!.Leave(waiter);
+        if (waiter.HeardHeld && _table.Find(waiter.SessionId) is null)
         {
-        }
-
-        if (_table.Find(sessionId) is null)
-        {
-            WatchRemote(sessionId);
+            WatchRemote(waiter.SessionId);
         }
     }
 

@@ -106,7 +106,7 @@ public sealed partial class ActiveRunRegistry
             return;
         }
 
-        if (_table.Find(sessionId) is null && _table.QueuedCount(sessionId) == 0 && !_startsWaitingRemotely!.ContainsKey(sessionId))
+        if (_table.Find(sessionId) is null && _table.QueuedCount(sessionId) == 0 && !_remoteWaitList!.HasHeardHeld(sessionId))
         {
             NotifyEndListeners(sessionId, sessionIdle: true);
         }
@@ -178,18 +178,14 @@ public sealed partial class ActiveRunRegistry
         }
     }
 
-    /// <summary>Gets the signal the next release message of <paramref name="sessionId"/> completes; shared by every start waiting for it.</summary>
-    private TaskCompletionSource RemoteReleaseSignal(string sessionId)
-        => _remoteWaits!.GetOrAdd(sessionId, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-
     /// <summary>Waits for the session's release message (<paramref name="released"/>), or the poll interval, whichever comes first.</summary>
-    private async Task WaitForRemoteReleaseAsync(TaskCompletionSource released, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task WaitForRemoteReleaseAsync(Task released, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var delay = new CancellationTokenSource(timeout, _clock.TimeProvider);
         using CancellationTokenRegistration registration = cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), delay);
         try
         {
-            await released.Task.WaitAsync(delay.Token).ConfigureAwait(false);
+            await released.WaitAsync(delay.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -237,23 +233,13 @@ public sealed partial class ActiveRunRegistry
 
                 break;
             case RunLeaseNotificationKind.Released:
-                if (_remoteWaits!.TryRemove(notification.SessionId, out TaskCompletionSource? waiters))
-                {
-                    waiters.TrySetResult();
-                }
-
+                _remoteWaitList!.WakeHead(notification.SessionId);
                 RemoteSessionIdle(notification.SessionId);
 
                 break;
             case RunLeaseNotificationKind.Reconnected:
                 // Messages may have been lost meanwhile: every waiter looks again.
-                foreach (string sessionId in _remoteWaits!.Keys)
-                {
-                    if (_remoteWaits.TryRemove(sessionId, out TaskCompletionSource? all))
-                    {
-                        all.TrySetResult();
-                    }
-                }
+                _remoteWaitList!.WakeAllHeads();
 
                 PollWatchedSoon();
 
@@ -263,7 +249,7 @@ public sealed partial class ActiveRunRegistry
 
     private void DisposeLeasing()
     {
-        if (_remoteWaits is null)
+        if (_remoteWaitList is null)
         {
             return;
         }
@@ -280,13 +266,9 @@ public sealed partial class ActiveRunRegistry
             _ = DisposeSubscriptionAsync(handle);
         }
 
-        foreach (string sessionId in _remoteWaits.Keys)
-        {
-            if (_remoteWaits.TryRemove(sessionId, out TaskCompletionSource? waiters))
-            {
-                waiters.TrySetResult();
-            }
-        }
+        _ = _remoteWaitList.FailAll(
+            static _ => new ObjectDisposedException(nameof(ActiveRunRegistry), "The registry was disposed while the start waited for its session."),
+            close: new ObjectDisposedException(nameof(ActiveRunRegistry)));
     }
 
     private async Task DisposeSubscriptionAsync(IAsyncDisposable handle)

@@ -18,7 +18,7 @@ public sealed partial class ActiveRunRegistry
     {
         SessionIds.Validate(sessionId);
         ThrowIfDisposed();
-        return _table.QueuedCount(sessionId);
+        return _table.QueuedCount(sessionId) + (_remoteWaitList?.CountWaiting(sessionId) ?? 0);
     }
 
     /// <summary>Gets, for each lane (the default lane first, then the configured ones), how many starts wait and since when the oldest has.</summary>

@@ -83,10 +83,9 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         _failOpen = lease.OnStoreUnavailable == StoreUnavailableBehavior.FailOpen;
         if (leaseStore is not null)
         {
-            _remoteWaits = new(StringComparer.Ordinal);
+            _remoteWaitList = new();
             _subscriptionLock = new();
             _watchedRemote = new(StringComparer.Ordinal);
-            _startsWaitingRemotely = new(StringComparer.Ordinal);
             _earlySupersedes = new(StringComparer.Ordinal);
         }
     }

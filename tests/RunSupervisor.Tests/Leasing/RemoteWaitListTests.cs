@@ -1,0 +1,103 @@
+using FluentAssertions;
+using RunSupervisor.Tests.TestSupport;
+using Xunit;
+
+namespace RunSupervisor.Tests.Leasing;
+
+/// <summary>
+/// This host's leased starts waiting for a session another host runs (<see cref="RemoteWaitList"/>): first in first
+/// out, counted as queued, bounded by the session's queue limit, and cancelled by a drain like the local queue's.
+/// </summary>
+public sealed class RemoteWaitListTests
+{
+    private const string Session = "s1";
+    private static readonly RunStartOptions WaitMinute = new() { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) };
+
+    [Fact]
+    public async Task StartAsync_TwoStartsOfOneHostWaitForAnotherHost_TheOlderIsAdmittedFirst()
+    {
+        // Without release messages each start would retry at its own poll: the younger one's (8 s) before the older's (10 s).
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b", store: new ForwardingLeaseStore(cluster.Store) { Deaf = true });
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        Task<RunHandle> older = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(3));
+        Task<RunHandle> younger = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(3));
+
+        remote.Dispose();
+
+        // Both polls come in this one advance, the younger start's first.
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(10));
+
+        RunHandle first = await older.Guard();
+        first.IsCurrent.Should().BeTrue("the older start of this host waits for the session since before the younger one came");
+        younger.IsCompleted.Should().BeFalse("it waits behind the older start's run now");
+        first.Dispose();
+        using RunHandle second = await younger.Guard();
+        second.RunId.Should().BeGreaterThan(first.RunId);
+    }
+
+    [Fact]
+    public async Task GetQueuedCount_StartsWaitingForAnotherHost_AreCountedAndBoundedByMaxQueuedPerSession()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b", o => o.MaxQueuedPerSession = 2);
+        using RunHandle remote = await a.Registry.StartAsync(Session);
+        Task<RunHandle> first = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+        Task<RunHandle> second = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+
+        b.Registry.GetQueuedCount(Session).Should().Be(2);
+        RunQueueFullException full = (await FluentActions.Awaiting(() => b.Registry.StartAsync(Session, WaitMinute).AsTask().Guard()).Should().ThrowAsync<RunQueueFullException>()).Which;
+        full.SessionId.Should().Be(Session);
+        first.IsCompleted.Should().BeFalse();
+        second.IsCompleted.Should().BeFalse();
+        b.Registry.Dispose();
+        await FluentActions.Awaiting(() => first.Guard()).Should().ThrowAsync<ObjectDisposedException>();
+        await FluentActions.Awaiting(() => second.Guard()).Should().ThrowAsync<ObjectDisposedException>();
+    }
+
+    [Fact]
+    public async Task StartAsync_QueueOverflowCancelOldest_PushesOutTheOldestStartWaitingForAnotherHost()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b", o =>
+        {
+            o.MaxQueuedPerSession = 1;
+            o.QueueOverflow = QueueOverflowBehavior.CancelOldest;
+        });
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        Task<RunHandle> oldest = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+
+        Task<RunHandle> newest = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+
+        (await FluentActions.Awaiting(() => oldest.Guard()).Should().ThrowAsync<RunQueueFullException>()).Which.Message.Should().Contain("cancelled to make room");
+        remote.Dispose();
+        using RunHandle admitted = await newest.Guard();
+        admitted.IsCurrent.Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task DrainAsync_CancelWaiting_CancelsAStartWaitingForAnotherHostAndListsIt()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        Task<RunHandle> waiting = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+
+        DrainResult drained = await b.Registry.DrainAsync(TimeSpan.Zero, new DrainOptions { CancelWaiting = true }).Guard();
+
+        drained.CancelledStarts.Should().Equal([Session], "the start was waiting for its session when the drain began");
+        await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<OperationCanceledException>();
+        remote.Dispose();
+        b.Registry.ActiveCount.Should().Be(0, "the cancelled start never runs on the draining host");
+        b.Registry.GetQueuedCount(Session).Should().Be(0);
+    }
+
+    /// <summary>Advances the shared clock off the test's synchronization context, so the waits it ends resume inline.</summary>
+    private static Task AdvanceAsync(LeaseCluster cluster, TimeSpan by) => Task.Run(() => cluster.Time.Advance(by));
+}
