@@ -58,10 +58,28 @@ public sealed partial class RedisRunLeaseStore
                 await SubscribeChannelAsync(subscriber, hostId, _keys.HostChannel(hostId), entry.Handler, cancellationToken).ConfigureAwait(false);
             }
 
+            bool disposed;
             lock (_observersLock)
             {
-                _hosts[hostId] = entry;
-                entry.Subscriptions = [.. entry.Subscriptions, subscription];
+                // Dispose takes this lock after marking the store disposed: either it sees this entry, or this sees it.
+                disposed = Volatile.Read(ref _disposed) != 0;
+                if (!disposed)
+                {
+                    _hosts[hostId] = entry;
+                    entry.Subscriptions = [.. entry.Subscriptions, subscription];
+                }
+            }
+
+            if (disposed)
+            {
+                // Disposed while the subscribe was in flight: undo what Dispose could not see.
+                if (entry.Subscriptions.Length == 0 && entry.Handler is { } handler)
+                {
+                    subscriber.Unsubscribe(_keys.HostChannel(hostId), handler, CommandFlags.FireAndForget);
+                }
+
+                subscriber.Unsubscribe(_keys.ReleasedChannel, _onReleased, CommandFlags.FireAndForget);
+                ThrowIfDisposed();
             }
         }
         finally

@@ -71,7 +71,8 @@ public sealed class RunSupervisorOptions
     /// <summary>
     /// Gets the admission lanes: a name (chosen per start by <see cref="RunStartOptions.Lane"/>) and the cap on that
     /// lane's concurrent runs, at least 1; e.g. <c>Lanes["cron"] = 2</c>. Starts without a lane use the default lane,
-    /// capped only by <see cref="MaxActiveRuns"/>. Names are compared ordinally.
+    /// capped only by <see cref="MaxActiveRuns"/>, whose name in logs, metrics and health data is <c>default</c>: that
+    /// name is reserved. Names are compared ordinally.
     /// </summary>
     public IDictionary<string, int> Lanes { get; } = new Dictionary<string, int>(StringComparer.Ordinal);
 

@@ -67,6 +67,11 @@ internal sealed class RunSupervisorOptionsValidator : IValidateOptions<RunSuperv
             {
                 Add(ref failures, "RunSupervisorOptions.Lanes: a lane name must not be empty or white space.");
             }
+            else if (string.Equals(lane.Key, "default", StringComparison.Ordinal))
+            {
+                // Logs, metrics and the health check's per-lane data call the default lane "default".
+                Add(ref failures, "RunSupervisorOptions.Lanes: the lane name 'default' is reserved for the default lane.");
+            }
             else if (lane.Value < 1)
             {
                 Add(ref failures, string.Format(CultureInfo.InvariantCulture, "RunSupervisorOptions.Lanes['{0}'] must be at least 1 (was {1}).", lane.Key, lane.Value));

@@ -60,6 +60,7 @@ public sealed class RunSupervisorOptionsTests
         ["IdleTimeout over 24 days"] = (o => o.IdleTimeout = TwentyFourDays + TestTime.Tick, ["IdleTimeout", "greater than 00:00:00", "at most 24.00:00:00"]),
         ["Lanes empty name"] = (o => o.Lanes[string.Empty] = 1, ["Lanes", "a lane name must not be empty or white space"]),
         ["Lanes white-space name"] = (o => o.Lanes["  "] = 1, ["Lanes", "a lane name must not be empty or white space"]),
+        ["Lanes named default"] = (o => o.Lanes["default"] = 1, ["Lanes", "the lane name 'default' is reserved for the default lane"]),
         ["Lease.LeaseTtl below a second"] = (
             o => ShortLease(o, TimeSpan.FromSeconds(1) - TestTime.Tick),
             ["Lease.LeaseTtl", "between 00:00:01 and 01:00:00"]),
