@@ -17,7 +17,7 @@ namespace RunSupervisor.Agents;
 /// <para>Put it outermost (<c>agent.AsBuilder().UseRunSupervisor(registry)</c> first), so that one run spans
 /// everything inside it.</para>
 /// <para><b>Session id.</b> By default a stable id kept in the <see cref="AgentSession"/>'s state
-/// (<see cref="GetSessionId(AgentSession)"/>), created on the session's first supervised turn; it is serialized with
+/// (<see cref="GetSessionId(AgentSession)"/>), created with the session when this agent creates it (else on its first supervised turn); it is serialized with
 /// the session, so a session restored with <c>DeserializeSessionAsync</c> is the same session.
 /// <see cref="SupervisedAgentOptions.SessionIdSelector"/> replaces it. A turn without a session id (by default, a turn
 /// without a session) passes through unsupervised; it is counted on the metric
@@ -85,7 +85,8 @@ public sealed class SupervisedAgent : DelegatingAIAgent
 
     /// <summary>
     /// Returns the session id a <see cref="SupervisedAgent"/> uses by default for <paramref name="session"/>: a stable id
-    /// kept in its <see cref="AgentSession.StateBag"/>, created on first use. It is serialized with the session, so a
+    /// kept in its <see cref="AgentSession.StateBag"/>, created with the session when this agent creates it, else on first
+    /// use. It is serialized with the session, so a
     /// host can use it with the registry (<see cref="ActiveRunRegistry.TryAbort(string, long?, string?)"/>,
     /// <see cref="ActiveRunRegistry.IsActive(string)"/>) and across a restore.
     /// </summary>
@@ -111,6 +112,20 @@ public sealed class SupervisedAgent : DelegatingAIAgent
             session.StateBag.SetValue(SessionIdStateKey, id, AgentAbstractionsJsonUtilities.DefaultOptions);
             return id;
         }
+    }
+
+    /// <summary>
+    /// Creates a session through the inner agent and gives it its session id at once: a host that stores a new session
+    /// before its first turn and restores it for each request then has every copy carry the same id, rather than each
+    /// copy making its own on first use (and two concurrent turns of one conversation going unsupervised as two).
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the creation.</param>
+    /// <returns>The session.</returns>
+    protected override async ValueTask<AgentSession> CreateSessionCoreAsync(CancellationToken cancellationToken = default)
+    {
+        AgentSession session = await base.CreateSessionCoreAsync(cancellationToken).ConfigureAwait(false);
+        _ = GetSessionId(session);
+        return session;
     }
 
     /// <summary>Returns the registry for <see cref="ActiveRunRegistry"/>; otherwise as <see cref="DelegatingAIAgent.GetService(Type, object?)"/>.</summary>

@@ -125,7 +125,7 @@ public sealed partial class ActiveRunRegistry
     private static async Task<T> AdmitThenRunAsync<T>(ValueTask<RunHandle> start, SupervisedInvocation<T> invocation)
     {
         RunHandle run = await start.ConfigureAwait(false);
-        invocation.Begin(run.Entry);
+        invocation.Begin(run.Entry, waited: true);
         return await invocation.Task.ConfigureAwait(false);
     }
 }

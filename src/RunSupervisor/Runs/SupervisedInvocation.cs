@@ -43,6 +43,7 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
     private AsyncTaskMethodBuilder<T> _builder;
     private CancellationTokenRegistration _callerRegistration;
     private RunEntry? _entry;
+    private bool _waited;
     private Task? _providerTask;
 
     // NotInvoked, then Invoked by the first execution (Interlocked), then EndedWhileAttaching if the run ended as this
@@ -64,9 +65,15 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
     public Task<T> Task { get; }
 
     /// <summary>Binds the started run and queues the provider's invocation.</summary>
-    public void Begin(RunEntry entry)
+    /// <param name="entry">The run.</param>
+    /// <param name="waited">
+    /// Whether the start waited for admission: a caller that cancels before the provider gets its thread then cancelled
+    /// while it waited, as far as it can tell (its task had not heard of the admission), so the provider never runs.
+    /// </param>
+    public void Begin(RunEntry entry, bool waited = false)
     {
         _entry = entry;
+        _waited = waited;
         if (_callerToken.CanBeCanceled)
         {
             _callerRegistration = _callerToken.UnsafeRegister(static state => ((RunEntry)state!).Owner.Abort((RunEntry)state!, RunEnds.CallerCancelledText), entry);
@@ -86,7 +93,7 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
     }
 
     /// <summary>
-    /// Queued by <see cref="Begin(RunEntry)"/> and, unless the run ended as the provider's task was attached, by the
+    /// Queued by <see cref="Begin(RunEntry, bool)"/> and, unless the run ended as the provider's task was attached, by the
     /// run's end, in either order: the first execution invokes the provider (or, if the run has already ended, only
     /// lets it leave the ledger), the second completes the caller's task.
     /// </summary>
@@ -155,9 +162,18 @@ internal sealed class SupervisedInvocation<T> : IThreadPoolWorkItem, IRunEndObse
     private void Invoke()
     {
         RunEntry entry = _entry!;
-        if (entry.HasEnded)
+        bool withdrawn = _waited && _callerToken.IsCancellationRequested;
+        if (withdrawn && !entry.HasEnded)
         {
-            // Superseded or disposed before the provider got a thread: it never runs, and the run leaves the ledger.
+            // The caller's registration may not have run yet (a token cancelled with CancelAsync runs it on the pool):
+            // the run ends as the caller's cancellation either way, never Completed.
+            entry.Owner.Abort(entry, RunEnds.CallerCancelledText);
+        }
+
+        if (withdrawn || entry.HasEnded)
+        {
+            // Superseded, disposed or withdrawn by its caller before the provider got a thread: it never runs, and the
+            // run leaves the ledger.
             entry.Owner.Release(entry);
             return;
         }

@@ -121,4 +121,31 @@ public sealed class SupervisedAgentSessionIdTests
         unsupervised.GetMeasurementSnapshot().Should().ContainSingle();
         f.Logs.Lines.Should().Contain(l => l.EventName == "UnsupervisedAgentRun" && l.Message.Contains("SessionIdSelector", StringComparison.Ordinal));
     }
+    [Fact]
+    public async Task CreateSessionAsync_SavedBeforeItsFirstTurnAndRestoredTwice_BothCopiesAreOneRegistrySession()
+    {
+        // A host creates the conversation and stores it; each request restores it from the store.
+        using var f = new AgentFixture();
+        int turns = 0;
+        var inner = new FakeAgent
+        {
+            Turn = ct => Interlocked.Increment(ref turns) == 1 ? AgentBehaviours.HonoursToken(ct) : Task.FromResult(AgentBehaviours.Reply("second turn ran")),
+        };
+        SupervisedAgent agent = f.Agent(inner);
+        AgentSession created = await agent.CreateSessionAsync();
+        string stored = (await agent.SerializeSessionAsync(created)).GetRawText();
+        AgentSession requestA = await agent.DeserializeSessionAsync(JsonDocument.Parse(stored).RootElement);
+        AgentSession requestB = await agent.DeserializeSessionAsync(JsonDocument.Parse(stored).RootElement);
+
+        Task<AgentResponse> first = agent.RunAsync("one", requestA);
+        await inner.Called.Guard();
+
+        await FluentActions.Awaiting(() => agent.RunAsync("two", requestB).Guard())
+            .Should().ThrowAsync<SessionBusyException>("both requests restored the same session");
+        SupervisedAgent.GetSessionId(requestB).Should().Be(SupervisedAgent.GetSessionId(requestA)).And.Be(SupervisedAgent.GetSessionId(created));
+        inner.Calls.Should().Be(1);
+        first.IsCompleted.Should().BeFalse();
+        f.Registry.TryAbort(SupervisedAgent.GetSessionId(created)).Should().BeTrue();
+        await FluentActions.Awaiting(() => first.Guard()).Should().ThrowAsync<Exception>();
+    }
 }

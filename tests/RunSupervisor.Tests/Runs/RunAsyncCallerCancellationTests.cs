@@ -62,4 +62,39 @@ public sealed class RunAsyncCallerCancellationTests
     {
         public const string CallerCancelled = "the caller's cancellation token was cancelled";
     }
+
+    [Fact]
+    public async Task RunAsync_CallerCancelsOnceItsWaitingStartIsAdmittedButBeforeItHeard_TheProviderNeverRuns()
+    {
+        // The admission reaches the caller's task through a work item of its own; a cancellation in between is, to the
+        // caller, a cancellation while it waited. The holder's RunEnded handler runs in exactly that window.
+        using var f = new RegistryFixture();
+        using var cts = new CancellationTokenSource();
+        RunHandle holder = f.Registry.Start(Session);
+        f.Registry.RunEnded += (_, e) =>
+        {
+            if (e.RunId == holder.RunId)
+            {
+                cts.Cancel();
+            }
+        };
+        int calls = 0;
+        Task<int> waiting = f.Registry.RunAsync(
+            Session,
+            _ =>
+            {
+                Interlocked.Increment(ref calls);
+                return Task.FromResult(1);
+            },
+            new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait },
+            cts.Token);
+        f.Registry.GetQueuedCount(Session).Should().Be(1);
+
+        holder.Dispose();
+
+        (await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<OperationCanceledException>()).Which.CancellationToken.Should().Be(cts.Token);
+        calls.Should().Be(0, "the caller cancelled before its turn could run");
+        f.Ended.Select(e => e.Args.Reason).Should().Equal(RunEndReason.Completed, RunEndReason.Aborted);
+        f.Registry.IsActive(Session).Should().BeFalse();
+    }
 }
