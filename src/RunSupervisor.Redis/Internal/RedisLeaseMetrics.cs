@@ -19,11 +19,11 @@ internal sealed class RedisLeaseMetrics : IDisposable
     public const string ErrorTag = "error.type";
 
     private readonly Meter _meter;
-    private readonly ILogger _logger;
+    private readonly Action<string, Exception> _listenerFailed;
 
     public RedisLeaseMetrics(ILogger logger)
     {
-        _logger = logger;
+        _listenerFailed = (instrument, ex) => logger.MeterListenerFailed(instrument, ex);
         _meter = new Meter(MeterName, typeof(RedisLeaseMetrics).Assembly.GetName().Version?.ToString());
         Duration = _meter.CreateHistogram<double>("runsupervisor.redis.duration", "s", "Round trip of each store call (a renew batch is one call), tagged by operation; failed calls included.");
         Failures = _meter.CreateCounter<long>("runsupervisor.redis.failures", "{call}", "Store calls that failed, tagged by operation and error type (timeout, connection, server).");
@@ -51,23 +51,7 @@ internal sealed class RedisLeaseMetrics : IDisposable
     /// <summary>Records on <paramref name="instrument"/> if anyone listens; a listener's exception is logged, never thrown.</summary>
     public void Measure<TInstrument, TState>(TInstrument instrument, TState state, Action<TInstrument, TState> record)
         where TInstrument : Instrument
-    {
-        if (!instrument.Enabled)
-        {
-            return;
-        }
-
-        try
-        {
-            record(instrument, state);
-        }
-#pragma warning disable CA1031 // A meter listener is foreign code: its failure must not change the outcome of a store call.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            _logger.MeterListenerFailed(instrument.Name, ex);
-        }
-    }
+        => GuardedInstruments.Measure(instrument, state, record, _listenerFailed);
 
     public void Dispose() => _meter.Dispose();
 }

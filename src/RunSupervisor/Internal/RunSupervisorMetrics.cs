@@ -24,11 +24,11 @@ internal sealed class RunSupervisorMetrics : IDisposable
     public const string LeaseOperationTag = "runsupervisor.lease_operation";
 
     private readonly Meter _meter;
-    private readonly ILogger _logger;
+    private readonly Action<string, Exception> _listenerFailed;
 
     public RunSupervisorMetrics(ILogger logger)
     {
-        _logger = logger;
+        _listenerFailed = (instrument, ex) => logger.MeterListenerFailed(instrument, ex);
         _meter = new Meter(MeterName, typeof(RunSupervisorMetrics).Assembly.GetName().Version?.ToString());
         ActiveRuns = _meter.CreateUpDownCounter<long>("runsupervisor.runs.active", "{run}", "Runs currently in the registry.");
         RunsStarted = _meter.CreateCounter<long>("runsupervisor.runs.started", "{run}", "Runs started.");
@@ -135,23 +135,7 @@ internal sealed class RunSupervisorMetrics : IDisposable
     /// <summary>Records on <paramref name="instrument"/> if anyone listens; a listener's exception is logged, never thrown.</summary>
     private void Measure<TInstrument, TState>(TInstrument instrument, TState state, Action<TInstrument, TState> record)
         where TInstrument : Instrument
-    {
-        if (!instrument.Enabled)
-        {
-            return;
-        }
-
-        try
-        {
-            record(instrument, state);
-        }
-#pragma warning disable CA1031 // A meter listener is foreign code: its failure must not break the transition being published.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            _logger.MeterListenerFailed(instrument.Name, ex);
-        }
-    }
+        => GuardedInstruments.Measure(instrument, state, record, _listenerFailed);
 
     /// <summary>The snake_case value of the <see cref="EndReasonTag"/> tag; the run activity uses the same values.</summary>
     public static string GetEndReasonName(RunEndReason reason) => EndReasonNames.Get(reason);

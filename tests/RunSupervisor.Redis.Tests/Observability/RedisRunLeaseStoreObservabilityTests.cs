@@ -3,6 +3,7 @@ using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using RunSupervisor.Leasing;
+using RunSupervisor.Metrics;
 using RunSupervisor.Redis.Tests.TestSupport;
 using StackExchange.Redis;
 
@@ -75,19 +76,7 @@ public sealed class RedisRunLeaseStoreObservabilityTests(GarnetServerFixture ser
         // A listener's callback runs on the recording thread: its exception must not turn a lease taken into a failed
         // acquire, nor stop a notification from reaching its observer.
         RedisRunLeaseStore store = await CreateStoreAsync();
-        using var listener = new MeterListener
-        {
-            InstrumentPublished = (instrument, l) =>
-            {
-                if (ReferenceEquals(instrument.Meter, store.Metrics.Duration.Meter))
-                {
-                    l.EnableMeasurementEvents(instrument);
-                }
-            },
-        };
-        listener.SetMeasurementEventCallback<long>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
-        listener.SetMeasurementEventCallback<double>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
-        listener.Start();
+        using MeterListener listener = ThrowingMeterListener.Start(store.Metrics.Duration.Meter);
         var observer = new RecordingObserver();
         await using IAsyncDisposable subscription = await store.SubscribeAsync("host-a", observer);
 

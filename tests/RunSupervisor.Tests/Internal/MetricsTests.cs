@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Reflection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using RunSupervisor.Metrics;
 using RunSupervisor.Tests.TestSupport;
 
 namespace RunSupervisor.Tests.Internal;
@@ -316,19 +317,7 @@ public sealed class MetricsTests
         // A listener's callback runs on the recording thread, in the middle of publishing a transition: had its exception
         // escaped, the evicted run's end would not be raised, its waiter never admitted, the policy never told.
         using var f = new RegistryFixture();
-        using var listener = new MeterListener
-        {
-            InstrumentPublished = (instrument, l) =>
-            {
-                if (ReferenceEquals(instrument.Meter, f.Registry.Metrics.Meter))
-                {
-                    l.EnableMeasurementEvents(instrument);
-                }
-            },
-        };
-        listener.SetMeasurementEventCallback<long>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
-        listener.SetMeasurementEventCallback<double>((_, _, _, _) => throw new InvalidOperationException("listener bug"));
-        listener.Start();
+        using MeterListener listener = ThrowingMeterListener.Start(f.Registry.Metrics.Meter);
 
         RunHandle hung = f.Registry.Start("s1");
         hung.Attach(new TaskCompletionSource().Task);
