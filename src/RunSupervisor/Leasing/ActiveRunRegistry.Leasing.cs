@@ -190,17 +190,24 @@ public sealed partial class ActiveRunRegistry
                 if (waiter is not null)
                 {
                     ObjectDisposedException.ThrowIf(IsDisposed, this);
-                    await WaitForTurnAsync(waiter, spec, begun, waitUntil, cancellationToken).ConfigureAwait(false);
-                    attempt = WithQueueTimeout(options, TimeSpan.FromTicks(Math.Max(0, waitUntil - NowTicks())));
-                    waiter.InAttempt = true;
+                    if (await WaitForTurnAsync(waiter, spec, begun, waitUntil, cancellationToken).ConfigureAwait(false))
+                    {
+                        attempt = WithQueueTimeout(options, TimeSpan.FromTicks(Math.Max(0, waitUntil - NowTicks())));
+                    }
                 }
 
+                // Behind this host's own runs and starts the local queue decides, as without a store.
                 RunHandle handle = await StartLocalAsync(sessionId, attempt, observer, cancellationToken).ConfigureAwait(false);
                 RunEntry entry = handle.Entry;
 
-                // Armed before the store is asked: a release announced between its "held" answer and the wait below must
-                // still wake this start, not leave it to the next poll.
-                Task? released = waiter is null ? null : _remoteWaitList!.ArmForTry(waiter);
+                // In the line before the store is asked, and armed: a release announced between its "held" answer and the
+                // wait below must still wake this start, not leave it to the next poll.
+                Task? released = null;
+                if (waiter is not null)
+                {
+                    _remoteWaitList!.JoinTrying(waiter);
+                    released = _remoteWaitList.ArmForTry(waiter);
+                }
 
                 long sent = NowTicks();
                 RunLeaseAcquireResult result;
@@ -245,11 +252,11 @@ public sealed partial class ActiveRunRegistry
                 RunLeaseInfo owner = result.Owner!;
                 _logger.LeaseHeldElsewhere(sessionId, owner.HostId, owner.FencingToken);
 
-                // Marked before the withdrawal starts watching the session, so its release is never news to the
-                // listeners while this start is about to take it.
+                // Waiting again, and marked so before the withdrawal starts watching the session, so its release is never
+                // news to the listeners while this start is about to take it.
                 if (waiter is not null)
                 {
-                    waiter.HeardHeld = true;
+                    _remoteWaitList!.EndTry(waiter);
                 }
 
                 entry.WithdrawnHeldElsewhere = true;
@@ -258,8 +265,6 @@ public sealed partial class ActiveRunRegistry
                 {
                     throw new SessionBusyException(sessionId, 0, owner.FencingToken, owner.HostId);
                 }
-
-                waiter.InAttempt = false;
 
                 // Disposed while the acquire was in flight: the disposal failed the starts waiting then, not this one.
                 ObjectDisposedException.ThrowIf(IsDisposed, this);
@@ -273,9 +278,10 @@ public sealed partial class ActiveRunRegistry
                 await WaitForRemoteReleaseAsync(released!, remaining < _remotePollInterval ? remaining : _remotePollInterval, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (RunQueueTimeoutException ex) when (waiter is { HeardHeld: true })
+        catch (RunQueueTimeoutException ex) when (waiter is not null)
         {
-            // A retry that timed out in the local queue waited only its own part: the caller waited from the start.
+            // A try that timed out in the local queue after waiting in the line waited only its own part: the caller
+            // waited from the start.
             throw new RunQueueTimeoutException(sessionId, ex.Lane, TimeSpan.FromTicks(NowTicks() - begun));
         }
         finally
@@ -303,10 +309,13 @@ public sealed partial class ActiveRunRegistry
     }
 
     /// <summary>Waits until the start is its session's oldest here (at once if it is), within its queue timeout.</summary>
-    private async ValueTask WaitForTurnAsync(RemoteWaiter waiter, StartSpec spec, long begun, long waitUntil, CancellationToken cancellationToken)
+    /// <returns><see langword="true"/> if it waited or tried before, so the queue timeout left for the local part is shorter than its own.</returns>
+    private async ValueTask<bool> WaitForTurnAsync(RemoteWaiter waiter, StartSpec spec, long begun, long waitUntil, CancellationToken cancellationToken)
     {
+        bool waited = waiter.HeardHeld;
         while (!_remoteWaitList!.Arm(waiter, out Task turn))
         {
+            waited = true;
             long now = NowTicks();
             if (now >= waitUntil)
             {
@@ -322,6 +331,8 @@ public sealed partial class ActiveRunRegistry
                 // Its queue timeout: the next look says so.
             }
         }
+
+        return waited;
     }
 
     /// <summary>

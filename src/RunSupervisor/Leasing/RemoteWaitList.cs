@@ -3,11 +3,12 @@ using System.Diagnostics;
 namespace RunSupervisor;
 
 /// <summary>
-/// This host's leased starts that wait (<see cref="SessionBusyBehavior.Wait"/>) for their session, first in first out
-/// per session. Only the oldest of a session's starts tries to take it (locally, then from the store); the others wait
-/// for their turn, so two starts of this host never race each other for another host's release, and a start that came
-/// later never takes the session ahead of an older one. Thread-safe: one lock, held for a few instructions, never while
-/// calling out.
+/// This host's leased starts that wait (<see cref="SessionBusyBehavior.Wait"/>) for a session another host runs, first
+/// in first out per session. A start joins once the store has told it another host holds the session (or when it
+/// arrives while others already wait so), and only the oldest of a session's starts tries again; the others wait for
+/// their turn, so two starts of this host never race each other for another host's release, and a start that came
+/// later never takes the session ahead of an older one. Waiting behind this host's own runs is the local queue's
+/// business, not this list's. Thread-safe: one lock, held for a few instructions, never while calling out.
 /// </summary>
 internal sealed class RemoteWaitList
 {
@@ -28,6 +29,12 @@ internal sealed class RemoteWaitList
             if (_closed is not null)
             {
                 throw _closed;
+            }
+
+            if (!_sessions.TryGetValue(sessionId, out LinkedList<RemoteWaiter>? existing) || existing.Count == 0)
+            {
+                // Nobody here waits for another host's release of the session: the start tries at once.
+                return new RemoteWaiter(sessionId);
             }
 
             if (!_sessions.TryGetValue(sessionId, out LinkedList<RemoteWaiter>? list))
@@ -51,6 +58,41 @@ internal sealed class RemoteWaitList
             var waiter = new RemoteWaiter(sessionId);
             waiter.Node = list.AddLast(waiter);
             return waiter;
+        }
+    }
+
+    /// <summary>
+    /// Puts a start that holds its session here and is about to ask the store at the end of its session's list, if it
+    /// is not in it yet, trying: should the store say another host holds the session, it waits in this list. After the
+    /// registry's disposal it stays out of every list (its try fails on the disposal anyway).
+    /// </summary>
+    public void JoinTrying(RemoteWaiter waiter)
+    {
+        lock (_lock)
+        {
+            waiter.InAttempt = true;
+            if (waiter.Node is not null || _closed is not null || waiter.Failure is not null)
+            {
+                return;
+            }
+
+            if (!_sessions.TryGetValue(waiter.SessionId, out LinkedList<RemoteWaiter>? list))
+            {
+                list = new LinkedList<RemoteWaiter>();
+                _sessions[waiter.SessionId] = list;
+            }
+
+            waiter.Node = list.AddLast(waiter);
+        }
+    }
+
+    /// <summary>The start's try found the session held by another host: it waits in its list again.</summary>
+    public void EndTry(RemoteWaiter waiter)
+    {
+        lock (_lock)
+        {
+            waiter.HeardHeld = true;
+            waiter.InAttempt = false;
         }
     }
 
@@ -92,7 +134,13 @@ internal sealed class RemoteWaitList
 
             waiter.ArmLocked();
             wake = waiter.Wake;
-            return ReferenceEquals(waiter.Node!.List!.First, waiter.Node);
+            if (waiter.Node is null || ReferenceEquals(waiter.Node.List!.First, waiter.Node))
+            {
+                waiter.InAttempt = true;
+                return true;
+            }
+
+            return false;
         }
     }
 
@@ -105,7 +153,12 @@ internal sealed class RemoteWaitList
     {
         lock (_lock)
         {
-            waiter.ArmLocked();
+            // A failure that came meanwhile has woken the current signal: keep it, or the wake would be lost.
+            if (waiter.Failure is null)
+            {
+                waiter.ArmLocked();
+            }
+
             return waiter.Wake;
         }
     }

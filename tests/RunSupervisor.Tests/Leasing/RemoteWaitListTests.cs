@@ -98,6 +98,63 @@ public sealed class RemoteWaitListTests
         b.Registry.GetQueuedCount(Session).Should().Be(0);
     }
 
+    [Fact]
+    public async Task StartAsync_ForegroundWaitBehindABackgroundWaitQueuedBehindThisHostsBackgroundRun_PreemptsTheRun()
+    {
+        // Waiting behind this host's own runs is the local queue's business: its rules (preemption here) still apply.
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host b = cluster.AddHost("b");
+        RunHandle background = await b.Registry.StartAsync(Session, new RunStartOptions { Background = true });
+        Task<RunHandle> backgroundWaiter = b.Registry.StartAsync(Session, new RunStartOptions { Background = true, WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
+
+        using RunHandle user = await b.Registry.StartAsync(Session, WaitMinute).AsTask().Guard();
+
+        (await background.Completion.Guard()).Should().Be(RunEndReason.Superseded);
+        user.IsCurrent.Should().BeTrue();
+        b.Registry.Dispose();
+        await FluentActions.Awaiting(() => backgroundWaiter.Guard()).Should().ThrowAsync<ObjectDisposedException>();
+    }
+
+    [Fact]
+    public async Task StartAsync_CancelOldestWithTheSessionQueueFullBehindThisHostsRun_PushesOutTheOldestLocalStart()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host b = cluster.AddHost("b", o =>
+        {
+            o.MaxQueuedPerSession = 1;
+            o.QueueOverflow = QueueOverflowBehavior.CancelOldest;
+        });
+        using RunHandle running = await b.Registry.StartAsync(Session);
+        Task<RunHandle> older = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+
+        Task<RunHandle> newer = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+
+        (await FluentActions.Awaiting(() => older.Guard()).Should().ThrowAsync<RunQueueFullException>()).Which.SessionId.Should().Be(Session);
+        newer.IsCompleted.Should().BeFalse("with CancelOldest the newest start waits and the oldest is pushed out");
+        b.Registry.GetQueuedCount(Session).Should().Be(1);
+        b.Registry.Dispose();
+        await FluentActions.Awaiting(() => newer.Guard()).Should().ThrowAsync<ObjectDisposedException>();
+    }
+
+    [Fact]
+    public async Task StartAsync_WaitedInLineThenTimedOutBehindTheOlderStartsRun_WaitedIsTheWholeWait()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b");
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        Task<RunHandle> older = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(5) }).AsTask();
+        Task<RunHandle> younger = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromSeconds(60) }).AsTask();
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(30));
+
+        remote.Dispose();
+        using RunHandle first = await older.Guard();
+        await AdvanceAsync(cluster, TimeSpan.FromSeconds(30));
+
+        RunQueueTimeoutException timedOut = (await FluentActions.Awaiting(() => younger.Guard()).Should().ThrowAsync<RunQueueTimeoutException>()).Which;
+        timedOut.Waited.Should().Be(TimeSpan.FromSeconds(60), "thirty seconds in line behind the older start, thirty behind its run");
+    }
+
     /// <summary>Advances the shared clock off the test's synchronization context, so the waits it ends resume inline.</summary>
     private static Task AdvanceAsync(LeaseCluster cluster, TimeSpan by) => Task.Run(() => cluster.Time.Advance(by));
 }
