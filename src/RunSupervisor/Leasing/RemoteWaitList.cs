@@ -46,6 +46,14 @@ internal sealed class RemoteWaitList
             if (localQueued + WaitingLocked(list) >= limit)
             {
                 RemoteWaiter? oldest = pushOutOldest ? list.FirstOrDefault(static w => !w.InAttempt) : null;
+                if (oldest is null && pushOutOldest && localQueued > 0)
+                {
+                    // Every start in line is trying, and the session's oldest waiting start is in the local queue: the
+                    // new start goes there, and that queue pushes its oldest out to make room, as without a store.
+                    RemoveIfEmptyLocked(sessionId, list);
+                    return new RemoteWaiter(sessionId);
+                }
+
                 if (oldest is null)
                 {
                     RemoveIfEmptyLocked(sessionId, list);

@@ -137,6 +137,35 @@ public sealed class RemoteWaitListTests
     }
 
     [Fact]
+    public async Task StartAsync_CancelOldestWhileTheLinesHeadWaitsInTheLocalQueue_PushesOutTheOldestInsteadOfRefusingTheNewest()
+    {
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b", o =>
+        {
+            o.MaxQueuedPerSession = 1;
+            o.QueueOverflow = QueueOverflowBehavior.CancelOldest;
+        }, new ForwardingLeaseStore(cluster.Store) { Deaf = true });
+        RunHandle remote = await a.Registry.StartAsync(Session);
+        Task<RunHandle> oldest = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+        remote.Dispose();
+
+        // The line's head waits for its poll (no release message); meanwhile a start of this host takes the session.
+        using RunHandle local = await b.Registry.StartAsync(Session);
+        await AdvanceAsync(cluster, LeaseCluster.Poll);
+        oldest.IsCompleted.Should().BeFalse("the head retried into this host's own run and waits in the local queue");
+        b.Registry.GetQueuedCount(Session).Should().Be(1);
+
+        Task<RunHandle> newest = b.Registry.StartAsync(Session, WaitMinute).AsTask();
+
+        newest.IsCompleted.Should().BeFalse("CancelOldest never refuses the newest start: it waits, as without a store");
+        await FluentActions.Awaiting(() => oldest.Guard()).Should().ThrowAsync<RunQueueFullException>("CancelOldest pushes out the oldest waiting start");
+        local.Dispose();
+        using RunHandle admitted = await newest.Guard();
+        admitted.IsCurrent.Should().BeTrue();
+    }
+
+    [Fact]
     public async Task StartAsync_WaitedInLineThenTimedOutBehindTheOlderStartsRun_WaitedIsTheWholeWait()
     {
         using var cluster = new LeaseCluster();
