@@ -336,15 +336,15 @@ public sealed partial class ActiveRunRegistry
     }
 
     /// <summary>
-    /// A start that waited here has the session now, or gave up: the next one's turn comes. If it gave up after hearing
-    /// that another host holds the session, the session is watched again: heartbeats dropped while it waited are owed
-    /// once the store says the session is idle.
+    /// A start that waited here has the session now, or gave up: the next one's turn comes. If it gave up, the session is
+    /// watched again: heartbeats dropped while it waited are owed once the store says the session is idle.
     /// </summary>
     private void StopWaitingRemotely(RemoteWaiter waiter)
     {
         _remoteWaitList!.Leave(waiter);
-        if (waiter.HeardHeld && _table.Find(waiter.SessionId) is null)
+        if (_table.Find(waiter.SessionId) is null)
         {
+            // Heartbeats dropped while it waited (as queued) are owed once the store says the session is idle.
             WatchRemote(waiter.SessionId);
         }
     }

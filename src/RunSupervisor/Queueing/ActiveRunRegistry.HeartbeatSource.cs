@@ -7,7 +7,8 @@ public sealed partial class ActiveRunRegistry
 
     RunEntry? IHeartbeatSource.FindRun(string sessionId) => _table.Find(sessionId);
 
-    bool IHeartbeatSource.HasQueuedStarts(string sessionId) => _table.QueuedCount(sessionId) > 0;
+    // The starts waiting for another host's release count too: one of them is about to take the session.
+    bool IHeartbeatSource.HasQueuedStarts(string sessionId) => _table.QueuedCount(sessionId) > 0 || (_remoteWaitList?.CountWaiting(sessionId) ?? 0) > 0;
 
     void IHeartbeatSource.RecordHeartbeatDropped() => Metrics.RecordHeartbeatDropped();
 

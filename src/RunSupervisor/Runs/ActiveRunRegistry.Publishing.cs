@@ -111,7 +111,18 @@ public sealed partial class ActiveRunRegistry
             Callbacks.Raise(handlers, this, args, nameof(RunEnded), entry.SessionId, _logger);
         }
 
-        NotifyEndListeners(entry.SessionId, left.SessionIdle);
+        if (left.SessionIdle && entry.LeaseForfeited)
+        {
+            // Superseded or taken over by another host, or its lease gone from the store: idle here says nothing of the
+            // cluster, so heartbeats dropped meanwhile are owed once the store says the session is idle.
+            WatchRemote(entry.SessionId);
+            NotifyEndListeners(entry.SessionId, sessionIdle: false);
+        }
+        else
+        {
+            NotifyEndListeners(entry.SessionId, left.SessionIdle);
+        }
+
         entry.EndObserver?.OnRunEnded(entry, morePublishing);
         entry.Complete();
     }

@@ -178,6 +178,13 @@ public sealed class RemoteWaitListTests
 
         remote.Dispose();
         using RunHandle first = await older.Guard();
+
+        // Its turn reaches it on a pool thread: it must be in the local queue before the clock moves on.
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); b.Registry.GetQueueSnapshot()[0].Waiting == 0; await Task.Delay(5))
+        {
+            waited.Elapsed.Should().BeLessThan(AsyncTestHelpers.HangGuard);
+        }
+
         await AdvanceAsync(cluster, TimeSpan.FromSeconds(30));
 
         RunQueueTimeoutException timedOut = (await FluentActions.Awaiting(() => younger.Guard()).Should().ThrowAsync<RunQueueTimeoutException>()).Which;
