@@ -64,11 +64,7 @@ public sealed class RemoteWaitListTests
     {
         using var cluster = new LeaseCluster();
         LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b", o =>
-        {
-            o.MaxQueuedPerSession = 1;
-            o.QueueOverflow = QueueOverflowBehavior.CancelOldest;
-        });
+        LeaseCluster.Host b = cluster.AddHost("b", OneWaiterCancelOldest);
         RunHandle remote = await a.Registry.StartAsync(Session);
         Task<RunHandle> oldest = b.Registry.StartAsync(Session, WaitMinute).AsTask();
 
@@ -119,11 +115,7 @@ public sealed class RemoteWaitListTests
     public async Task StartAsync_CancelOldestWithTheSessionQueueFullBehindThisHostsRun_PushesOutTheOldestLocalStart()
     {
         using var cluster = new LeaseCluster();
-        LeaseCluster.Host b = cluster.AddHost("b", o =>
-        {
-            o.MaxQueuedPerSession = 1;
-            o.QueueOverflow = QueueOverflowBehavior.CancelOldest;
-        });
+        LeaseCluster.Host b = cluster.AddHost("b", OneWaiterCancelOldest);
         using RunHandle running = await b.Registry.StartAsync(Session);
         Task<RunHandle> older = b.Registry.StartAsync(Session, WaitMinute).AsTask();
 
@@ -141,11 +133,7 @@ public sealed class RemoteWaitListTests
     {
         using var cluster = new LeaseCluster();
         LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b", o =>
-        {
-            o.MaxQueuedPerSession = 1;
-            o.QueueOverflow = QueueOverflowBehavior.CancelOldest;
-        }, new ForwardingLeaseStore(cluster.Store) { Deaf = true });
+        LeaseCluster.Host b = cluster.AddHost("b", OneWaiterCancelOldest, new ForwardingLeaseStore(cluster.Store) { Deaf = true });
         RunHandle remote = await a.Registry.StartAsync(Session);
         Task<RunHandle> oldest = b.Registry.StartAsync(Session, WaitMinute).AsTask();
         remote.Dispose();
@@ -189,6 +177,13 @@ public sealed class RemoteWaitListTests
 
         RunQueueTimeoutException timedOut = (await FluentActions.Awaiting(() => younger.Guard()).Should().ThrowAsync<RunQueueTimeoutException>()).Which;
         timedOut.Waited.Should().Be(TimeSpan.FromSeconds(60), "thirty seconds in line behind the older start, thirty behind its run");
+    }
+
+    /// <summary>One waiting start per session, the oldest pushed out to make room.</summary>
+    private static void OneWaiterCancelOldest(RunSupervisorOptions options)
+    {
+        options.MaxQueuedPerSession = 1;
+        options.QueueOverflow = QueueOverflowBehavior.CancelOldest;
     }
 
     /// <summary>Advances the shared clock off the test's synchronization context, so the waits it ends resume inline.</summary>

@@ -28,12 +28,8 @@ public sealed class HeartbeatQueuePolicyRemoteOwedTests
     [Fact]
     public async Task HeartbeatOwed_LocalRunEndsWhileAStartWaitsInTheRemoteLine_NotOwedUntilThatStartRuns()
     {
-        using var cluster = new LeaseCluster();
-        LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b");
-        using var policy = new HeartbeatQueuePolicy(b.Registry);
-        var owed = new List<HeartbeatOwedEventArgs>();
-        policy.HeartbeatOwed += (_, e) => { lock (owed) { owed.Add(e); } };
+        using var f = new TwoHosts();
+        (LeaseCluster cluster, LeaseCluster.Host a, LeaseCluster.Host b, HeartbeatQueuePolicy policy, List<HeartbeatOwedEventArgs> owed) = (f.Cluster, f.A, f.B, f.Policy, f.Owed);
 
         using RunHandle remote = await a.Registry.StartAsync(Session);
         (await policy.ResolveAsync(Heartbeat)).Reason.Should().Be(QueueDecisionReasons.HeartbeatWhileRemote);
@@ -59,12 +55,8 @@ public sealed class HeartbeatQueuePolicyRemoteOwedTests
     [Fact]
     public async Task HeartbeatOwed_RunHereSupersededByAnotherHost_NotOwedWhileThatHostRunsTheSession()
     {
-        using var cluster = new LeaseCluster();
-        LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b");
-        using var policy = new HeartbeatQueuePolicy(b.Registry);
-        var owed = new List<HeartbeatOwedEventArgs>();
-        policy.HeartbeatOwed += (_, e) => { lock (owed) { owed.Add(e); } };
+        using var f = new TwoHosts();
+        (LeaseCluster cluster, LeaseCluster.Host a, LeaseCluster.Host b, HeartbeatQueuePolicy policy, List<HeartbeatOwedEventArgs> owed) = (f.Cluster, f.A, f.B, f.Policy, f.Owed);
 
         RunHandle mine = await b.Registry.StartAsync(Session);
         (await policy.ResolveAsync(Heartbeat)).Reason.Should().Be(QueueDecisionReasons.HeartbeatWhileBusy);
@@ -108,5 +100,39 @@ public sealed class HeartbeatQueuePolicyRemoteOwedTests
         decision.Action.Should().Be(QueueAction.Drop, "a start of this host waits to take the session (counted by GetQueuedCount)");
         await Task.Run(() => cluster.Time.Advance(LeaseCluster.Poll));
         (await waiting.Guard()).Dispose();
+    }
+
+    /// <summary>Hosts a and b on one store, and a heartbeat policy on b recording what it owes.</summary>
+    private sealed class TwoHosts : IDisposable
+    {
+        public TwoHosts()
+        {
+            A = Cluster.AddHost("a");
+            B = Cluster.AddHost("b");
+            Policy = new HeartbeatQueuePolicy(B.Registry);
+            Policy.HeartbeatOwed += (_, e) =>
+            {
+                lock (Owed)
+                {
+                    Owed.Add(e);
+                }
+            };
+        }
+
+        public LeaseCluster Cluster { get; } = new();
+
+        public LeaseCluster.Host A { get; }
+
+        public LeaseCluster.Host B { get; }
+
+        public HeartbeatQueuePolicy Policy { get; }
+
+        public List<HeartbeatOwedEventArgs> Owed { get; } = [];
+
+        public void Dispose()
+        {
+            Policy.Dispose();
+            Cluster.Dispose();
+        }
     }
 }
