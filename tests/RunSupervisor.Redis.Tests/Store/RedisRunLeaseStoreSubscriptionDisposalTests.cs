@@ -52,10 +52,19 @@ public sealed class RedisRunLeaseStoreSubscriptionDisposalTests(GarnetServerFixt
         ConnectionMultiplexer admin = await _harness.ConnectAsync();
         IServer node = admin.GetServer(admin.GetEndPoints()[0]);
         var keys = new LeaseKeys(_harness.Prefix, _harness.Prefix);
-        await Task.Delay(300);
-        (await node.SubscriptionSubscriberCountAsync(RedisChannel.Literal(keys.HostChannelOnServer("host-a"))))
-            .Should().Be(0, "a disposed store must not stay subscribed to its host's channel");
-        (await node.SubscriptionSubscriberCountAsync(RedisChannel.Literal(keys.ReleasedChannelOnServer)))
-            .Should().Be(0, "a disposed store must not stay subscribed to the released channel");
+        RedisChannel host = RedisChannel.Literal(keys.HostChannelOnServer("host-a"));
+        RedisChannel released = RedisChannel.Literal(keys.ReleasedChannelOnServer);
+
+        // The unsubscribes are sent without waiting for their answers: give them until the server has them (bounded).
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(5); await Task.Delay(20))
+        {
+            if (await node.SubscriptionSubscriberCountAsync(host) == 0 && await node.SubscriptionSubscriberCountAsync(released) == 0)
+            {
+                break;
+            }
+        }
+
+        (await node.SubscriptionSubscriberCountAsync(host)).Should().Be(0, "a disposed store must not stay subscribed to its host's channel");
+        (await node.SubscriptionSubscriberCountAsync(released)).Should().Be(0, "a disposed store must not stay subscribed to the released channel");
     }
 }

@@ -215,7 +215,7 @@ public sealed class LeaseRenewalTimingTests
             cluster.Time.Advance(TimeSpan.FromSeconds(1));
         }
 
-        await WaitUntilAsync(() => a.LogsWithEvent("LeaseRenewFailed").Any());
+        (await AsyncTestHelpers.WaitUntilAsync(() => a.LogsWithEvent("LeaseRenewFailed").Any())).Should().BeTrue("the renew at 5 s is given up at 7.5 s");
         store.Renews.Should().Be(1);
         for (int second = 9; second <= 16; second++)
         {
@@ -225,15 +225,6 @@ public sealed class LeaseRenewalTimingTests
         store.Renews.Should().Be(3, "the renews at 10 s and 15 s are sent: the one at 5 s was given up at half the renew interval");
         run.IsCurrent.Should().BeTrue("only one renew was lost");
         a.Ended.Should().BeEmpty();
-    }
-
-    /// <summary>Waits (on the real clock, bounded) for work a store's cancellation finishes on another thread.</summary>
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        for (var waited = System.Diagnostics.Stopwatch.StartNew(); !condition(); await Task.Delay(5))
-        {
-            waited.Elapsed.Should().BeLessThan(AsyncTestHelpers.HangGuard, "the condition should hold soon");
-        }
     }
 
     private sealed class ScriptedStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)

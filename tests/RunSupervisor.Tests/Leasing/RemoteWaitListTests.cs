@@ -168,10 +168,7 @@ public sealed class RemoteWaitListTests
         using RunHandle first = await older.Guard();
 
         // Its turn reaches it on a pool thread: it must be in the local queue before the clock moves on.
-        for (var waited = System.Diagnostics.Stopwatch.StartNew(); b.Registry.GetQueueSnapshot()[0].Waiting == 0; await Task.Delay(5))
-        {
-            waited.Elapsed.Should().BeLessThan(AsyncTestHelpers.HangGuard);
-        }
+        (await AsyncTestHelpers.WaitUntilAsync(() => b.Registry.GetQueueSnapshot()[0].Waiting > 0)).Should().BeTrue();
 
         await AdvanceAsync(cluster, TimeSpan.FromSeconds(30));
 

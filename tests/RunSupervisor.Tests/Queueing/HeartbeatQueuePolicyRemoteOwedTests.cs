@@ -16,14 +16,8 @@ public sealed class HeartbeatQueuePolicyRemoteOwedTests
 
     private static readonly QueueRequest Heartbeat = new(Session, IsHeartbeat: true, QueueMode.Collect);
 
-    /// <summary>Waits (on the real clock, bounded) for work that continuations finish on other threads.</summary>
-    private static async Task SettleAsync(Func<bool> condition)
-    {
-        for (int i = 0; i < 200 && !condition(); i++)
-        {
-            await Task.Delay(5);
-        }
-    }
+    // Long enough for continuations on pool threads; a condition that must hold is asserted after the wait.
+    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(1);
 
     [Fact]
     public async Task HeartbeatOwed_LocalRunEndsWhileAStartWaitsInTheRemoteLine_NotOwedUntilThatStartRuns()
@@ -37,7 +31,7 @@ public sealed class HeartbeatQueuePolicyRemoteOwedTests
         // b's waiting start hears that a holds the session and waits in the line (poll in 5 s).
         Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
         _ = waiting.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observed even if an assertion fails first
-        await SettleAsync(() => b.Registry.GetQueuedCount(Session) == 1);
+        _ = await AsyncTestHelpers.WaitUntilAsync(() => b.Registry.GetQueuedCount(Session) == 1, Settle);
         b.Registry.GetQueuedCount(Session).Should().Be(1);
 
         // Another start of b takes the session over from a, runs, and ends.
@@ -62,9 +56,9 @@ public sealed class HeartbeatQueuePolicyRemoteOwedTests
         (await policy.ResolveAsync(Heartbeat)).Reason.Should().Be(QueueDecisionReasons.HeartbeatWhileBusy);
 
         RunHandle remote = await a.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
-        await SettleAsync(() => b.Registry.ActiveCount == 0);
+        _ = await AsyncTestHelpers.WaitUntilAsync(() => b.Registry.ActiveCount == 0, Settle);
         await Task.Run(() => cluster.Time.Advance(LeaseCluster.Renew));
-        await SettleAsync(() => b.Registry.ActiveCount == 0);
+        _ = await AsyncTestHelpers.WaitUntilAsync(() => b.Registry.ActiveCount == 0, Settle);
         b.Registry.ActiveCount.Should().Be(0, "b's run was superseded");
         (await a.Registry.GetSessionOwnerAsync(Session))!.HostId.Should().Be("a");
 
@@ -74,7 +68,7 @@ public sealed class HeartbeatQueuePolicyRemoteOwedTests
         for (int i = 0; i < 3 && owed.Count == 0; i++)
         {
             await Task.Run(() => cluster.Time.Advance(LeaseCluster.Poll));
-            await SettleAsync(() => owed.Count > 0);
+            _ = await AsyncTestHelpers.WaitUntilAsync(() => owed.Count > 0, Settle);
         }
 
         owed.Should().ContainSingle().Which.DroppedHeartbeats.Should().Be(1);
@@ -91,7 +85,7 @@ public sealed class HeartbeatQueuePolicyRemoteOwedTests
 
         Task<RunHandle> waiting = b.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
         _ = waiting.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observed even if an assertion fails first
-        await SettleAsync(() => b.Registry.GetQueuedCount(Session) == 1);
+        _ = await AsyncTestHelpers.WaitUntilAsync(() => b.Registry.GetQueuedCount(Session) == 1, Settle);
         b.Registry.GetQueuedCount(Session).Should().Be(1);
         cluster.Store.RemoveLease(Session);
 

@@ -15,6 +15,26 @@ internal static class AsyncTestHelpers
     /// <summary>Awaits <paramref name="task"/> for at most <see cref="TestTime.HangGuard"/>, so a hang fails instead of blocking.</summary>
     public static Task<T> Guard<T>(this Task<T> task) => task.WaitAsync(TestTime.HangGuard);
 
+    /// <summary>
+    /// Looks at <paramref name="condition"/> every few milliseconds of real time until it holds or <paramref name="within"/>
+    /// (default <see cref="TestTime.HangGuard"/>) has passed: for work that continuations finish on pool threads, which
+    /// no fake clock drives.
+    /// </summary>
+    /// <returns>Whether the condition held in time.</returns>
+    public static async Task<bool> WaitUntilAsync(Func<bool> condition, TimeSpan? within = null)
+    {
+        TimeSpan limit = within ?? TestTime.HangGuard;
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); !condition(); await Task.Delay(5))
+        {
+            if (waited.Elapsed >= limit)
+            {
+                return condition();
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>A call whose exception is thrown synchronously (before any task is returned), for <c>Should().Throw</c>.</summary>
     public static Action Sync(Func<object> call) => () => _ = call();
 
