@@ -193,10 +193,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         Task dispose = DisposeInnerAsync(cancelFirst: true);
         if (!dispose.IsCompleted)
         {
-            using var timer = new CancellationTokenSource();
-            Task grace = Task.Delay(GracePeriod(run), _stream.Registry.TimeProvider, timer.Token);
-            await Task.WhenAny(dispose, grace, run.Completion).ConfigureAwait(false);
-            await timer.CancelAsync().ConfigureAwait(false);
+            await WithinGraceAsync(run, dispose).ConfigureAwait(false);
         }
 
         if (dispose.IsCompleted)
@@ -246,12 +243,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
             return;
         }
 
-        using (var timer = new CancellationTokenSource())
-        {
-            Task grace = Task.Delay(GracePeriod(run), _stream.Registry.TimeProvider, timer.Token);
-            await Task.WhenAny(grace, run.Completion).ConfigureAwait(false);
-            await timer.CancelAsync().ConfigureAwait(false);
-        }
+        await WithinGraceAsync(run, run.Completion).ConfigureAwait(false);
 
         if (!run.Completion.IsCompleted)
         {
@@ -264,6 +256,15 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
         token.UnsafeRegister(static state => ((RunHandle)state!).Abort(RunEnds.CallerCancelledText), run);
 
     private static TimeSpan GracePeriod(RunHandle run) => TimeSpan.FromTicks(run.Entry.GraceTicks);
+
+    /// <summary>Waits for <paramref name="settled"/> or the run's end, at most the run's grace period: how long a stopping consumer waits.</summary>
+    private async Task WithinGraceAsync(RunHandle run, Task settled)
+    {
+        using var timer = new CancellationTokenSource();
+        Task grace = Task.Delay(GracePeriod(run), _stream.Registry.TimeProvider, timer.Token);
+        await Task.WhenAny(settled, grace, run.Completion).ConfigureAwait(false);
+        await timer.CancelAsync().ConfigureAwait(false);
+    }
 
     private ValueTask<bool> StartAndMove()
     {
