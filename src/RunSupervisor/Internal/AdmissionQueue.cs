@@ -57,28 +57,10 @@ internal sealed class AdmissionQueue
     }
 
     /// <summary>
-    /// Gets a value indicating whether a foreground start waits for <paramref name="sessionId"/>; under the gate.
-    /// O(the session's queue), bounded by <see cref="RunSupervisorOptions.MaxQueuedPerSession"/>, and asked only when a
-    /// foreground start would preempt the session's background run while starts wait for the session.
+    /// Gets a value indicating whether a foreground start waits for <paramref name="sessionId"/>; under the gate. Asked
+    /// only when a foreground start would preempt the session's background run while starts wait for the session.
     /// </summary>
-    public bool HasForegroundWaiterLocked(string sessionId)
-    {
-        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
-        if (Count == 0 || !_sessions.TryGetValue(sessionId, out WaitList? queue))
-        {
-            return false;
-        }
-
-        foreach (PendingStart start in queue)
-        {
-            if (!start.Spec.Background)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+    public bool HasForegroundWaiterLocked(string sessionId) => OldestForegroundLocked(sessionId) is not null;
 
     /// <summary>Gets the oldest waiting start of <paramref name="sessionId"/>; under the gate.</summary>
     public PendingStart? OldestLocked(string sessionId)
@@ -132,23 +114,33 @@ internal sealed class AdmissionQueue
     public void SessionTurnedBackgroundLocked(string sessionId)
     {
         Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
+        if (OldestForegroundLocked(sessionId) is { IsReady: false } start)
+        {
+            MakeReadyLocked(start);
+        }
+    }
+
+    /// <summary>
+    /// Gets the session's oldest waiting foreground start; under the gate. O(the session's queue), bounded by
+    /// <see cref="RunSupervisorOptions.MaxQueuedPerSession"/>.
+    /// </summary>
+    private PendingStart? OldestForegroundLocked(string sessionId)
+    {
+        Debug.Assert(_gate.IsHeldByCurrentThread, "Under the gate.");
         if (Count == 0 || !_sessions.TryGetValue(sessionId, out WaitList? queue))
         {
-            return;
+            return null;
         }
 
         foreach (PendingStart start in queue)
         {
             if (!start.Spec.Background)
             {
-                if (!start.IsReady)
-                {
-                    MakeReadyLocked(start);
-                }
-
-                return;
+                return start;
             }
         }
+
+        return null;
     }
 
     /// <summary>The session has just become free: its oldest start, if any, now waits only for a slot.</summary>
