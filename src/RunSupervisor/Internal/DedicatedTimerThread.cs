@@ -10,7 +10,9 @@ namespace RunSupervisor;
 /// <remarks>
 /// The thread is a background thread (it never keeps the process alive) and sleeps on a monitor between wake-ups, so it
 /// costs nothing while idle. <see cref="Change(TimeSpan, TimeSpan)"/> only records the due instant and wakes the thread;
-/// the callback runs on the thread, outside the timer's lock, never concurrently with itself.
+/// the callback runs on the thread, outside the timer's lock, never concurrently with itself. Due instants are counted on
+/// the system tick (<see cref="Environment.TickCount64"/>), the clock the registry reads on <see cref="TimeProvider.System"/>:
+/// when the timer fires, the registry's clock has reached the instant it was armed for, never a tick short of it.
 /// </remarks>
 internal sealed class DedicatedTimerThread : ITimer
 {
@@ -19,7 +21,8 @@ internal sealed class DedicatedTimerThread : ITimer
     private readonly TimerCallback _callback;
     private readonly object? _state;
     private readonly Thread _thread;
-    private long _dueTimestamp = long.MaxValue;
+    // Environment.TickCount64 milliseconds.
+    private long _dueTickCount = long.MaxValue;
     private bool _disposed;
 
     public DedicatedTimerThread(TimerCallback callback, object? state, string name)
@@ -47,9 +50,10 @@ internal sealed class DedicatedTimerThread : ITimer
                 return false;
             }
 
-            _dueTimestamp = dueTime == Timeout.InfiniteTimeSpan
+            // Rounded up to whole milliseconds: a wake-up may come late by less than one, never early.
+            _dueTickCount = dueTime == Timeout.InfiniteTimeSpan
                 ? long.MaxValue
-                : Stopwatch.GetTimestamp() + (long)(dueTime.Ticks * (Stopwatch.Frequency / (double)TimeSpan.TicksPerSecond));
+                : Environment.TickCount64 + (long)Math.Ceiling(dueTime.TotalMilliseconds);
             Monitor.PulseAll(_lock);
             return true;
         }
@@ -85,23 +89,22 @@ internal sealed class DedicatedTimerThread : ITimer
         {
             while (!_disposed)
             {
-                long due = _dueTimestamp;
+                long due = _dueTickCount;
                 if (due == long.MaxValue)
                 {
                     Monitor.Wait(_lock);
                     continue;
                 }
 
-                long remaining = due - Stopwatch.GetTimestamp();
+                long remaining = due - Environment.TickCount64;
                 if (remaining <= 0)
                 {
-                    _dueTimestamp = long.MaxValue;
+                    _dueTickCount = long.MaxValue;
                     return true;
                 }
 
-                // Rounded up: waking a little late is harmless (the tick handles everything due), waking early only re-waits.
-                double milliseconds = Math.Ceiling(remaining * 1000.0 / Stopwatch.Frequency);
-                Monitor.Wait(_lock, (int)Math.Min(milliseconds, int.MaxValue - 1));
+                // Waking a little late is harmless (the tick handles everything due); waking early only re-waits.
+                Monitor.Wait(_lock, (int)Math.Min(remaining, int.MaxValue - 1));
             }
 
             return false;

@@ -6,6 +6,12 @@ namespace RunSupervisor;
 /// step never delays or hastens an abort or an eviction.
 /// </summary>
 /// <remarks>
+/// <para>On <see cref="TimeProvider.System"/> the monotonic clock is the system tick (<see cref="Environment.TickCount64"/>),
+/// the clock the runtime's own timers count in, rather than the high-resolution timestamp: a few nanoseconds per read
+/// instead of tens on a virtual machine, where the timestamp goes through the hypervisor's clock page, and a start and a
+/// release each read it once. So deadlines, eviction instants, progress and durations have the tick's resolution (1-16
+/// ms, by platform), as a <see cref="CancellationTokenSource"/> timeout does. Any other provider (a fake clock in tests)
+/// is read through <see cref="TimeProvider.GetTimestamp"/> and stays exact.</para>
 /// <para>One clock read per run start is the budget: reading the wall clock as well would double the cost of a start
 /// on a virtual machine, where each read goes through the hypervisor's clock page. So a start's wall-clock instant is
 /// the monotonic reading plus an offset, and the offset is re-read from <see cref="TimeProvider.GetUtcNow"/> at most
@@ -20,11 +26,10 @@ internal sealed class RegistryClock
     public static readonly TimeSpan WallClockRefresh = TimeSpan.FromSeconds(1);
 
     private readonly TimeProvider _timeProvider;
-    private readonly long _originTimestamp;
 
-    // Progress reports on the system clock read the system tick instead (see ProgressNowTicks), from the same origin.
+    // On the system clock, the origin is a system tick count (milliseconds); otherwise a provider timestamp.
     private readonly bool _systemClock;
-    private readonly long _originTickCount;
+    private readonly long _origin;
 
     // The offset and when to read it again, swapped as one object so readers never pair an offset with another's instant.
     private WallAnchor _anchor;
@@ -33,26 +38,33 @@ internal sealed class RegistryClock
     {
         _timeProvider = timeProvider;
         _systemClock = ReferenceEquals(timeProvider, TimeProvider.System);
-        _originTickCount = Environment.TickCount64;
-        _originTimestamp = timeProvider.GetTimestamp();
+        _origin = _systemClock ? Environment.TickCount64 : timeProvider.GetTimestamp();
         _anchor = ReadAnchor();
     }
 
     public TimeProvider TimeProvider => _timeProvider;
 
-    /// <summary>Gets the monotonic clock: <see cref="TimeSpan"/> ticks since the clock was created.</summary>
-    /// <returns>The ticks.</returns>
-    public long NowTicks() => _timeProvider.GetElapsedTime(_originTimestamp).Ticks;
+    /// <summary>
+    /// The coarsest resolution of the system tick on any platform (about 15.6 ms on Windows by default, 1-10 ms on
+    /// Linux): how much earlier than it happened the clock may read an instant.
+    /// </summary>
+    public static readonly TimeSpan SystemTickResolution = TimeSpan.FromMilliseconds(16);
+
+    /// <summary>Gets a value indicating whether the clock reads the system tick (on <see cref="TimeProvider.System"/>).</summary>
+    public bool IsSystemTick => _systemClock;
 
     /// <summary>
-    /// Gets the monotonic clock for a progress report, the one clock read on a stream's per-token path. On
-    /// <see cref="TimeProvider.System"/> it is the system tick (<see cref="Environment.TickCount64"/>, a few
-    /// nanoseconds) rather than the high-resolution clock (tens of nanoseconds on a virtual machine): idle timeouts are
-    /// seconds, and the tick's resolution (1-16 ms, by platform) is what a progress instant may be off by. Any other
-    /// provider is read as <see cref="NowTicks"/>, so a fake clock stays exact.
+    /// Gets how much earlier than it happened the clock may read an instant: <see cref="SystemTickResolution"/> on the
+    /// system tick, zero for any other provider, which is read exactly. A bound that must never be overstayed (a lease's
+    /// validity) subtracts it.
     /// </summary>
-    /// <returns>The ticks, from the same origin as <see cref="NowTicks"/>.</returns>
-    public long ProgressNowTicks() => _systemClock ? (Environment.TickCount64 - _originTickCount) * TimeSpan.TicksPerMillisecond : NowTicks();
+    public long ResolutionTicks => _systemClock ? SystemTickResolution.Ticks : 0;
+
+    /// <summary>Gets the monotonic clock: <see cref="TimeSpan"/> ticks since the clock was created.</summary>
+    /// <returns>The ticks; on the system clock, whole milliseconds.</returns>
+    public long NowTicks() => _systemClock
+        ? (Environment.TickCount64 - _origin) * TimeSpan.TicksPerMillisecond
+        : _timeProvider.GetElapsedTime(_origin).Ticks;
 
     /// <summary>Converts a monotonic instant taken just now to wall-clock time (UTC); outside the registry's lock.</summary>
     /// <param name="nowTicks">A recent <see cref="NowTicks"/> reading.</param>

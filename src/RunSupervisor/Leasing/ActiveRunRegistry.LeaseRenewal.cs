@@ -122,7 +122,7 @@ public sealed partial class ActiveRunRegistry
 
             StoreSucceeded();
             Metrics.RecordRenewBatch(TimeSpan.FromTicks(NowTicks() - sentTicks));
-            long validUntil = sentTicks + _leaseTtl.Ticks - _leaseSafetyMargin.Ticks;
+            long validUntil = sentTicks + _leaseValidTicks;
             for (int i = 0; i < entries.Count && i < results.Count; i++)
             {
                 RunEntry entry = entries[i];

@@ -18,6 +18,10 @@ public sealed partial class ActiveRunRegistry
     private readonly TimeSpan _leaseTtl;
     private readonly TimeSpan _renewInterval;
     private readonly TimeSpan _leaseSafetyMargin;
+
+    // How long after the send of its last confirmed acquire or renew a lease is trusted: the time to live less the safety
+    // margin and less the resolution of the registry's clock, which may read a send up to that much before it happened.
+    private readonly long _leaseValidTicks;
     private readonly TimeSpan _storeTimeout;
     private readonly TimeSpan _remotePollInterval;
     private readonly bool _failOpen;
@@ -374,12 +378,15 @@ public sealed partial class ActiveRunRegistry
         return result;
     }
 
+    /// <summary>Gets how long after the send of its last confirmed acquire or renew a lease of this registry is trusted.</summary>
+    internal TimeSpan LeaseValidity => TimeSpan.FromTicks(_leaseValidTicks);
+
     /// <summary>Publishes a leased run's start once its lease is held (or, failing open, without one).</summary>
     /// <exception cref="SessionBusyException">A newer local start superseded the run while its lease was taken.</exception>
     /// <exception cref="ObjectDisposedException">The registry was disposed meanwhile.</exception>
     private void Confirm(RunEntry entry, RunLease? lease, long sentTicks)
     {
-        long validUntil = lease is null ? long.MaxValue : sentTicks + _leaseTtl.Ticks - _leaseSafetyMargin.Ticks;
+        long validUntil = lease is null ? long.MaxValue : sentTicks + _leaseValidTicks;
         bool confirmed;
         using (_table.EnterGate())
         {

@@ -78,6 +78,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         _leaseTtl = lease.LeaseTtl;
         _renewInterval = lease.RenewInterval;
         _leaseSafetyMargin = lease.LeaseSafetyMargin;
+        _leaseValidTicks = (_leaseTtl - _leaseSafetyMargin).Ticks - _clock.ResolutionTicks;
         _storeTimeout = lease.AcquireTimeout;
         _remotePollInterval = lease.RemoteIdlePollInterval;
         _failOpen = lease.OnStoreUnavailable == StoreUnavailableBehavior.FailOpen;
@@ -354,9 +355,6 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
 
     /// <summary>The registry's monotonic clock, in <see cref="TimeSpan"/> ticks since the registry was created.</summary>
     internal long NowTicks() => _clock.NowTicks();
-
-    /// <summary>Reads the clock for a progress report; see <see cref="RegistryClock.ProgressNowTicks"/>.</summary>
-    internal long ProgressNowTicks() => _clock.ProgressNowTicks();
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

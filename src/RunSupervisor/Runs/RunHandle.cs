@@ -118,9 +118,9 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     /// (<see cref="RunStartOptions.IdleTimeout"/>). Takes no lock and does not allocate. Progress never moves
     /// <see cref="Deadline"/> or the eviction instant: a run that keeps reporting still ends at its deadline.
     /// </summary>
-    /// <remarks>On <see cref="TimeProvider.System"/> the report's instant is read from the system tick, so it (and
+    /// <remarks>On <see cref="TimeProvider.System"/> the registry's clock is the system tick, so the report's instant (and
     /// <see cref="LastProgressAt"/>) is accurate to that tick's resolution, 1-16 ms by platform.</remarks>
-    public void ReportProgress() => Entry.ReportProgress(Entry.Owner.ProgressNowTicks());
+    public void ReportProgress() => Entry.ReportProgress(Entry.Owner.NowTicks());
 
     /// <summary>
     /// Releases the run if it is still its session's current run; otherwise does nothing to the registry.

@@ -397,7 +397,7 @@ internal sealed class SupervisedStreamEnumerator<T> : IAsyncEnumerator<T>, IValu
                 // A streamed update is progress: the idle timeout is a stream idle timeout, distinct from the deadline.
                 // Until the consumer asks for the next one the turn is the consumer's, so the idle clock stops: a slow
                 // consumer never makes a well-behaved provider look stalled (the deadline still counts all time).
-                run.Entry.PauseIdleClock(run.Entry.Owner.ProgressNowTicks());
+                run.Entry.PauseIdleClock(run.Entry.Owner.NowTicks());
                 _current = _next;
                 _hasCurrent = true;
                 if (Interlocked.CompareExchange(ref _waiting, NotWaiting, AwaitingMove) == AwaitingMove)

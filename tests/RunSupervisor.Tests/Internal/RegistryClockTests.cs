@@ -4,7 +4,7 @@ using Xunit;
 
 namespace RunSupervisor.Tests.Internal;
 
-/// <summary>The registry's clock: monotonic ticks from its origin, wall-clock instants from a cached offset, and the progress clock.</summary>
+/// <summary>The registry's clock: monotonic ticks from its origin, wall-clock instants from a cached offset, on the system tick with TimeProvider.System.</summary>
 public sealed class RegistryClockTests
 {
     [Fact]
@@ -20,28 +20,34 @@ public sealed class RegistryClockTests
     }
 
     [Fact]
-    public void ProgressNowTicks_ProviderOtherThanTheSystemClock_IsExactlyNowTicks()
+    public void NowTicks_ProviderOtherThanTheSystemClock_IsExactToTheTick()
     {
         var time = new HandDrivenClock();
         var clock = new RegistryClock(time);
         time.Elapse(TimeSpan.FromTicks(12_345));
 
-        clock.ProgressNowTicks().Should().Be(clock.NowTicks(), "a fake clock stays exact to the tick");
+        clock.IsSystemTick.Should().BeFalse();
+        clock.ResolutionTicks.Should().Be(0);
+        clock.NowTicks().Should().Be(12_345, "a fake clock stays exact to the tick");
     }
 
     [Fact]
-    public void ProgressNowTicks_RealSystemClock_StaysWithinTheSystemTickOfNowTicks()
+    public void RealTime_NowTicks_SystemClock_CountsTheSystemTickInWholeMilliseconds()
     {
         // Real time: the system tick's resolution is at most about 16 ms; the bound is generous for a loaded machine.
         var clock = new RegistryClock(TimeProvider.System);
+        clock.IsSystemTick.Should().BeTrue();
+        clock.ResolutionTicks.Should().Be(RegistryClock.SystemTickResolution.Ticks);
+        long originTick = Environment.TickCount64;
         for (int i = 0; i < 5; i++)
         {
-            long before = clock.NowTicks();
-            long progress = clock.ProgressNowTicks();
-            long after = clock.NowTicks();
+            long before = Environment.TickCount64;
+            long now = clock.NowTicks();
+            long after = Environment.TickCount64;
 
-            progress.Should().BeGreaterThanOrEqualTo(0, "it counts from the clock's own origin");
-            progress.Should().BeInRange(before - TimeSpan.FromMilliseconds(100).Ticks, after + TimeSpan.FromMilliseconds(100).Ticks);
+            now.Should().BeGreaterThanOrEqualTo(0, "it counts from the clock's own origin");
+            (now % TimeSpan.TicksPerMillisecond).Should().Be(0, "the system tick counts milliseconds");
+            (now / TimeSpan.TicksPerMillisecond).Should().BeInRange(before - originTick - 100, after - originTick + 100);
             Thread.Sleep(20);
         }
     }

@@ -31,6 +31,18 @@ public sealed class LeaseRenewalTimingTests
     }
 
     [Fact]
+    public void LeaseValidity_SystemClock_IsTheTimeToLiveLessTheMarginAndOneSystemTick()
+    {
+        // The system tick may read a send up to one tick before it happened; an exact clock needs no allowance.
+        var options = new RunSupervisorOptions();
+        using var onSystemTick = new ActiveRunRegistry(options, TimeProvider.System, leaseStore: new InMemoryRunLeaseStore());
+        using var onExactClock = new ActiveRunRegistry(options, new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), leaseStore: new InMemoryRunLeaseStore());
+
+        onSystemTick.LeaseValidity.Should().Be(TimeSpan.FromSeconds(14) - RegistryClock.SystemTickResolution);
+        onExactClock.LeaseValidity.Should().Be(TimeSpan.FromSeconds(14));
+    }
+
+    [Fact]
     public async Task Renew_ValidityEndsWhenARenewIsDue_EveryExpiredRunEndsAndNoneIsRenewed()
     {
         // Time to live 16 s less a 1 s margin: the validity ends at 15 s, exactly when a renew is due.
