@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using RunSupervisor.Hosting.Tests.TestSupport;
@@ -201,6 +202,36 @@ public sealed class RunSupervisorShutdownDrainTests
     }
 
     [Fact]
+    public async Task StopAsync_WaitingStartAdmittedBetweenTheSnapshotAndTheDrainsList_AbortsItsRunToo()
+    {
+        // The first run ends just after the shutdown's snapshot, as the drain starts listing its runs: its session's
+        // waiting start is admitted, and the drain waits for that run, so the shutdown must abort it as well.
+        var clock = new DrainListingClock();
+        TestHost host = TestHost.Build(register: (services, configuration) =>
+        {
+            services.AddRunSupervisor(configuration);
+            services.AddSingleton<TimeProvider>(clock);
+        });
+        await using (host)
+        {
+            await host.Host.StartAsync();
+            RunHandle first = host.Registry.Start("a");
+            Task<RunHandle> waiting = host.Registry.StartAsync("a", new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
+            clock.OnDrainListing = first.Dispose;
+
+            Task stop = host.Host.StopAsync();
+            RunHandle admitted = await waiting.WaitAsync(TestHost.HangGuard);
+
+            clock.OnDrainListing.Should().BeNull("the first run ended while the drain listed its runs");
+            admitted.AbortToken.IsCancellationRequested.Should().BeTrue("the shutdown aborts every run its drain waits for");
+            admitted.Status.Should().Be(RunStatus.Aborting);
+            admitted.Dispose();
+            await stop.WaitAsync(TestHost.HangGuard);
+            Counts(host.LogsWithEvent(Summary).Should().ContainSingle().Subject).Should().Be((1, 1, 0, 0, 0, false));
+        }
+    }
+
+    [Fact]
     public async Task DisposeHost_AfterStop_EndsWhatTheDrainLeftRunning()
     {
         TestHost host = await TestHost.StartAsync();
@@ -243,5 +274,29 @@ public sealed class RunSupervisorShutdownDrainTests
         }
 
         await task.WaitAsync(TestHost.HangGuard);
+    }
+
+    /// <summary>A fake clock that runs <see cref="OnDrainListing"/> once, on the first clock read made inside <c>ActiveRunRegistry.DrainAsync</c>.</summary>
+    private sealed class DrainListingClock() : FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero))
+    {
+        private Action? _onDrainListing;
+
+        public Action? OnDrainListing
+        {
+            get => Volatile.Read(ref _onDrainListing);
+            set => Volatile.Write(ref _onDrainListing, value);
+        }
+
+        public override long GetTimestamp()
+        {
+            // The drain reads the clock as it cancels the waiting starts and lists the runs; the stack is the only sign.
+            if (Volatile.Read(ref _onDrainListing) is not null
+                && new System.Diagnostics.StackTrace().ToString().Contains("ActiveRunRegistry.DrainAsync", StringComparison.Ordinal))
+            {
+                Interlocked.Exchange(ref _onDrainListing, null)?.Invoke();
+            }
+
+            return base.GetTimestamp();
+        }
     }
 }

@@ -107,9 +107,13 @@ internal sealed class RunSupervisorShutdownDrain : IHostedLifecycleService
             snapshot = _registry.GetActiveRuns();
 
             // The drain takes its own list of runs before any abort: a run that settles inside its TryAbort call is
-            // still reported, as drained.
+            // still reported, as drained. The runs aborted are those active once it has listed them (it lists them
+            // synchronously, as it cancels the waiting starts): a run that ended after the snapshot may have admitted a
+            // waiting start first, and the drain waits for that start's run too.
             Task<DrainResult> drain = _registry.DrainAsync(budget, EvictOverdue, cancellationToken);
-            AbortAll(snapshot);
+            IReadOnlyList<RunInfo> listed = _registry.GetActiveRuns();
+            snapshot = Union(snapshot, listed);
+            AbortAll(listed);
 
             // The watchdog evicts each aborted run at abort + grace; the drain evicts those already past their deadline.
             result = await drain.ConfigureAwait(false);
@@ -188,6 +192,15 @@ internal sealed class RunSupervisorShutdownDrain : IHostedLifecycleService
         }
 
         return runs;
+    }
+
+    /// <summary>The runs of both snapshots, each once (by run id), in the first's order and then the second's.</summary>
+    private static List<RunInfo> Union(IReadOnlyList<RunInfo> first, IReadOnlyList<RunInfo> second)
+    {
+        var seen = new HashSet<long>(first.Select(static r => r.RunId));
+        List<RunInfo> union = [.. first];
+        union.AddRange(second.Where(r => seen.Add(r.RunId)));
+        return union;
     }
 
     private void AbortAll(IReadOnlyList<RunInfo> runs)
