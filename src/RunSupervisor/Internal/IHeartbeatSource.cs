@@ -33,5 +33,11 @@ internal interface IHeartbeatSource
     /// Watches a session held elsewhere (or unreadable): once it is idle cluster-wide (its release message, a poll, a
     /// reconnect) the listeners are told it became idle, as if a local run had ended.
     /// </summary>
-    void WatchRemote(string sessionId);
+    /// <param name="sessionId">The session.</param>
+    /// <param name="releasesHeardBefore"><see cref="ReleasesHeard"/> as read before the store was asked who holds it: a release
+    /// announced since then is not missed.</param>
+    void WatchRemote(string sessionId, long releasesHeardBefore);
+
+    /// <summary>Gets how many release (and reconnect) notifications the registry has heard; read before asking the store.</summary>
+    long ReleasesHeard { get; }
 }

@@ -22,6 +22,9 @@ public sealed partial class ActiveRunRegistry
     // How long after the send of its last confirmed acquire or renew a lease is trusted: the time to live less the safety
     // margin and less the resolution of the registry's clock, which may read a send up to that much before it happened.
     private readonly long _leaseValidTicks;
+
+    // Release and reconnect notifications heard so far; see WatchRemote(string, long).
+    private long _releasesHeard;
     private readonly TimeSpan _storeTimeout;
     private readonly TimeSpan _remotePollInterval;
     private readonly bool _failOpen;
@@ -220,6 +223,13 @@ public sealed partial class ActiveRunRegistry
                     // A background start never supersedes another host's run: the store does not say whether that run is
                     // a background one, and background work must never end a user's turn.
                     result = await AcquireAsync(entry, spec.WhenBusy == SessionBusyBehavior.Supersede && !spec.Background, cancellationToken).ConfigureAwait(false);
+                    if (result.Lease is { } late && NowTicks() - sent >= _leaseValidTicks)
+                    {
+                        // The answer came after the lease's validity here: the store may already have let it lapse and
+                        // granted it to another host, so it is never trusted. Treated as a store that did not answer.
+                        ReleaseLease(late);
+                        throw new TimeoutException("The lease store's answer came after the lease's validity had passed.");
+                    }
                 }
                 catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
                 {

@@ -14,6 +14,25 @@ public sealed partial class ActiveRunRegistry
     }
 
     /// <summary>Watches a session another host runs, for the heartbeat policy: polled until the store says it is idle.</summary>
+    /// <summary>
+    /// Watches a session whose holder elsewhere was learned before <paramref name="releasesHeardBefore"/> was read off
+    /// <see cref="ReleasesHeard"/>: a release announced since may have found the session not yet watched, so the
+    /// watched sessions are polled at once rather than a poll interval later.
+    /// </summary>
+    private void WatchRemote(string sessionId, long releasesHeardBefore)
+    {
+        WatchRemote(sessionId);
+
+        // After the session is watched: a release counted later finds it watched and reports it itself.
+        if (Volatile.Read(ref _releasesHeard) != releasesHeardBefore)
+        {
+            PollWatchedSoon();
+        }
+    }
+
+    /// <summary>Gets how many release and reconnect notifications this host has heard: read before asking the store who holds a session.</summary>
+    private long ReleasesHeard => Volatile.Read(ref _releasesHeard);
+
     private void WatchRemote(string sessionId)
     {
         if (_watchedRemote is null || !_watchedRemote.TryAdd(sessionId, 0))
@@ -154,6 +173,7 @@ public sealed partial class ActiveRunRegistry
         {
             using StoreTimeout timeout = new(_storeTimeout, _clock.TimeProvider, CancellationToken.None);
             IAsyncDisposable handle = await _leaseStore!.SubscribeAsync(_hostId, new LeaseObserver(this), timeout.Token).ConfigureAwait(false);
+            StoreSucceeded();
             bool disposed;
             lock (_subscriptionLock!)
             {
@@ -233,11 +253,17 @@ public sealed partial class ActiveRunRegistry
 
                 break;
             case RunLeaseNotificationKind.Released:
+                // Counted before the session is looked up as watched; see WatchRemote(string, long).
+                Interlocked.Increment(ref _releasesHeard);
                 _remoteWaitList!.WakeHead(notification.SessionId);
                 RemoteSessionIdle(notification.SessionId);
 
                 break;
             case RunLeaseNotificationKind.Reconnected:
+                // The store says it is reachable again: an idle host has no other call to learn it from.
+                StoreSucceeded();
+                Interlocked.Increment(ref _releasesHeard);
+
                 // Messages may have been lost meanwhile: every waiter looks again.
                 _remoteWaitList!.WakeAllHeads();
 

@@ -15,7 +15,7 @@ public sealed class RunLeaseHealth
     /// <summary>Gets a value indicating whether the registry has a lease store at all; without one every other value is its default.</summary>
     public bool HasStore { get; }
 
-    /// <summary>Gets a value indicating whether the store's most recent call succeeded (true before the first call).</summary>
+    /// <summary>Gets a value indicating whether the store's most recent call succeeded, or the store has since said its connection was restored (true before the first call).</summary>
     public bool IsStoreAvailable { get; }
 
     /// <summary>Gets when a store call last failed or timed out; <see langword="null"/> if none has.</summary>

@@ -23,7 +23,9 @@ public sealed partial class ActiveRunRegistry
 
     ValueTask<bool> IHeartbeatSource.IsHeldElsewhereAsync(string sessionId, CancellationToken cancellationToken) => IsHeldElsewhereAsync(sessionId, cancellationToken);
 
-    void IHeartbeatSource.WatchRemote(string sessionId) => WatchRemote(sessionId);
+    void IHeartbeatSource.WatchRemote(string sessionId, long releasesHeardBefore) => WatchRemote(sessionId, releasesHeardBefore);
+
+    long IHeartbeatSource.ReleasesHeard => ReleasesHeard;
 
     private void UpdateEndListeners(IRunEndListener listener, bool add)
     {

@@ -196,6 +196,7 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
     {
         string sessionId = request.SessionId;
         string busyReason;
+        long releasesHeard = _runs.ReleasesHeard;
         try
         {
             if (!await _runs.IsHeldElsewhereAsync(sessionId, cancellationToken).ConfigureAwait(false))
@@ -231,7 +232,7 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
         }
 
         // Watched after the drop is counted, so the idle notice that follows always finds it.
-        _runs.WatchRemote(sessionId);
+        _runs.WatchRemote(sessionId, releasesHeard);
         _runs.RecordHeartbeatDropped();
         _logger.HeartbeatDropped(sessionId, busyReason, dropped);
         return new QueueDecision(QueueAction.Drop, busyReason);

@@ -63,4 +63,21 @@ public sealed class LeaseHealthTests
         health.LeasesLost.Should().Be(1);
         health.UnfencedStarts.Should().Be(1);
     }
+
+    [Fact]
+    public async Task GetLeaseHealth_StoreReconnectsToAnIdleHost_ReportsTheStoreAvailable()
+    {
+        // An idle host makes no store call that could succeed: the store's reconnect notice is how it learns.
+        using var cluster = new LeaseCluster();
+        LeaseCluster.Host b = cluster.AddHost("b");
+        (await b.Registry.StartAsync(Session)).Dispose();
+        cluster.Store.BeginOutage();
+        await FluentActions.Awaiting(async () => await b.Registry.GetSessionOwnerAsync(Session)).Should().ThrowAsync<RunLeaseUnavailableException>();
+        b.Registry.GetLeaseHealth().IsStoreAvailable.Should().BeFalse();
+
+        cluster.Store.EndOutage();
+
+        b.Registry.GetLeaseHealth().IsStoreAvailable.Should().BeTrue("the store told this host its connection was restored");
+    }
+
 }

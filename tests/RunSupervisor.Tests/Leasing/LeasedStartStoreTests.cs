@@ -118,8 +118,9 @@ public sealed class LeasedStartStoreTests
     [Fact]
     public async Task Dispose_AfterAStoreFailure_ASuccessfulReleaseMarksTheStoreAvailableAgain()
     {
+        // Deaf: the store's reconnect notice, which would also say it is available, never arrives.
         using var cluster = new LeaseCluster();
-        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host a = cluster.AddHost("a", store: new ForwardingLeaseStore(cluster.Store) { Deaf = true });
         RunHandle run = await a.Registry.StartAsync(Session);
         cluster.Store.BeginOutage();
         await FluentActions.Awaiting(async () => await a.Registry.GetSessionOwnerAsync("other")).Should().ThrowAsync<RunLeaseUnavailableException>();
@@ -250,4 +251,33 @@ public sealed class LeasedStartStoreTests
 
         registry.HasLeaseStore.Should().BeFalse();
     }
+
+    [Fact]
+    public async Task StartAsync_LeaseAnswerArrivesPastItsLocalValidity_FailsUnavailableAndReleasesTheLease()
+    {
+        // Time to live 5 s less the 1 s margin: the lease is trusted until 4 s after the acquire's send. Its answer comes
+        // at 4.5 s, within the acquire timeout: the store may have let the lease lapse by then, so it is not trusted.
+        using var cluster = new LeaseCluster();
+        var store = new GatedLeaseStore(cluster.Store) { HoldAcquires = true };
+        LeaseCluster.Host a = cluster.AddHost(
+            "a",
+            o =>
+            {
+                o.Lease.LeaseTtl = TimeSpan.FromSeconds(5);
+                o.Lease.RenewInterval = TimeSpan.FromSeconds(1);
+                o.Lease.AcquireTimeout = TimeSpan.FromSeconds(5);
+            },
+            store);
+        Task<RunHandle> start = a.Registry.StartAsync(Session).AsTask();
+
+        cluster.Time.Advance(TimeSpan.FromSeconds(4.5));
+        store.Open();
+
+        (await start.Awaiting(t => t.Guard()).Should().ThrowAsync<RunLeaseUnavailableException>())
+            .Which.InnerException.Should().BeOfType<TimeoutException>();
+        a.Registry.IsActive(Session).Should().BeFalse();
+        a.Registry.GetLeaseHealth().IsStoreAvailable.Should().BeFalse("the store did not answer within the lease's validity");
+        (await cluster.Store.GetOwnerAsync(Session)).Should().BeNull("the lease granted too late was released");
+    }
+
 }

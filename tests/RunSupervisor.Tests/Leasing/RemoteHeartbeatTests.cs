@@ -238,6 +238,29 @@ public sealed class RemoteHeartbeatTests
         owed.Should().ContainSingle("the session is watched again once the start gave up").Which.DroppedHeartbeats.Should().Be(1);
     }
 
+    [Fact]
+    public async Task ResolveAsync_ReleaseAnnouncedBetweenTheHeldAnswerAndTheWatch_OwesTheHeartbeatWithoutWaitingForThePoll()
+    {
+        using var cluster = new LeaseCluster();
+        var store = new OwnerQueryHookStore(cluster.Store);
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b", store: store);
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        List<HeartbeatOwedEventArgs> owed = [];
+        policy.HeartbeatOwed += (_, e) => owed.Add(e);
+        (await b.Registry.StartAsync("other")).Dispose();
+        RunHandle running = await a.Registry.StartAsync(Session);
+
+        // b is subscribed (its start subscribed it). Host a releases right after the store answers b that a holds the session, before b watches it.
+        store.AfterOwnerQuery = running.Dispose;
+        (await policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.Drop, "the store said host a held the session");
+        await AsyncTestHelpers.WaitUntilAsync(() => owed.Count == 1, TestTime.HangGuard);
+
+        owed.Should().ContainSingle("the watch missed the release, so the store was polled at once, not a poll interval later (the fake clock has not moved)")
+            .Which.DroppedHeartbeats.Should().Be(1);
+    }
+
+
     /// <summary>Hosts a and b on one store, and b's heartbeat policy with the heartbeats it was owed.</summary>
     private sealed class TwoHosts : IDisposable
     {
@@ -262,6 +285,25 @@ public sealed class RemoteHeartbeatTests
         {
             _policy.Dispose();
             _cluster.Dispose();
+        }
+    }
+
+    /// <summary>A store that runs <see cref="AfterOwnerQuery"/> once, right after answering who holds a session.</summary>
+    private sealed class OwnerQueryHookStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
+    {
+        private Action? _afterOwnerQuery;
+
+        public Action? AfterOwnerQuery
+        {
+            get => Volatile.Read(ref _afterOwnerQuery);
+            set => Volatile.Write(ref _afterOwnerQuery, value);
+        }
+
+        public override async ValueTask<RunLeaseInfo?> GetOwnerAsync(string sessionId, CancellationToken cancellationToken = default)
+        {
+            RunLeaseInfo? owner = await Inner.GetOwnerAsync(sessionId, cancellationToken);
+            Interlocked.Exchange(ref _afterOwnerQuery, null)?.Invoke();
+            return owner;
         }
     }
 }
