@@ -11,7 +11,9 @@ namespace RunSupervisor.Benchmarks.Harness;
 /// BenchmarkDotNet (one implementation after the other) cannot cancel out; alternating rounds can. With
 /// <c>--op runasync</c>, case (b) instead: <c>RunAsync</c> of a completed provider awaited in a loop on a thread-pool
 /// thread, as a host's request handler awaits it, against the dictionary + Polly timeout peer run through
-/// <c>Task.Run</c> (the peer with the same guarantee for a provider that blocks its thread).
+/// <c>Task.Run</c> (the peer with the same guarantee for a provider that blocks its thread), and, in the same
+/// alternation, three floors of that guarantee: the hop alone (<c>Task.Run</c> of the provider, unsupervised), and a
+/// start + release of the registry, or of the bare-BCL floor, inside that hop (the least a supervised hop costs).
 /// </summary>
 public static class ProfileLoop
 {
@@ -55,12 +57,26 @@ public static class ProfileLoop
         string baselineName = runAsync ? "Peer (Polly + Task.Run)" : "Floor";
         List<double> registryNs = [];
         List<double> baselineNs = [];
+        using FloorSupervisor hopFloor = WarmRegistries.Floor(withBaseline && runAsync ? activeRuns : 0);
+        (string Name, Func<int, double> Round, List<double> Ns)[] floors = withBaseline && runAsync
+            ?
+            [
+                ("Hop alone (Task.Run of the provider, unsupervised)", n => TimeOnPool(n, static () => Task.Run(static () => Provider(CancellationToken.None))), []),
+                ("Start + release inside that hop", n => TimeOnPool(n, () => Task.Run(() => StartAndReleaseAround(registry))), []),
+                ("Floor's start + release inside that hop", n => TimeOnPool(n, () => Task.Run(() => FloorAround(hopFloor))), []),
+            ]
+            : [];
         for (int round = 0; round < rounds; round++)
         {
             registryNs.Add(registryRound(ops));
             if (withBaseline)
             {
                 baselineNs.Add(baselineRound(ops));
+            }
+
+            foreach ((_, Func<int, double> floorRound, List<double> ns) in floors)
+            {
+                ns.Add(floorRound(ops));
             }
         }
 
@@ -74,6 +90,11 @@ public static class ProfileLoop
             double baselineMedian = Median(baselineNs.Skip(1));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{baselineName}: median {baselineMedian:F1} ns/op"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio (medians): {registryMedian / baselineMedian:F2}"));
+            foreach ((string name, _, List<double> ns) in floors)
+            {
+                double median = Median(ns.Skip(1));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: median {median:F1} ns/op, {median / baselineMedian:F2} of the peer's"));
+            }
         }
 
         return 0;
@@ -103,6 +124,18 @@ public static class ProfileLoop
             }
         }).GetAwaiter().GetResult();
         return Stopwatch.GetElapsedTime(started).TotalNanoseconds / ops;
+    }
+
+    private static Task<int> StartAndReleaseAround(ActiveRunRegistry registry)
+    {
+        using RunHandle run = registry.Start(SessionId);
+        return Provider(run.AbortToken);
+    }
+
+    private static Task<int> FloorAround(FloorSupervisor floor)
+    {
+        floor.StartAndRelease(SessionId);
+        return Provider(CancellationToken.None);
     }
 
     private static double Median(IEnumerable<double> values)
