@@ -8,7 +8,7 @@ namespace RunSupervisor.HealthChecks;
 public sealed class RunSupervisorHealthCheckOptions
 {
     /// <summary>
-    /// Gets or sets how many abandoned runs (force-evicted or superseded while their provider was still pending) make
+    /// Gets or sets how many abandoned runs (force-evicted, superseded or lease-lost while their provider was still pending) make
     /// the check Degraded. Default 1 (any abandoned run); at least 1 and at most the registry's
     /// <see cref="ActiveRunRegistry.MaxAbandonedRuns"/>, the most the ledger ever holds.
     /// </summary>

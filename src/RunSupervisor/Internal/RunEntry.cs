@@ -128,7 +128,7 @@ internal sealed class RunEntry : CancellationTokenSource
         }
     }
 
-    // Instants are ticks of the registry's monotonic clock (TimeProvider.GetTimestamp), so a wall-clock step never
+    // Instants are ticks of the registry's monotonic clock (RegistryClock.NowTicks), so a wall-clock step never
     // delays or hastens an abort or an eviction. Wall-clock times are derived from the start's wall-clock reading.
     public long StartedAtTicks { get; }
 
@@ -149,7 +149,7 @@ internal sealed class RunEntry : CancellationTokenSource
 
     /// <summary>
     /// Gets the instant of the last <see cref="ReportProgress(long)"/> (the start until the first); lock-free. Never
-    /// before the start: a report read from the coarser progress clock just after the start may carry an earlier instant.
+    /// before the start, whatever the order in which a report and the start read the clock.
     /// </summary>
     public long LastProgressTicks
     {

@@ -13,7 +13,6 @@ public sealed partial class ActiveRunRegistry
         return owner is not null && !string.Equals(owner.HostId, _hostId, StringComparison.Ordinal);
     }
 
-    /// <summary>Watches a session another host runs, for the heartbeat policy: polled until the store says it is idle.</summary>
     /// <summary>
     /// Watches a session whose holder elsewhere was learned before <paramref name="releasesHeardBefore"/> was read off
     /// <see cref="ReleasesHeard"/>: a release announced since may have found the session not yet watched, so the
@@ -33,6 +32,7 @@ public sealed partial class ActiveRunRegistry
     /// <summary>Gets how many release and reconnect notifications this host has heard: read before asking the store who holds a session.</summary>
     private long ReleasesHeard => Volatile.Read(ref _releasesHeard);
 
+    /// <summary>Watches a session another host runs, for the heartbeat policy: polled until the store says it is idle.</summary>
     private void WatchRemote(string sessionId)
     {
         if (_watchedRemote is null || !_watchedRemote.TryAdd(sessionId, 0))

@@ -29,7 +29,8 @@ public sealed partial class ActiveRunRegistry
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     /// <exception cref="RunTimedOutException">The run passed its deadline and the provider honoured the cancellation.</exception>
     /// <exception cref="RunEvictedException">The provider did not settle within the grace period; the run was force-evicted and the provider's task is in the abandoned ledger.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled, or the run was aborted or superseded and the provider honoured it.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled, or the run was superseded (at once), or aborted and the provider honoured it.</exception>
+    /// <exception cref="Leasing.RunLeaseUnavailableException">With a lease store failing closed, the store did not answer the start's acquire in time; the provider was never invoked.</exception>
     public Task<T> RunAsync<T>(string sessionId, Func<CancellationToken, Task<T>> provider, RunStartOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(provider);
@@ -74,7 +75,8 @@ public sealed partial class ActiveRunRegistry
     /// <exception cref="ObjectDisposedException">The registry is disposed.</exception>
     /// <exception cref="RunTimedOutException">The run passed its deadline and the provider honoured the cancellation.</exception>
     /// <exception cref="RunEvictedException">The provider did not settle within the grace period; the run was force-evicted and the provider's task is in the abandoned ledger.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled, or the run was aborted or superseded and the provider honoured it.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled, or the run was superseded (at once), or aborted and the provider honoured it.</exception>
+    /// <exception cref="Leasing.RunLeaseUnavailableException">With a lease store failing closed, the store did not answer the start's acquire in time; the provider was never invoked.</exception>
     public Task RunAsync(string sessionId, Func<CancellationToken, Task> provider, RunStartOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(provider);

@@ -184,6 +184,7 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
     /// <exception cref="RunQueueFullException">The session already has <see cref="RunSupervisorOptions.MaxQueuedPerSession"/> starts waiting, or this start was pushed out by a newer one; through the returned task.</exception>
     /// <exception cref="ObjectDisposedException">The registry is disposed (also through the returned task, for a start that was waiting).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before admission; through the returned task.</exception>
+    /// <exception cref="RunLeaseUnavailableException">With a lease store failing closed, the store did not answer the acquire in time; through the returned task.</exception>
     public ValueTask<RunHandle> StartAsync(string sessionId, RunStartOptions? options = null, CancellationToken cancellationToken = default)
     {
         if (cancellationToken.IsCancellationRequested)

@@ -12,9 +12,9 @@ public enum RunEndReason
     Faulted,
 
     /// <summary>
-    /// The run was aborted (<see cref="RunHandle.Abort(string?)"/>, <see cref="ActiveRunRegistry.TryAbort(string, long?, string?)"/>,
-    /// a drain or the registry's disposal) and then released within its grace period; or its attached provider
-    /// task was cancelled (by a token other than the run's) while the run was running normally.
+    /// The run was aborted (<see cref="RunHandle.Abort(string?)"/>, <see cref="ActiveRunRegistry.TryAbort(string, long?, string?)"/>
+    /// or a drain) and then released within its grace period; or the registry was disposed (every run ends at once); or
+    /// its attached provider task was cancelled (by a token other than the run's) while the run was running normally.
     /// </summary>
     Aborted,
 

@@ -44,8 +44,9 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
     public DateTimeOffset? EndedAt => Entry.HasEnded ? Entry.ToWallClock(Entry.EndedAtTicks) : null;
 
     /// <summary>
-    /// Gets the token the provider call must observe. It is cancelled when the run is aborted, times out, is
-    /// superseded or force-evicted, or the registry is disposed; it is not cancelled by a normal release.
+    /// Gets the token the provider call must observe. It is cancelled when the run is aborted, times out, stalls (its
+    /// idle timeout), is superseded or force-evicted, loses its lease, or the registry is disposed; it is not cancelled
+    /// by a normal release.
     /// </summary>
     /// <remarks>
     /// Cancellation callbacks registered on it run on the caller's thread only for an explicit
@@ -78,8 +79,8 @@ public sealed class RunHandle : IDisposable, IAsyncDisposable
 
     /// <summary>
     /// Hands the run's provider task to the registry. When it settles (completes, faults or is cancelled) the
-    /// run is released with the matching reason. If the run is evicted or superseded while the task is still
-    /// pending, the run goes to the abandoned ledger until the task settles; its exception is always observed.
+    /// run is released with the matching reason. If the run is evicted, superseded or loses its lease while the task is
+    /// still pending, the run goes to the abandoned ledger until the task settles; its exception is always observed.
     /// </summary>
     /// <param name="providerTask">The task of the provider call that uses <see cref="AbortToken"/>.</param>
     /// <exception cref="ArgumentNullException"><paramref name="providerTask"/> is <see langword="null"/>.</exception>
