@@ -64,7 +64,7 @@ public sealed partial class ActiveRunRegistry
 
         if (expired is not null)
         {
-            string detail = string.Create(CultureInfo.InvariantCulture, $"no renew was confirmed within {TimeSpan.FromTicks(_leaseValidTicks)} (lease time to live less the safety margin{(_clock.ResolutionTicks > 0 ? " and one system tick" : "")}): the store did not answer in time");
+            string detail = string.Create(CultureInfo.InvariantCulture, $"no renew was confirmed within {TimeSpan.FromTicks(_leaseValidTicks)} (lease time to live less the safety margin): the store did not answer in time");
             foreach (RunEntry entry in expired)
             {
                 LoseLease(entry, "expired", detail);

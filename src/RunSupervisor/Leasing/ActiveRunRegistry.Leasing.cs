@@ -20,7 +20,8 @@ public sealed partial class ActiveRunRegistry
     private readonly TimeSpan _leaseSafetyMargin;
 
     // How long after the send of its last confirmed acquire or renew a lease is trusted: the time to live less the safety
-    // margin and less the resolution of the registry's clock, which may read a send up to that much before it happened.
+    // margin, which is at least the resolution of the registry's clock: a reading may lag the instant it is taken at by
+    // up to that much, so the run's end, read off the clock, may come that much after send + validity.
     private readonly long _leaseValidTicks;
 
     // Release and reconnect notifications heard so far; see WatchRemote(string, long).
@@ -44,6 +45,9 @@ public sealed partial class ActiveRunRegistry
     private long _leasesLost;
     private long _unfencedStarts;
     private int _pollInFlight;
+
+    // Set when a poll is asked for at once (a reconnect); cleared as a poll starts. A poll in flight then starts another as it ends.
+    private int _pollAgain;
     private Task? _subscription;
     private IAsyncDisposable? _subscriptionHandle;
     private long _nextRenewTicks = long.MaxValue;
@@ -388,6 +392,22 @@ public sealed partial class ActiveRunRegistry
         return result;
     }
 
+    /// <summary>Moves the next batched renew to <paramref name="dueTicks"/> if it is later (or not armed), never later.</summary>
+    private void RenewNoLaterThan(long dueTicks)
+    {
+        long current = Volatile.Read(ref _nextRenewTicks);
+        while (dueTicks < current)
+        {
+            long seen = Interlocked.CompareExchange(ref _nextRenewTicks, dueTicks, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
+
     /// <summary>Gets how long after the send of its last confirmed acquire or renew a lease of this registry is trusted.</summary>
     internal TimeSpan LeaseValidity => TimeSpan.FromTicks(_leaseValidTicks);
 
@@ -429,8 +449,10 @@ public sealed partial class ActiveRunRegistry
             // Counted before renewing is armed: a tick that stops renewing after this count cannot miss this lease (it
             // looks at the count after it stops), and one that stopped before it is seen here (renewing is disarmed).
             Interlocked.Increment(ref _leasesConfirmed);
-            long firstRenew = NowTicks() + _renewInterval.Ticks;
-            Interlocked.CompareExchange(ref _nextRenewTicks, firstRenew, long.MaxValue);
+
+            // One interval after the acquire's send, as the validity counts from it: an answer that took longer than an
+            // interval is renewed at the next tick, not an interval after it arrived, when its validity may have ended.
+            RenewNoLaterThan(sentTicks + _renewInterval.Ticks);
         }
 
         PublishStart(entry, superseded: default);

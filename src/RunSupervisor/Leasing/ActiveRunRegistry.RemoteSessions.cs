@@ -15,8 +15,8 @@ public sealed partial class ActiveRunRegistry
 
     /// <summary>
     /// Watches a session whose holder elsewhere was learned before <paramref name="releasesHeardBefore"/> was read off
-    /// <see cref="ReleasesHeard"/>: a release announced since may have found the session not yet watched, so the
-    /// watched sessions are polled at once rather than a poll interval later.
+    /// <see cref="ReleasesHeard"/>: a release announced since may have found the session not yet watched, so the store
+    /// is asked about this session at once rather than at the next poll.
     /// </summary>
     private void WatchRemote(string sessionId, long releasesHeardBefore)
     {
@@ -25,7 +25,23 @@ public sealed partial class ActiveRunRegistry
         // After the session is watched: a release counted later finds it watched and reports it itself.
         if (Volatile.Read(ref _releasesHeard) != releasesHeardBefore)
         {
-            PollWatchedSoon();
+            _ = CheckWatchedAsync(sessionId);
+        }
+    }
+
+    /// <summary>Asks the store about one watched session now; idle, it is announced and no longer watched.</summary>
+    private async Task CheckWatchedAsync(string sessionId)
+    {
+        try
+        {
+            if (!IsDisposed && !await IsHeldElsewhereAsync(sessionId, CancellationToken.None).ConfigureAwait(false))
+            {
+                RemoteSessionIdle(sessionId);
+            }
+        }
+        catch (RunLeaseUnavailableException)
+        {
+            // Still unknown: the next poll (or the reconnect) asks again.
         }
     }
 
@@ -76,6 +92,8 @@ public sealed partial class ActiveRunRegistry
         Volatile.Write(ref _nextPollTicks, next);
         if (Interlocked.CompareExchange(ref _pollInFlight, 1, 0) == 0)
         {
+            // This poll answers every request for one made before it starts.
+            Volatile.Write(ref _pollAgain, 0);
             _ = PollWatchedAsync();
         }
 
@@ -113,7 +131,17 @@ public sealed partial class ActiveRunRegistry
         }
         finally
         {
-            Volatile.Write(ref _pollInFlight, 0);
+            Interlocked.Exchange(ref _pollInFlight, 0);
+
+            // A poll asked for while this one ran (a reconnect) was not started: it starts now, not a poll interval later.
+            // Looked at after the flag is cleared, paired with PollWatchedSoon, which asks and then arms: one of the two
+            // starts it.
+            if (Volatile.Read(ref _pollAgain) != 0 && !IsDisposed)
+            {
+                long now = NowTicks();
+                Volatile.Write(ref _nextPollTicks, now);
+                _watchdog.ScheduleNoLaterThan(now);
+            }
         }
     }
 
@@ -139,6 +167,7 @@ public sealed partial class ActiveRunRegistry
             return;
         }
 
+        Interlocked.Exchange(ref _pollAgain, 1);
         long now = NowTicks();
         Volatile.Write(ref _nextPollTicks, now);
         _watchdog.ScheduleNoLaterThan(now);

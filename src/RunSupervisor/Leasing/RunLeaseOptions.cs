@@ -23,9 +23,9 @@ public sealed class RunLeaseOptions
 
     /// <summary>
     /// Gets or sets how much earlier than the store a host stops trusting its lease: a run stops being current at (send
-    /// time of its last confirmed renew) + <see cref="LeaseTtl"/> − this margin (less 16 ms more on
-    /// <see cref="TimeProvider.System"/>, whose tick may read the send that much early), so clock drift and a slow
-    /// answer never leave two hosts both believing they own a session. Default 1 second; not negative and less than <see cref="LeaseTtl"/>.
+    /// time of its last confirmed renew) + <see cref="LeaseTtl"/> − this margin (taken as at least 16 ms on
+    /// <see cref="TimeProvider.System"/>, the resolution of the system tick the registry counts on), so clock drift and a
+    /// slow answer never leave two hosts both believing they own a session. Default 1 second; not negative and less than <see cref="LeaseTtl"/>.
     /// </summary>
     public TimeSpan LeaseSafetyMargin { get; set; } = TimeSpan.FromSeconds(1);
 

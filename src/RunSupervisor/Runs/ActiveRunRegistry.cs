@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -78,7 +79,15 @@ public sealed partial class ActiveRunRegistry : IDisposable, IAsyncDisposable, I
         _leaseTtl = lease.LeaseTtl;
         _renewInterval = lease.RenewInterval;
         _leaseSafetyMargin = lease.LeaseSafetyMargin;
-        _leaseValidTicks = (_leaseTtl - _leaseSafetyMargin).Ticks - _clock.ResolutionTicks;
+        _leaseValidTicks = _leaseTtl.Ticks - Math.Max(_leaseSafetyMargin.Ticks, _clock.ResolutionTicks);
+        if (leaseStore is not null && _leaseValidTicks <= 2 * _renewInterval.Ticks)
+        {
+            // Only a margin below the clock's resolution gets here: the validator checked the interval against the margin.
+            throw new OptionsValidationException(
+                Microsoft.Extensions.Options.Options.DefaultName,
+                typeof(RunSupervisorOptions),
+                [string.Create(CultureInfo.InvariantCulture, $"RunSupervisorOptions.Lease.RenewInterval must be less than (LeaseTtl - LeaseSafetyMargin) / 2, with a margin of at least {TimeSpan.FromTicks(_clock.ResolutionTicks)} on TimeProvider.System (the system tick's resolution): {TimeSpan.FromTicks(_leaseValidTicks / 2)} (was {_renewInterval}).")]);
+        }
         _storeTimeout = lease.AcquireTimeout;
         _remotePollInterval = lease.RemoteIdlePollInterval;
         _failOpen = lease.OnStoreUnavailable == StoreUnavailableBehavior.FailOpen;

@@ -31,15 +31,49 @@ public sealed class LeaseRenewalTimingTests
     }
 
     [Fact]
-    public void LeaseValidity_SystemClock_IsTheTimeToLiveLessTheMarginAndOneSystemTick()
+    public void LeaseValidity_SystemClock_MarginCountsAsAtLeastOneSystemTick()
     {
-        // The system tick may read a send up to one tick before it happened; an exact clock needs no allowance.
-        var options = new RunSupervisorOptions();
-        using var onSystemTick = new ActiveRunRegistry(options, TimeProvider.System, leaseStore: new InMemoryRunLeaseStore());
-        using var onExactClock = new ActiveRunRegistry(options, new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), leaseStore: new InMemoryRunLeaseStore());
+        // A reading of the system tick may lag its instant by up to one tick, so a run's end may come that much after
+        // send + validity: the margin covers it. An exact clock needs no allowance.
+        using var defaultMargin = new ActiveRunRegistry(new RunSupervisorOptions(), TimeProvider.System, leaseStore: new InMemoryRunLeaseStore());
+        using var noMargin = new ActiveRunRegistry(LeaseOptions(margin: TimeSpan.Zero), TimeProvider.System, leaseStore: new InMemoryRunLeaseStore());
+        using var noMarginExact = new ActiveRunRegistry(LeaseOptions(margin: TimeSpan.Zero), new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), leaseStore: new InMemoryRunLeaseStore());
 
-        onSystemTick.LeaseValidity.Should().Be(TimeSpan.FromSeconds(14) - RegistryClock.SystemTickResolution);
-        onExactClock.LeaseValidity.Should().Be(TimeSpan.FromSeconds(14));
+        defaultMargin.LeaseValidity.Should().Be(TimeSpan.FromSeconds(14), "a 1 s margin already covers the tick");
+        noMargin.LeaseValidity.Should().Be(TimeSpan.FromSeconds(15) - RegistryClock.SystemTickResolution);
+        noMarginExact.LeaseValidity.Should().Be(TimeSpan.FromSeconds(15));
+    }
+
+    [Fact]
+    public void Constructor_SystemClockMarginBelowOneTickLeavesLessThanTwoRenewIntervals_ThrowsOptionsValidationException()
+    {
+        // Valid for the validator (499 ms < 1 s / 2), but with the margin taken as one tick the validity is 984 ms:
+        // one lost renew would cost the lease.
+        RunSupervisorOptions options = LeaseOptions(margin: TimeSpan.Zero, ttl: TimeSpan.FromSeconds(1), renew: TimeSpan.FromMilliseconds(499));
+
+        FluentActions.Invoking(() => new ActiveRunRegistry(options, TimeProvider.System, leaseStore: new InMemoryRunLeaseStore()))
+            .Should().Throw<Microsoft.Extensions.Options.OptionsValidationException>().WithMessage("*RenewInterval*at least 00:00:00.0160000 on TimeProvider.System*");
+        using var exact = new ActiveRunRegistry(options, new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), leaseStore: new InMemoryRunLeaseStore());
+        using var withoutStore = new ActiveRunRegistry(options, TimeProvider.System);
+    }
+
+    [Fact]
+    public async Task Renew_AcquireAnsweredLateWithinItsValidity_FirstRenewComesOneIntervalAfterTheSend()
+    {
+        // Trusted until 14 s after the send; the answer comes at 10 s. Counted from the answer, the first renew would be
+        // at 15 s, after the validity; counted from the send it is due at once.
+        using var cluster = new LeaseCluster();
+        var store = new GatedLeaseStore(cluster.Store) { HoldAcquires = true };
+        LeaseCluster.Host a = cluster.AddHost("a", o => o.Lease.AcquireTimeout = TimeSpan.FromSeconds(15), store);
+        Task<RunHandle> start = a.Registry.StartAsync(Session).AsTask();
+        cluster.Time.Advance(TimeSpan.FromSeconds(10));
+        store.Open();
+        RunHandle run = await start.Guard();
+
+        cluster.Time.Advance(TimeSpan.FromSeconds(4));
+
+        a.Ended.Should().BeEmpty("a renew was sent before the validity ended");
+        run.IsCurrent.Should().BeTrue();
     }
 
     [Fact]
@@ -287,5 +321,15 @@ public sealed class LeaseRenewalTimingTests
 
             return await Inner.RenewAsync(leases, ttl, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    private static RunSupervisorOptions LeaseOptions(TimeSpan margin, TimeSpan? ttl = null, TimeSpan? renew = null)
+    {
+        var options = new RunSupervisorOptions();
+        options.Lease.LeaseSafetyMargin = margin;
+        options.Lease.LeaseTtl = ttl ?? options.Lease.LeaseTtl;
+        options.Lease.RenewInterval = renew ?? options.Lease.RenewInterval;
+        options.Lease.AcquireTimeout = TimeSpan.FromMilliseconds(Math.Min(options.Lease.AcquireTimeout.TotalMilliseconds, options.Lease.LeaseTtl.TotalMilliseconds));
+        return options;
     }
 }

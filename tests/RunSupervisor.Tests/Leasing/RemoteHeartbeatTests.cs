@@ -288,10 +288,42 @@ public sealed class RemoteHeartbeatTests
         }
     }
 
-    /// <summary>A store that runs <see cref="AfterOwnerQuery"/> once, right after answering who holds a session.</summary>
+    [Fact]
+    public async Task ResolveAsync_ReleaseBetweenTheHeldAnswerAndTheWatchWhileAPollIsInFlight_OwesTheHeartbeatWithoutWaitingForTheNextPoll()
+    {
+        using var cluster = new LeaseCluster();
+        var store = new OwnerQueryHookStore(cluster.Store);
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b", store: store);
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        List<HeartbeatOwedEventArgs> owed = [];
+        policy.HeartbeatOwed += (_, e) => { lock (owed) { owed.Add(e); } };
+        (await b.Registry.StartAsync("other")).Dispose();
+        using RunHandle elsewhere = await a.Registry.StartAsync("x");
+        RunHandle running = await a.Registry.StartAsync(Session);
+
+        // b watches x, and its poll of x is held in the store.
+        (await policy.ResolveAsync(new QueueRequest("x", IsHeartbeat: true, QueueMode.Collect))).Action.Should().Be(QueueAction.Drop);
+        store.HoldQueriesOf = "x";
+        cluster.Time.Advance(LeaseCluster.Poll);
+        await AsyncTestHelpers.WaitUntilAsync(() => store.HeldQueries == 1, TestTime.HangGuard);
+
+        // a releases s1 right after the store answers b that a holds it, before b watches it.
+        store.AfterOwnerQuery = running.Dispose;
+        (await policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.Drop);
+        await AsyncTestHelpers.WaitUntilAsync(() => { lock (owed) { return owed.Count == 1; } }, TestTime.HangGuard);
+
+        owed.Should().ContainSingle("the store was asked about s1 at once, while the poll of x was still held (the fake clock has not moved)")
+            .Which.SessionId.Should().Be(Session);
+        store.ReleaseHeldQueries();
+    }
+
+    /// <summary>A store that runs <see cref="AfterOwnerQuery"/> once, right after answering who holds a session, and can hold its answers about one session.</summary>
     private sealed class OwnerQueryHookStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
     {
+        private readonly TaskCompletionSource _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private Action? _afterOwnerQuery;
+        private int _heldQueries;
 
         public Action? AfterOwnerQuery
         {
@@ -299,9 +331,23 @@ public sealed class RemoteHeartbeatTests
             set => Volatile.Write(ref _afterOwnerQuery, value);
         }
 
+        /// <summary>Gets or sets the session whose owner queries are held until <see cref="ReleaseHeldQueries"/>.</summary>
+        public string? HoldQueriesOf { get; set; }
+
+        public int HeldQueries => Volatile.Read(ref _heldQueries);
+
+        public void ReleaseHeldQueries() => _held.TrySetResult();
+
         public override async ValueTask<RunLeaseInfo?> GetOwnerAsync(string sessionId, CancellationToken cancellationToken = default)
         {
             RunLeaseInfo? owner = await Inner.GetOwnerAsync(sessionId, cancellationToken);
+            if (sessionId == HoldQueriesOf)
+            {
+                Interlocked.Increment(ref _heldQueries);
+                await _held.Task;
+                return owner;
+            }
+
             Interlocked.Exchange(ref _afterOwnerQuery, null)?.Invoke();
             return owner;
         }
