@@ -318,6 +318,38 @@ public sealed class RemoteHeartbeatTests
         store.ReleaseHeldQueries();
     }
 
+    [Fact]
+    public async Task ResolveAsync_ReleaseMissedAndTheStoreReconnectsWhileAPollIsInFlight_PollsAgainOnceThatPollEnds()
+    {
+        using var cluster = new LeaseCluster();
+        var store = new OwnerQueryHookStore(cluster.Store) { DropReleasesOf = Session };
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b", store: store);
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        List<HeartbeatOwedEventArgs> owed = [];
+        policy.HeartbeatOwed += (_, e) => { lock (owed) { owed.Add(e); } };
+        (await b.Registry.StartAsync("other")).Dispose();
+        using RunHandle elsewhere = await a.Registry.StartAsync("x");
+        RunHandle running = await a.Registry.StartAsync(Session);
+
+        // b's poll of x is in flight (held in the store) when b starts watching s1, so that poll does not look at s1.
+        (await policy.ResolveAsync(new QueueRequest("x", IsHeartbeat: true, QueueMode.Collect))).Action.Should().Be(QueueAction.Drop);
+        store.HoldQueriesOf = "x";
+        cluster.Time.Advance(LeaseCluster.Poll);
+        await AsyncTestHelpers.WaitUntilAsync(() => store.HeldQueries == 1, TestTime.HangGuard);
+        (await policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.Drop);
+
+        // s1's release message is lost; the store then reconnects, which may have lost messages, while the poll still runs.
+        running.Dispose();
+        cluster.Store.BeginOutage();
+        cluster.Store.EndOutage();
+        store.ReleaseHeldQueries();
+        await AsyncTestHelpers.WaitUntilAsync(() => { lock (owed) { return owed.Count == 1; } }, TestTime.HangGuard);
+
+        owed.Should().ContainSingle("the reconnect's poll ran once the poll in flight ended, not a poll interval later (the fake clock has not moved)")
+            .Which.SessionId.Should().Be(Session);
+    }
+
     /// <summary>A store that runs <see cref="AfterOwnerQuery"/> once, right after answering who holds a session, and can hold its answers about one session.</summary>
     private sealed class OwnerQueryHookStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
     {
@@ -336,6 +368,12 @@ public sealed class RemoteHeartbeatTests
 
         public int HeldQueries => Volatile.Read(ref _heldQueries);
 
+        /// <summary>Gets the session whose release messages never reach the subscriber (lost messages).</summary>
+        public string? DropReleasesOf { get; init; }
+
+        public override ValueTask<IAsyncDisposable> SubscribeAsync(string hostId, IRunLeaseObserver observer, CancellationToken cancellationToken = default)
+            => base.SubscribeAsync(hostId, DropReleasesOf is null ? observer : new DroppingObserver(observer, DropReleasesOf), cancellationToken);
+
         public void ReleaseHeldQueries() => _held.TrySetResult();
 
         public override async ValueTask<RunLeaseInfo?> GetOwnerAsync(string sessionId, CancellationToken cancellationToken = default)
@@ -350,6 +388,17 @@ public sealed class RemoteHeartbeatTests
 
             Interlocked.Exchange(ref _afterOwnerQuery, null)?.Invoke();
             return owner;
+        }
+
+        private sealed class DroppingObserver(IRunLeaseObserver inner, string sessionId) : IRunLeaseObserver
+        {
+            public void OnNotification(RunLeaseNotification notification)
+            {
+                if (notification.Kind != RunLeaseNotificationKind.Released || notification.SessionId != sessionId)
+                {
+                    inner.OnNotification(notification);
+                }
+            }
         }
     }
 }
