@@ -66,6 +66,17 @@ internal sealed class RegistryClock
         ? (Environment.TickCount64 - _origin) * TimeSpan.TicksPerMillisecond
         : _timeProvider.GetElapsedTime(_origin).Ticks;
 
+    /// <summary>
+    /// Gets a wait of <paramref name="ticks"/> for a timer: on the system tick rounded up to whole milliseconds, since the
+    /// clock cannot tell a shorter wait from none and a loop that waits for less would spin until the tick moves. Any
+    /// other provider gets it exactly.
+    /// </summary>
+    /// <param name="ticks">The wait, in <see cref="TimeSpan"/> ticks; not negative.</param>
+    /// <returns>The wait.</returns>
+    public TimeSpan Wait(long ticks) => _systemClock
+        ? TimeSpan.FromTicks((ticks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond * TimeSpan.TicksPerMillisecond)
+        : TimeSpan.FromTicks(ticks);
+
     /// <summary>Converts a monotonic instant taken just now to wall-clock time (UTC); outside the registry's lock.</summary>
     /// <param name="nowTicks">A recent <see cref="NowTicks"/> reading.</param>
     /// <returns>The wall-clock instant.</returns>

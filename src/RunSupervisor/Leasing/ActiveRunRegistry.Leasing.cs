@@ -292,7 +292,7 @@ public sealed partial class ActiveRunRegistry
                     throw new RunQueueTimeoutException(sessionId, _table.Lanes.Names[spec.Lane], TimeSpan.FromTicks(now - begun));
                 }
 
-                TimeSpan remaining = TimeSpan.FromTicks(waitUntil - now);
+                TimeSpan remaining = _clock.Wait(waitUntil - now);
                 await WaitForRemoteReleaseAsync(released!, remaining < _remotePollInterval ? remaining : _remotePollInterval, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -342,7 +342,7 @@ public sealed partial class ActiveRunRegistry
 
             try
             {
-                await turn.WaitAsync(TimeSpan.FromTicks(waitUntil - now), _clock.TimeProvider, cancellationToken).ConfigureAwait(false);
+                await turn.WaitAsync(_clock.Wait(waitUntil - now), _clock.TimeProvider, cancellationToken).ConfigureAwait(false);
             }
             catch (TimeoutException)
             {

@@ -53,6 +53,25 @@ public sealed class RegistryClockTests
     }
 
     [Fact]
+    public void Wait_SystemClock_RoundsUpToWholeMilliseconds()
+    {
+        var clock = new RegistryClock(TimeProvider.System);
+
+        clock.Wait(1).Should().Be(TimeSpan.FromMilliseconds(1), "a wait below the tick's unit would spin until the tick moves");
+        clock.Wait(TimeSpan.FromMilliseconds(2.5).Ticks).Should().Be(TimeSpan.FromMilliseconds(3));
+        clock.Wait(TimeSpan.FromMilliseconds(2).Ticks).Should().Be(TimeSpan.FromMilliseconds(2));
+        clock.Wait(0).Should().Be(TimeSpan.Zero);
+    }
+
+    [Fact]
+    public void Wait_ProviderOtherThanTheSystemClock_IsExact()
+    {
+        var clock = new RegistryClock(new HandDrivenClock());
+
+        clock.Wait(1).Should().Be(TimeSpan.FromTicks(1));
+    }
+
+    [Fact]
     public void ToWallClock_WallClockSteps_FollowsTheStepAfterTheRefreshInterval()
     {
         var time = new HandDrivenClock();
