@@ -88,9 +88,17 @@ public sealed partial class ActiveRunRegistry
             }
 
             Volatile.Write(ref _nextRenewTicks, now + _renewInterval.Ticks);
-            if (renew is not null && Interlocked.CompareExchange(ref _renewInFlight, 1, 0) == 0)
+            if (renew is not null)
             {
-                _ = RenewAsync(renew, now);
+                // Asked for before the flag is tried: a batch in flight was sent before this one came due and may not
+                // hold every lease of this tick (one confirmed since), so it has this one sent as it answers, not a whole
+                // interval later.
+                Interlocked.Exchange(ref _renewAgain, 1);
+                if (Interlocked.CompareExchange(ref _renewInFlight, 1, 0) == 0)
+                {
+                    Volatile.Write(ref _renewAgain, 0);
+                    _ = RenewAsync(renew, now);
+                }
             }
         }
 
@@ -157,7 +165,16 @@ public sealed partial class ActiveRunRegistry
         }
         finally
         {
-            Volatile.Write(ref _renewInFlight, 0);
+            Interlocked.Exchange(ref _renewInFlight, 0);
+
+            // A batch came due while this one was in flight: it is sent now. Looked at after the flag is cleared, paired
+            // with RenewTick, which asks and then tries the flag: one of the two sends it.
+            if (Volatile.Read(ref _renewAgain) != 0 && !IsDisposed)
+            {
+                long now = NowTicks();
+                Volatile.Write(ref _nextRenewTicks, now);
+                _watchdog.ScheduleNoLaterThan(now);
+            }
         }
     }
 }

@@ -57,6 +57,10 @@ public sealed partial class ActiveRunRegistry
     private long _leasesConfirmed;
     private int _renewInFlight;
 
+    // Set when a renew batch came due while another was in flight; cleared as a batch is sent. The batch in flight then
+    // has the next one sent as it answers.
+    private int _renewAgain;
+
     /// <summary>Gets a value indicating whether the registry admits runs through a lease store.</summary>
     internal bool HasLeaseStore => _leaseStore is not null;
 

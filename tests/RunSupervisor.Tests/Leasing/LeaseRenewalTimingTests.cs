@@ -323,6 +323,94 @@ public sealed class LeaseRenewalTimingTests
         }
     }
 
+    [Fact]
+    public async Task Renew_LeaseConfirmedWhileARenewBatchIsInFlight_NotLostWhileTheStoreAnswersEveryCallInTime()
+    {
+        // Valid options: validity 11 s > two renew intervals (10 s); AcquireTimeout 4 s <= TTL; renew timeout 2.5 s.
+        using var cluster = new LeaseCluster();
+        var store = new SlowStore(cluster.Store, cluster.Time);
+        LeaseCluster.Host b = cluster.AddHost("b", o =>
+        {
+            o.Lease.LeaseTtl = TimeSpan.FromSeconds(12);
+            o.Lease.AcquireTimeout = TimeSpan.FromSeconds(4);
+        }, store);
+
+        using RunHandle other = await b.Registry.StartAsync("other");   // t = 0: renews due at 5 s
+        await StepAsync(cluster, TimeSpan.FromSeconds(2));
+
+        // t = 2 s: a start whose acquire answers in 3.1 s (within its 4 s timeout): confirmed at 5.1 s, valid until 13 s.
+        store.AcquireLatency = TimeSpan.FromSeconds(3.1);
+        Task<RunHandle> starting = b.Registry.StartAsync(Session).AsTask();
+        store.RenewLatency = TimeSpan.FromSeconds(2.4);                   // every renew answers within its 2.5 s timeout
+        await StepAsync(cluster, TimeSpan.FromSeconds(3.2));
+        starting.IsCompletedSuccessfully.Should().BeTrue();
+        RunHandle run = await starting;
+
+        await StepAsync(cluster, TimeSpan.FromSeconds(10));
+
+        run.IsCurrent.Should().BeTrue("every store call was answered within its timeout; ended: {0}",
+            string.Join("; ", b.Ended.Select(e => $"{e.SessionId}: {e.Reason} ({e.Detail})")));
+        store.FailedCalls.Should().Be(0);
+    }
+
+    private static async Task StepAsync(LeaseCluster cluster, TimeSpan by)
+    {
+        TimeSpan step = TimeSpan.FromMilliseconds(100);
+        for (TimeSpan done = TimeSpan.Zero; done < by; done += step)
+        {
+            cluster.Time.Advance(step);
+            await Task.Delay(2);
+        }
+    }
+
+    /// <summary>A store whose acquires and renews answer after a latency on the fake clock.</summary>
+    private sealed class SlowStore(IRunLeaseStore inner, TimeProvider time) : ForwardingLeaseStore(inner)
+    {
+        private int _failed;
+
+        public TimeSpan AcquireLatency { get; set; }
+
+        public TimeSpan RenewLatency { get; set; }
+
+        public int FailedCalls => Volatile.Read(ref _failed);
+
+        public override async ValueTask<RunLeaseAcquireResult> AcquireAsync(RunLeaseRequest request, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                if (AcquireLatency > TimeSpan.Zero)
+                {
+                    await Task.Delay(AcquireLatency, time, cancellationToken);
+                }
+
+                return await Inner.AcquireAsync(request, cancellationToken);
+            }
+            catch
+            {
+                Interlocked.Increment(ref _failed);
+                throw;
+            }
+        }
+
+        public override async ValueTask<IReadOnlyList<RunLeaseRenewResult>> RenewAsync(IReadOnlyList<RunLease> leases, TimeSpan ttl, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                if (RenewLatency > TimeSpan.Zero)
+                {
+                    await Task.Delay(RenewLatency, time, cancellationToken);
+                }
+
+                return await Inner.RenewAsync(leases, ttl, cancellationToken);
+            }
+            catch
+            {
+                Interlocked.Increment(ref _failed);
+                throw;
+            }
+        }
+    }
+
     private static RunSupervisorOptions LeaseOptions(TimeSpan margin, TimeSpan? ttl = null, TimeSpan? renew = null)
     {
         var options = new RunSupervisorOptions();
