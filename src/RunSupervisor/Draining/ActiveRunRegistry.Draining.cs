@@ -109,6 +109,9 @@ public sealed partial class ActiveRunRegistry
     /// </summary>
     private string[] CancelAllWaitingThenList(List<RunEntry> runs)
     {
+        // Leased starts waiting for another host's release, or behind an older start of this host for their session: failed
+        // before the runs are listed, so one that enters here after the listing finds itself failed and withdraws.
+        List<string> remote = _remoteWaitList?.FailAll(static w => new OperationCanceledException($"The registry is draining: the start for session '{w.SessionId}' was cancelled while it waited for its session.")) ?? [];
         List<PendingStart> cancelled;
         SettledStarts settled;
         long now = NowTicks();
@@ -120,9 +123,6 @@ public sealed partial class ActiveRunRegistry
         }
 
         PublishSettled(settled);
-
-        // Leased starts waiting for another host's release, or behind an older start of this host for their session.
-        List<string> remote = _remoteWaitList?.FailAll(static w => new OperationCanceledException($"The registry is draining: the start for session '{w.SessionId}' was cancelled while it waited for its session.")) ?? [];
         if (cancelled.Count + remote.Count > 0)
         {
             _logger.DrainCancelledWaiting(cancelled.Count + remote.Count);

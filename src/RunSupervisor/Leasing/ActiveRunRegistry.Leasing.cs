@@ -221,6 +221,14 @@ public sealed partial class ActiveRunRegistry
                 if (waiter is not null)
                 {
                     _remoteWaitList!.JoinTrying(waiter);
+                    if (waiter.Failure is { } failure)
+                    {
+                        // A drain cancelled the waiting starts before this one entered here (it fails the line before it
+                        // lists the runs it waits for): it does not run after the drain, which neither lists nor waits for it.
+                        Withdraw(entry, "the registry is draining");
+                        throw failure;
+                    }
+
                     released = _remoteWaitList.ArmForTry(waiter);
                 }
 

@@ -1,4 +1,6 @@
 using FluentAssertions;
+using Microsoft.Extensions.Time.Testing;
+using RunSupervisor.Leasing;
 using RunSupervisor.Tests.TestSupport;
 using Xunit;
 
@@ -185,4 +187,90 @@ public sealed class RemoteWaitListTests
 
     /// <summary>Advances the shared clock off the test's synchronization context, so the waits it ends resume inline.</summary>
     private static Task AdvanceAsync(LeaseCluster cluster, TimeSpan by) => Task.Run(() => cluster.Time.Advance(by));
+
+    [Fact]
+    public async Task DrainAsync_CancelWaitingAsAWokenStartIsAboutToEnter_TheStartFailsAndDoesNotRunAfterTheDrain()
+    {
+        var time = new StackHookClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var store = new InMemoryRunLeaseStore(time);
+        using var a = new ActiveRunRegistry(LeaseCluster.HostOptions("a"), time, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, store);
+        using var b = new ActiveRunRegistry(LeaseCluster.HostOptions("b"), time, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, store);
+        RunHandle remote = await a.StartAsync(Session);
+        Task<RunHandle> waiting = b.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
+        await AsyncTestHelpers.WaitUntilAsync(() => b.GetQueuedCount(Session) == 1, TestTime.HangGuard);
+
+        // The drain that cancels waiting starts comes just as host a's release wakes the waiting start, before it enters b's table.
+        Task<DrainResult>? drain = null;
+        time.OnReadFrom("StartLeasedAsync", () => drain = b.DrainAsync(TimeSpan.FromSeconds(30), new DrainOptions { CancelWaiting = true }));
+        remote.Dispose();
+        await AsyncTestHelpers.WaitUntilAsync(() => waiting.IsCompleted, TestTime.HangGuard);
+        time.HookRan.Should().BeTrue();
+        DrainResult result = await drain!.Guard();
+
+        await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<OperationCanceledException>("the start waited when the drain cancelled waiting starts");
+        b.ActiveCount.Should().Be(0, "the drain neither listed nor waited for it, so it must not run after it");
+        result.Runs.Should().BeEmpty();
+        (await store.GetOwnerAsync(Session)).Should().BeNull("the start withdrew before it asked the store");
+    }
+
+    [Fact]
+    public async Task Dispose_AsAWokenStartIsAboutToEnter_TheStartFailsWithObjectDisposed()
+    {
+        var time = new StackHookClock(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var store = new InMemoryRunLeaseStore(time);
+        using var a = new ActiveRunRegistry(LeaseCluster.HostOptions("a"), time, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, store);
+        var b = new ActiveRunRegistry(LeaseCluster.HostOptions("b"), time, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, store);
+        RunHandle remote = await a.StartAsync(Session);
+        Task<RunHandle> waiting = b.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) }).AsTask();
+        await AsyncTestHelpers.WaitUntilAsync(() => b.GetQueuedCount(Session) == 1, TestTime.HangGuard);
+
+        time.OnReadFrom("StartLeasedAsync", b.Dispose);
+        remote.Dispose();
+        await AsyncTestHelpers.WaitUntilAsync(() => waiting.IsCompleted, TestTime.HangGuard);
+        time.HookRan.Should().BeTrue();
+        await FluentActions.Awaiting(() => waiting.Guard()).Should().ThrowAsync<ObjectDisposedException>();
+        (await store.GetOwnerAsync(Session)).Should().BeNull();
+    }
+
+    /// <summary>A fake clock that runs an action once, on the first read made directly from an async method named <c>from</c>.</summary>
+    private sealed class StackHookClock(DateTimeOffset start) : FakeTimeProvider(start)
+    {
+        private string? _from;
+        private Action? _hook;
+
+        public bool HookRan { get; private set; }
+
+        public void OnReadFrom(string from, Action hook)
+        {
+            _hook = hook;
+            Volatile.Write(ref _from, from);
+        }
+
+        public override long GetTimestamp()
+        {
+            if (Volatile.Read(ref _from) is { } from)
+            {
+                var trace = new System.Diagnostics.StackTrace();
+                foreach (System.Diagnostics.StackFrame frame in trace.GetFrames())
+                {
+                    System.Reflection.MethodBase? method = frame.GetMethod();
+                    string type = method?.DeclaringType?.Name ?? string.Empty;
+                    if (method is null || type.Contains("TimeProvider", StringComparison.Ordinal) || type == "StackHookClock" || type == "RegistryClock" || method.Name == "NowTicks")
+                    {
+                        continue;
+                    }
+
+                    if (type.Contains("<" + from + ">", StringComparison.Ordinal) && Interlocked.CompareExchange(ref _from, null, from) == from)
+                    {
+                        _hook!();
+                        HookRan = true;
+                    }
+
+                    break;
+                }
+            }
+
+            return base.GetTimestamp();
+        }
+    }
 }
