@@ -220,7 +220,14 @@ public sealed partial class ActiveRunRegistry
                 Task? released = null;
                 if (waiter is not null)
                 {
-                    _remoteWaitList!.JoinTrying(waiter);
+                    if (!_remoteWaitList!.JoinTrying(waiter))
+                    {
+                        // Older starts of this host wait in line for another host's release: this one waits behind them
+                        // (first in, first out), not ahead of them by the local queue's turn.
+                        Withdraw(entry, "older starts of this host wait for the session");
+                        continue;
+                    }
+
                     if (waiter.Failure is { } failure)
                     {
                         // A drain cancelled the waiting starts before this one entered here (it fails the line before it

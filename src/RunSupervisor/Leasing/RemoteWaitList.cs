@@ -72,16 +72,19 @@ internal sealed class RemoteWaitList
     /// <summary>
     /// Puts a start that holds its session here and is about to ask the store at the end of its session's list, if it
     /// is not in it yet, trying: should the store say another host holds the session, it waits in this list. After the
-    /// registry's disposal it stays out of every list (its try fails on the disposal anyway).
+    /// registry's disposal it stays out of every list (its try fails on the disposal anyway). A start not in the list
+    /// that finds older starts of its session waiting in it (one admitted here after an older one was refused by the
+    /// store and withdrew) does not try: it waits behind them.
     /// </summary>
-    public void JoinTrying(RemoteWaiter waiter)
+    /// <returns><see langword="true"/> if the start may ask the store now (or has failed, which the caller looks at).</returns>
+    public bool JoinTrying(RemoteWaiter waiter)
     {
         lock (_lock)
         {
-            waiter.InAttempt = true;
             if (waiter.Node is not null || _closed is not null || waiter.Failure is not null)
             {
-                return;
+                waiter.InAttempt = true;
+                return true;
             }
 
             if (!_sessions.TryGetValue(waiter.SessionId, out LinkedList<RemoteWaiter>? list))
@@ -90,7 +93,10 @@ internal sealed class RemoteWaitList
                 _sessions[waiter.SessionId] = list;
             }
 
+            bool first = list.Count == 0;
+            waiter.InAttempt = first;
             waiter.Node = list.AddLast(waiter);
+            return first;
         }
     }
 

@@ -168,6 +168,38 @@ public sealed class LeasedStartWaitTests
     /// </summary>
     private static Task AdvanceAsync(LeaseCluster cluster, TimeSpan by) => Task.Run(() => cluster.Time.Advance(by));
 
+    [Fact]
+    public async Task StartAsync_TwoWaitingStartsQueuedLocally_TheOlderTakesTheSessionFirstWhenTheOtherHostReleases()
+    {
+        using var cluster = new LeaseCluster();
+        var store = new HoldOneAcquireStore(cluster.Store);
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b", store: store);
+        var wait = new RunStartOptions { WhenBusy = SessionBusyBehavior.Wait, QueueTimeout = TimeSpan.FromMinutes(1) };
+
+        // Two starts wait, oldest first, in b's local queue behind b's own run.
+        using RunHandle local = await b.Registry.StartAsync(Session);
+        Task<RunHandle> older = b.Registry.StartAsync(Session, wait).AsTask();
+        Task<RunHandle> newer = b.Registry.StartAsync(Session, wait).AsTask();
+        b.Registry.GetQueuedCount(Session).Should().Be(2);
+
+        // Host a supersedes b's run: the older start is admitted and asks the store, which says a holds the session;
+        // that answer is held on its way back while a releases.
+        store.HoldNext = true;
+        RunHandle remote = await a.Registry.StartAsync(Session, new RunStartOptions { WhenBusy = SessionBusyBehavior.Supersede });
+        await AsyncTestHelpers.WaitUntilAsync(() => store.HeldAcquires == 1, TestTime.HangGuard);
+        remote.Dispose();
+        store.ReleaseHeld();
+
+        await AsyncTestHelpers.WaitUntilAsync(() => older.IsCompleted || newer.IsCompleted, TestTime.HangGuard);
+
+        older.IsCompletedSuccessfully.Should().BeTrue("the older start takes the session first (first in, first out); newer: {0}", newer.Status);
+        newer.IsCompleted.Should().BeFalse();
+        b.Registry.GetQueuedCount(Session).Should().Be(1);
+        (await older).Dispose();
+        (await newer.Guard()).Dispose();
+    }
+
     /// <summary>A store that runs <see cref="OnHeld"/> once, after the shared store answered an acquire "held" and before that answer reaches the caller.</summary>
     private sealed class ActOnHeldStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
     {
@@ -181,6 +213,36 @@ public sealed class LeasedStartWaitTests
             if (!result.IsAcquired && Interlocked.Exchange(ref _fired, 1) == 0)
             {
                 OnHeld?.Invoke();
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>A store that holds the answer of the next acquire until <see cref="ReleaseHeld"/>.</summary>
+    private sealed class HoldOneAcquireStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
+    {
+        private readonly TaskCompletionSource _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _holdNext;
+        private int _heldAcquires;
+
+        public bool HoldNext
+        {
+            get => Volatile.Read(ref _holdNext) != 0;
+            set => Volatile.Write(ref _holdNext, value ? 1 : 0);
+        }
+
+        public int HeldAcquires => Volatile.Read(ref _heldAcquires);
+
+        public void ReleaseHeld() => _held.TrySetResult();
+
+        public override async ValueTask<RunLeaseAcquireResult> AcquireAsync(RunLeaseRequest request, CancellationToken cancellationToken = default)
+        {
+            RunLeaseAcquireResult result = await Inner.AcquireAsync(request, cancellationToken);
+            if (Interlocked.Exchange(ref _holdNext, 0) != 0)
+            {
+                Interlocked.Increment(ref _heldAcquires);
+                await _held.Task;
             }
 
             return result;
