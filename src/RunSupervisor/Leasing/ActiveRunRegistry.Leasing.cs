@@ -198,6 +198,10 @@ public sealed partial class ActiveRunRegistry
         EnsureSubscribed();
         RemoteWaiter? waiter = spec.WhenBusy == SessionBusyBehavior.Wait ? JoinRemoteWait(sessionId, spec) : null;
         RunStartOptions? attempt = options;
+
+        // Release notifications heard before the store was last asked: one heard since may have found the session not
+        // yet watched when this start withdraws or gives up (see WatchRemote(string, long)).
+        long releasesHeard = ReleasesHeard;
         try
         {
             while (true)
@@ -239,6 +243,7 @@ public sealed partial class ActiveRunRegistry
                     released = _remoteWaitList.ArmForTry(waiter);
                 }
 
+                releasesHeard = ReleasesHeard;
                 long sent = NowTicks();
                 RunLeaseAcquireResult result;
                 try
@@ -298,6 +303,7 @@ public sealed partial class ActiveRunRegistry
 
                 entry.WithdrawnHeldElsewhere = true;
                 Withdraw(entry, "the session is held by another host");
+                AskIfReleasedSince(sessionId, releasesHeard);
                 if (waiter is null)
                 {
                     throw new SessionBusyException(sessionId, 0, owner.FencingToken, owner.HostId);
@@ -325,7 +331,7 @@ public sealed partial class ActiveRunRegistry
         {
             if (waiter is not null)
             {
-                StopWaitingRemotely(waiter);
+                StopWaitingRemotely(waiter, releasesHeard);
             }
         }
     }
@@ -376,13 +382,13 @@ public sealed partial class ActiveRunRegistry
     /// A start that waited here has the session now, or gave up: the next one's turn comes. If it gave up, the session is
     /// watched again: heartbeats dropped while it waited are owed once the store says the session is idle.
     /// </summary>
-    private void StopWaitingRemotely(RemoteWaiter waiter)
+    private void StopWaitingRemotely(RemoteWaiter waiter, long releasesHeardBefore)
     {
         _remoteWaitList!.Leave(waiter);
         if (_table.Find(waiter.SessionId) is null)
         {
             // Heartbeats dropped while it waited (as queued) are owed once the store says the session is idle.
-            WatchRemote(waiter.SessionId);
+            WatchRemote(waiter.SessionId, releasesHeardBefore);
         }
     }
 

@@ -21,8 +21,16 @@ public sealed partial class ActiveRunRegistry
     private void WatchRemote(string sessionId, long releasesHeardBefore)
     {
         WatchRemote(sessionId);
+        AskIfReleasedSince(sessionId, releasesHeardBefore);
+    }
 
-        // After the session is watched: a release counted later finds it watched and reports it itself.
+    /// <summary>
+    /// Asks the store about a session just watched if a release was heard since <paramref name="releasesHeardBefore"/>:
+    /// that release may have found it not yet watched. Called after the session is watched: a release counted later
+    /// finds it watched and reports it itself.
+    /// </summary>
+    private void AskIfReleasedSince(string sessionId, long releasesHeardBefore)
+    {
         if (Volatile.Read(ref _releasesHeard) != releasesHeardBefore)
         {
             _ = CheckWatchedAsync(sessionId);

@@ -350,6 +350,36 @@ public sealed class RemoteHeartbeatTests
             .Which.SessionId.Should().Be(Session);
     }
 
+    [Fact]
+    public async Task ResolveAsync_ReleaseBetweenAStartsHeldAnswerAndItsWithdrawal_OwesTheHeartbeatWithoutWaitingForThePoll()
+    {
+        using var cluster = new LeaseCluster();
+        var store = new ActAfterAcquireStore(cluster.Store);
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host b = cluster.AddHost("b", store: store);
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        List<HeartbeatOwedEventArgs> owed = [];
+        policy.HeartbeatOwed += (_, e) => { lock (owed) { owed.Add(e); } };
+        (await b.Registry.StartAsync("other")).Dispose();
+        RunHandle remote = await a.Registry.StartAsync(Session);
+
+        // b's start is in b's table while its acquire is in flight: a heartbeat is dropped as busy here. Host a releases
+        // right after the store answers b that a holds the session.
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.Gate = gate;
+        store.AfterAcquire = remote.Dispose;
+        Task<RunHandle> refused = b.Registry.StartAsync(Session).AsTask();
+        policy.Resolve(Heartbeat).Action.Should().Be(QueueAction.Drop);
+        gate.SetResult();
+        await FluentActions.Awaiting(() => refused.Guard()).Should().ThrowAsync<SessionBusyException>();
+
+        await AsyncTestHelpers.WaitUntilAsync(() => { lock (owed) { return owed.Count == 1; } }, TimeSpan.FromSeconds(1));
+        lock (owed)
+        {
+            owed.Should().ContainSingle("the session is idle cluster-wide since a released it (the fake clock has not moved)");
+        }
+    }
+
     /// <summary>A store that runs <see cref="AfterOwnerQuery"/> once, right after answering who holds a session, and can hold its answers about one session.</summary>
     private sealed class OwnerQueryHookStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
     {
@@ -399,6 +429,32 @@ public sealed class RemoteHeartbeatTests
                     inner.OnNotification(notification);
                 }
             }
+        }
+    }
+
+    /// <summary>A store whose next acquire waits for <see cref="Gate"/>, then runs <see cref="AfterAcquire"/> once after the store answered it.</summary>
+    private sealed class ActAfterAcquireStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
+    {
+        public TaskCompletionSource? Gate { get; set; }
+
+        public Action? AfterAcquire { get; set; }
+
+        public override async ValueTask<RunLeaseAcquireResult> AcquireAsync(RunLeaseRequest request, CancellationToken cancellationToken = default)
+        {
+            if (Gate is { } gate)
+            {
+                Gate = null;
+                await gate.Task;
+            }
+
+            RunLeaseAcquireResult result = await Inner.AcquireAsync(request, cancellationToken);
+            if (AfterAcquire is { } after)
+            {
+                AfterAcquire = null;
+                after();
+            }
+
+            return result;
         }
     }
 }
