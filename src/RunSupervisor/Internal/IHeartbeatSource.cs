@@ -40,4 +40,7 @@ internal interface IHeartbeatSource
 
     /// <summary>Gets how many release (and reconnect) notifications the registry has heard; read before asking the store.</summary>
     long ReleasesHeard { get; }
+
+    /// <summary>Called before asking the store about a session: an answer to a question asked earlier (a poll in flight) can no longer end its watch.</summary>
+    void RenewWatch(string sessionId);
 }

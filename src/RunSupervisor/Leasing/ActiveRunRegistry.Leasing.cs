@@ -33,7 +33,10 @@ public sealed partial class ActiveRunRegistry
     // Created only with a store: a registry without one allocates nothing for leasing.
     private readonly RemoteWaitList? _remoteWaitList;
     private readonly Lock? _subscriptionLock;
-    private readonly ConcurrentDictionary<string, byte>? _watchedRemote;
+    // The watched sessions, each with the generation of its latest watch or question: an answer to a question asked
+    // before a later one (a poll's, older than a heartbeat's) cannot end the watch.
+    private readonly ConcurrentDictionary<string, long>? _watchedRemote;
+    private long _watchGeneration;
 
     // Supersedes from another host that arrived while this host's start for the session still waited for its lease's
     // answer (its token unknown here yet): judged when the answer comes. Keyed by session; at most one start per session

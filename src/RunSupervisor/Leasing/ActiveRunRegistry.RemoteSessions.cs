@@ -42,9 +42,10 @@ public sealed partial class ActiveRunRegistry
     {
         try
         {
-            if (!IsDisposed && !await IsHeldElsewhereAsync(sessionId, CancellationToken.None).ConfigureAwait(false))
+            if (!IsDisposed && _watchedRemote!.TryGetValue(sessionId, out long generation)
+                && !await IsHeldElsewhereAsync(sessionId, CancellationToken.None).ConfigureAwait(false))
             {
-                RemoteSessionIdle(sessionId);
+                RemoteSessionIdle(sessionId, generation);
             }
         }
         catch (RunLeaseUnavailableException)
@@ -53,15 +54,40 @@ public sealed partial class ActiveRunRegistry
         }
     }
 
+    /// <summary>
+    /// Renews the generation of a watched session before a heartbeat asks the store about it: an idle answer to an
+    /// earlier question (a poll in flight) may predate another host taking the session, which the heartbeat's own answer
+    /// says, and must not end the watch.
+    /// </summary>
+    private void RenewWatch(string sessionId)
+    {
+        if (_watchedRemote is not null && _watchedRemote.TryGetValue(sessionId, out long current))
+        {
+            _ = _watchedRemote.TryUpdate(sessionId, Interlocked.Increment(ref _watchGeneration), current);
+        }
+    }
+
     /// <summary>Gets how many release and reconnect notifications this host has heard: read before asking the store who holds a session.</summary>
     private long ReleasesHeard => Volatile.Read(ref _releasesHeard);
 
-    /// <summary>Watches a session another host runs, for the heartbeat policy: polled until the store says it is idle.</summary>
+    /// <summary>
+    /// Watches a session another host runs, for the heartbeat policy: polled until the store says it is idle. Watching a
+    /// session already watched renews its generation, so a store answer to a question asked before can no longer end it.
+    /// </summary>
     private void WatchRemote(string sessionId)
     {
-        if (_watchedRemote is null || !_watchedRemote.TryAdd(sessionId, 0))
+        if (_watchedRemote is null)
         {
             return;
+        }
+
+        long generation = Interlocked.Increment(ref _watchGeneration);
+        while (!_watchedRemote.TryAdd(sessionId, generation))
+        {
+            if (_watchedRemote.TryGetValue(sessionId, out long current) && _watchedRemote.TryUpdate(sessionId, generation, current))
+            {
+                return;
+            }
         }
 
         // The release message is what makes the owed heartbeat prompt; the poll only bounds its delay.
@@ -113,7 +139,7 @@ public sealed partial class ActiveRunRegistry
     {
         try
         {
-            foreach (string sessionId in _watchedRemote!.Keys)
+            foreach ((string sessionId, long generation) in _watchedRemote!.ToArray())
             {
                 if (IsDisposed)
                 {
@@ -133,7 +159,7 @@ public sealed partial class ActiveRunRegistry
 
                 if (!elsewhere)
                 {
-                    RemoteSessionIdle(sessionId);
+                    RemoteSessionIdle(sessionId, generation);
                 }
             }
         }
@@ -154,9 +180,14 @@ public sealed partial class ActiveRunRegistry
     }
 
     /// <summary>A watched session is idle cluster-wide: the listeners hear it as they hear a local run's end, unless a run or a waiting start here has it now, or a start here waits to take it (whose end they will hear).</summary>
-    private void RemoteSessionIdle(string sessionId)
+    /// <param name="sessionId">The session.</param>
+    /// <param name="askedAt">The watch's generation when the store was asked (an answer to a question asked before a later watch or question is stale), or <see langword="null"/> for a release message.</param>
+    private void RemoteSessionIdle(string sessionId, long? askedAt = null)
     {
-        if (!_watchedRemote!.TryRemove(sessionId, out _))
+        bool removed = askedAt is { } generation
+            ? _watchedRemote!.TryRemove(new KeyValuePair<string, long>(sessionId, generation))
+            : _watchedRemote!.TryRemove(sessionId, out _);
+        if (!removed)
         {
             return;
         }

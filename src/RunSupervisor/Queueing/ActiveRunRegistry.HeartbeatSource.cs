@@ -27,6 +27,8 @@ public sealed partial class ActiveRunRegistry
 
     long IHeartbeatSource.ReleasesHeard => ReleasesHeard;
 
+    void IHeartbeatSource.RenewWatch(string sessionId) => RenewWatch(sessionId);
+
     private void UpdateEndListeners(IRunEndListener listener, bool add)
     {
         IRunEndListener[] current, updated;

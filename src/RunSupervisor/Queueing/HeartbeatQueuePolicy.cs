@@ -197,6 +197,7 @@ public sealed class HeartbeatQueuePolicy : IDisposable, IRunEndListener
         string sessionId = request.SessionId;
         string busyReason;
         long releasesHeard = _runs.ReleasesHeard;
+        _runs.RenewWatch(sessionId);
         try
         {
             if (!await _runs.IsHeldElsewhereAsync(sessionId, cancellationToken).ConfigureAwait(false))

@@ -380,12 +380,52 @@ public sealed class RemoteHeartbeatTests
         }
     }
 
+    [Fact]
+    public async Task ResolveAsync_APollsIdleAnswerArrivesAfterAnotherHostTookTheSession_NothingIsOwedWhileThatHostHoldsIt()
+    {
+        // b is deaf (release messages are lost), so only its poll learns that a released the session.
+        using var cluster = new LeaseCluster();
+        var store = new OwnerQueryHookStore(cluster.Store) { Deaf = true };
+        LeaseCluster.Host a = cluster.AddHost("a");
+        LeaseCluster.Host c = cluster.AddHost("c");
+        LeaseCluster.Host b = cluster.AddHost("b", store: store);
+        using var policy = new HeartbeatQueuePolicy(b.Registry);
+        List<HeartbeatOwedEventArgs> owed = [];
+        policy.HeartbeatOwed += (_, e) => { lock (owed) { owed.Add(e); } };
+        RunHandle first = await a.Registry.StartAsync(Session);
+        (await policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.Drop);
+        first.Dispose();
+
+        // b's poll asks the store (idle) and its answer is held; host c takes the session, and b's next heartbeat asks too.
+        store.HoldQueriesOf = Session;
+        cluster.Time.Advance(LeaseCluster.Poll);
+        await AsyncTestHelpers.WaitUntilAsync(() => store.HeldQueries == 1, TestTime.HangGuard);
+        using RunHandle second = await c.Registry.StartAsync(Session);
+        Task<QueueDecision> next = policy.ResolveAsync(Heartbeat).AsTask();
+        await AsyncTestHelpers.WaitUntilAsync(() => store.HeldQueries == 2, TestTime.HangGuard);
+        store.ReleaseHeldQueries();
+
+        (await next.Guard()).Action.Should().Be(QueueAction.Drop, "host c holds the session");
+        await AsyncTestHelpers.WaitUntilAsync(() => store.AnsweredHeldQueries == 2, TestTime.HangGuard);
+        await Task.Delay(50);
+        lock (owed)
+        {
+            owed.Should().BeEmpty("host c runs the session: the poll's idle answer was asked before the heartbeat's own question");
+        }
+
+        second.Dispose();
+        cluster.Time.Advance(LeaseCluster.Poll);
+        await AsyncTestHelpers.WaitUntilAsync(() => { lock (owed) { return owed.Count == 1; } }, TestTime.HangGuard);
+        owed.Should().ContainSingle().Which.DroppedHeartbeats.Should().Be(2, "once c is done, the next poll owes both");
+    }
+
     /// <summary>A store that runs <see cref="AfterOwnerQuery"/> once, right after answering who holds a session, and can hold its answers about one session.</summary>
     private sealed class OwnerQueryHookStore(IRunLeaseStore inner) : ForwardingLeaseStore(inner)
     {
         private readonly TaskCompletionSource _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private Action? _afterOwnerQuery;
         private int _heldQueries;
+        private int _answeredHeldQueries;
 
         public Action? AfterOwnerQuery
         {
@@ -397,6 +437,9 @@ public sealed class RemoteHeartbeatTests
         public string? HoldQueriesOf { get; set; }
 
         public int HeldQueries => Volatile.Read(ref _heldQueries);
+
+        /// <summary>Gets how many held queries have been answered since <see cref="ReleaseHeldQueries"/>.</summary>
+        public int AnsweredHeldQueries => Volatile.Read(ref _answeredHeldQueries);
 
         /// <summary>Gets the session whose release messages never reach the subscriber (lost messages).</summary>
         public string? DropReleasesOf { get; init; }
@@ -413,6 +456,7 @@ public sealed class RemoteHeartbeatTests
             {
                 Interlocked.Increment(ref _heldQueries);
                 await _held.Task;
+                Interlocked.Increment(ref _answeredHeldQueries);
                 return owner;
             }
 
