@@ -136,11 +136,24 @@ public sealed partial class ActiveRunRegistry
         bool endedInTime = runs.Count == 0
             || await WaitAsync(Task.WhenAll(runs.Select(static r => r.Completion)), timeout, cancellationToken).ConfigureAwait(false);
 
-        var drained = new DrainedRun[runs.Count];
+        var drained = new List<DrainedRun>(runs.Count);
+        List<string>? withdrawnByDrain = null;
         long now = NowTicks();
         for (int i = 0; i < runs.Count; i++)
         {
             RunEntry entry = runs[i];
+            if (entry.HasEnded && !entry.StartPublished)
+            {
+                // A leased start withdrawn before its lease was held never ran: not a run of the drain's. One withdrawn
+                // because this drain cancelled the waiting starts as it entered is one of the starts the drain cancelled.
+                if (entry.WithdrawnByDrain)
+                {
+                    (withdrawnByDrain ??= []).Add(entry.SessionId);
+                }
+
+                continue;
+            }
+
             DrainOutcome outcome;
             if (entry.HasEnded)
             {
@@ -160,18 +173,18 @@ public sealed partial class ActiveRunRegistry
                 outcome = entry.HasEnded ? EndedOutcome(entry) : DrainOutcome.StillRunning;
             }
 
-            drained[i] = entry.HasEnded
+            drained.Add(entry.HasEnded
                 ? new DrainedRun(entry.SessionId, entry.RunId, entry.EndReason, entry.Detail, outcome)
-                : new DrainedRun(entry.SessionId, entry.RunId, Reason: null, Detail: null, outcome);
+                : new DrainedRun(entry.SessionId, entry.RunId, Reason: null, Detail: null, outcome));
         }
 
-        var result = new DrainResult(drained, cancelledStarts);
+        var result = new DrainResult(drained, withdrawnByDrain is null ? cancelledStarts : [.. cancelledStarts, .. withdrawnByDrain]);
 
         // Whether the timeout elapsed with runs left, not whether every run drained: a run the watchdog force-evicted
         // while the drain waited ended within the timeout (the result still says it did not drain).
         if (endedInTime)
         {
-            _logger.DrainCompleted(runs.Count);
+            _logger.DrainCompleted(drained.Count);
         }
         else
         {

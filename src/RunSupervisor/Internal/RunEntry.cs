@@ -103,6 +103,13 @@ internal sealed class RunEntry : CancellationTokenSource
         set => LeaseState.HeldElsewhere = value;
     }
 
+    /// <summary>Gets or sets a value indicating whether the start was withdrawn because a drain cancelled the waiting starts as it entered: the drain reports it cancelled, not as a run.</summary>
+    public bool WithdrawnByDrain
+    {
+        get => _leased && LeaseState.ByDrain;
+        set => LeaseState.ByDrain = value;
+    }
+
     /// <summary>Gets or sets a value indicating whether the run's lease is no longer its own (lost, or taken by another host): it is not released.</summary>
     public bool LeaseForfeited
     {
@@ -370,5 +377,7 @@ internal sealed class RunEntry : CancellationTokenSource
         public bool Forfeited { get; set; }
 
         public bool HeldElsewhere { get; set; }
+
+        public bool ByDrain { get; set; }
     }
 }

@@ -201,6 +201,7 @@ public sealed partial class ActiveRunRegistry
         EnsureSubscribed();
         RemoteWaiter? waiter = spec.WhenBusy == SessionBusyBehavior.Wait ? JoinRemoteWait(sessionId, spec) : null;
         RunStartOptions? attempt = options;
+        bool requeued = false;
 
         // Release notifications heard before the store was last asked: one heard since may have found the session not
         // yet watched when this start withdraws or gives up (see WatchRemote(string, long)).
@@ -212,7 +213,7 @@ public sealed partial class ActiveRunRegistry
                 if (waiter is not null)
                 {
                     ObjectDisposedException.ThrowIf(IsDisposed, this);
-                    if (await WaitForTurnAsync(waiter, spec, begun, waitUntil, cancellationToken).ConfigureAwait(false))
+                    if (await WaitForTurnAsync(waiter, spec, begun, waitUntil, cancellationToken).ConfigureAwait(false) || requeued)
                     {
                         attempt = WithQueueTimeout(options, TimeSpan.FromTicks(Math.Max(0, waitUntil - NowTicks())));
                     }
@@ -230,15 +231,18 @@ public sealed partial class ActiveRunRegistry
                     if (!_remoteWaitList!.JoinTrying(waiter))
                     {
                         // Older starts of this host wait in line for another host's release: this one waits behind them
-                        // (first in, first out), not ahead of them by the local queue's turn.
+                        // (first in, first out), not ahead of them by the local queue's turn. It has waited: its next local
+                        // try gets only what is left of its queue timeout.
                         Withdraw(entry, "older starts of this host wait for the session");
+                        requeued = true;
                         continue;
                     }
 
                     if (waiter.Failure is { } failure)
                     {
                         // A drain cancelled the waiting starts before this one entered here (it fails the line before it
-                        // lists the runs it waits for): it does not run after the drain, which neither lists nor waits for it.
+                        // lists the runs it waits for): it does not run after the drain, which reports it cancelled.
+                        entry.WithdrawnByDrain = true;
                         Withdraw(entry, "the registry is draining");
                         throw failure;
                     }

@@ -139,11 +139,18 @@ public sealed partial class ActiveRunRegistry
     {
         try
         {
-            foreach ((string sessionId, long generation) in _watchedRemote!.ToArray())
+            foreach (string sessionId in _watchedRemote!.Keys)
             {
+                // Read just before asking, not when the poll began: a heartbeat may have renewed the watch since, and
+                // this answer is newer than that.
                 if (IsDisposed)
                 {
                     return;
+                }
+
+                if (!_watchedRemote.TryGetValue(sessionId, out long generation))
+                {
+                    continue;
                 }
 
                 bool elsewhere;
