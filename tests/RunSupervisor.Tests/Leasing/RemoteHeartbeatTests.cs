@@ -291,62 +291,32 @@ public sealed class RemoteHeartbeatTests
     [Fact]
     public async Task ResolveAsync_ReleaseBetweenTheHeldAnswerAndTheWatchWhileAPollIsInFlight_OwesTheHeartbeatWithoutWaitingForTheNextPoll()
     {
-        using var cluster = new LeaseCluster();
-        var store = new OwnerQueryHookStore(cluster.Store);
-        LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b", store: store);
-        using var policy = new HeartbeatQueuePolicy(b.Registry);
-        List<HeartbeatOwedEventArgs> owed = [];
-        policy.HeartbeatOwed += (_, e) => { lock (owed) { owed.Add(e); } };
-        (await b.Registry.StartAsync("other")).Dispose();
-        using RunHandle elsewhere = await a.Registry.StartAsync("x");
-        RunHandle running = await a.Registry.StartAsync(Session);
-
-        // b watches x, and its poll of x is held in the store.
-        (await policy.ResolveAsync(new QueueRequest("x", IsHeartbeat: true, QueueMode.Collect))).Action.Should().Be(QueueAction.Drop);
-        store.HoldQueriesOf = "x";
-        cluster.Time.Advance(LeaseCluster.Poll);
-        await AsyncTestHelpers.WaitUntilAsync(() => store.HeldQueries == 1, TestTime.HangGuard);
+        using PollInFlight hosts = await PollInFlight.StartAsync(dropReleases: false);
 
         // a releases s1 right after the store answers b that a holds it, before b watches it.
-        store.AfterOwnerQuery = running.Dispose;
-        (await policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.Drop);
-        await AsyncTestHelpers.WaitUntilAsync(() => { lock (owed) { return owed.Count == 1; } }, TestTime.HangGuard);
+        hosts.Store.AfterOwnerQuery = hosts.Running.Dispose;
+        (await hosts.Policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.Drop);
+        await AsyncTestHelpers.WaitUntilAsync(() => hosts.OwedCount == 1, TestTime.HangGuard);
 
-        owed.Should().ContainSingle("the store was asked about s1 at once, while the poll of x was still held (the fake clock has not moved)")
+        hosts.Owed.Should().ContainSingle("the store was asked about s1 at once, while the poll of x was still held (the fake clock has not moved)")
             .Which.SessionId.Should().Be(Session);
-        store.ReleaseHeldQueries();
     }
 
     [Fact]
     public async Task ResolveAsync_ReleaseMissedAndTheStoreReconnectsWhileAPollIsInFlight_PollsAgainOnceThatPollEnds()
     {
-        using var cluster = new LeaseCluster();
-        var store = new OwnerQueryHookStore(cluster.Store) { DropReleasesOf = Session };
-        LeaseCluster.Host a = cluster.AddHost("a");
-        LeaseCluster.Host b = cluster.AddHost("b", store: store);
-        using var policy = new HeartbeatQueuePolicy(b.Registry);
-        List<HeartbeatOwedEventArgs> owed = [];
-        policy.HeartbeatOwed += (_, e) => { lock (owed) { owed.Add(e); } };
-        (await b.Registry.StartAsync("other")).Dispose();
-        using RunHandle elsewhere = await a.Registry.StartAsync("x");
-        RunHandle running = await a.Registry.StartAsync(Session);
-
-        // b's poll of x is in flight (held in the store) when b starts watching s1, so that poll does not look at s1.
-        (await policy.ResolveAsync(new QueueRequest("x", IsHeartbeat: true, QueueMode.Collect))).Action.Should().Be(QueueAction.Drop);
-        store.HoldQueriesOf = "x";
-        cluster.Time.Advance(LeaseCluster.Poll);
-        await AsyncTestHelpers.WaitUntilAsync(() => store.HeldQueries == 1, TestTime.HangGuard);
-        (await policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.Drop);
+        // b starts watching s1 while its poll of x is in flight, so that poll does not look at s1.
+        using PollInFlight hosts = await PollInFlight.StartAsync(dropReleases: true);
+        (await hosts.Policy.ResolveAsync(Heartbeat)).Action.Should().Be(QueueAction.Drop);
 
         // s1's release message is lost; the store then reconnects, which may have lost messages, while the poll still runs.
-        running.Dispose();
-        cluster.Store.BeginOutage();
-        cluster.Store.EndOutage();
-        store.ReleaseHeldQueries();
-        await AsyncTestHelpers.WaitUntilAsync(() => { lock (owed) { return owed.Count == 1; } }, TestTime.HangGuard);
+        hosts.Running.Dispose();
+        hosts.Cluster.Store.BeginOutage();
+        hosts.Cluster.Store.EndOutage();
+        hosts.Store.ReleaseHeldQueries();
+        await AsyncTestHelpers.WaitUntilAsync(() => hosts.OwedCount == 1, TestTime.HangGuard);
 
-        owed.Should().ContainSingle("the reconnect's poll ran once the poll in flight ended, not a poll interval later (the fake clock has not moved)")
+        hosts.Owed.Should().ContainSingle("the reconnect's poll ran once the poll in flight ended, not a poll interval later (the fake clock has not moved)")
             .Which.SessionId.Should().Be(Session);
     }
 
@@ -417,5 +387,80 @@ public sealed class RemoteHeartbeatTests
         cluster.Time.Advance(LeaseCluster.Poll);
         await AsyncTestHelpers.WaitUntilAsync(() => { lock (owed) { return owed.Count == 1; } }, TestTime.HangGuard);
         owed.Should().ContainSingle().Which.DroppedHeartbeats.Should().Be(2, "once c is done, the next poll owes both");
+    }
+
+    /// <summary>
+    /// Hosts a and b, b with a policy and an <see cref="OwnerQueryHookStore"/>: a runs x and s1, b watches x, and b's poll
+    /// of x is held in the store (in flight) until <see cref="OwnerQueryHookStore.ReleaseHeldQueries"/>.
+    /// </summary>
+    private sealed class PollInFlight : IDisposable
+    {
+        private readonly List<HeartbeatOwedEventArgs> _owed = [];
+        private RunHandle? _elsewhere;
+
+        private PollInFlight(bool dropReleases)
+        {
+            Store = new OwnerQueryHookStore(Cluster.Store) { DropReleasesOf = dropReleases ? Session : null };
+            A = Cluster.AddHost("a");
+            B = Cluster.AddHost("b", store: Store);
+            Policy = new HeartbeatQueuePolicy(B.Registry);
+            Policy.HeartbeatOwed += (_, e) => { lock (_owed) { _owed.Add(e); } };
+        }
+
+        public LeaseCluster Cluster { get; } = new();
+
+        public OwnerQueryHookStore Store { get; }
+
+        public LeaseCluster.Host A { get; }
+
+        public LeaseCluster.Host B { get; }
+
+        public HeartbeatQueuePolicy Policy { get; }
+
+        /// <summary>Gets a's run on s1.</summary>
+        public RunHandle Running { get; private set; } = null!;
+
+        public int OwedCount
+        {
+            get
+            {
+                lock (_owed)
+                {
+                    return _owed.Count;
+                }
+            }
+        }
+
+        public List<HeartbeatOwedEventArgs> Owed
+        {
+            get
+            {
+                lock (_owed)
+                {
+                    return [.. _owed];
+                }
+            }
+        }
+
+        public static async Task<PollInFlight> StartAsync(bool dropReleases)
+        {
+            var hosts = new PollInFlight(dropReleases);
+            (await hosts.B.Registry.StartAsync("other")).Dispose();
+            hosts._elsewhere = await hosts.A.Registry.StartAsync("x");
+            hosts.Running = await hosts.A.Registry.StartAsync(Session);
+            (await hosts.Policy.ResolveAsync(new QueueRequest("x", IsHeartbeat: true, QueueMode.Collect))).Action.Should().Be(QueueAction.Drop);
+            hosts.Store.HoldQueriesOf = "x";
+            hosts.Cluster.Time.Advance(LeaseCluster.Poll);
+            await AsyncTestHelpers.WaitUntilAsync(() => hosts.Store.HeldQueries == 1, TestTime.HangGuard);
+            return hosts;
+        }
+
+        public void Dispose()
+        {
+            Store.ReleaseHeldQueries();
+            _elsewhere?.Dispose();
+            Policy.Dispose();
+            Cluster.Dispose();
+        }
     }
 }
