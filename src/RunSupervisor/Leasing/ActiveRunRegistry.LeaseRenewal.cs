@@ -171,9 +171,7 @@ public sealed partial class ActiveRunRegistry
             // with RenewTick, which asks and then tries the flag: one of the two sends it.
             if (Volatile.Read(ref _renewAgain) != 0 && !IsDisposed)
             {
-                long now = NowTicks();
-                Volatile.Write(ref _nextRenewTicks, now);
-                _watchdog.ScheduleNoLaterThan(now);
+                DueNow(ref _nextRenewTicks);
             }
         }
     }

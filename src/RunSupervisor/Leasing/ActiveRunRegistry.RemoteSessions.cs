@@ -179,9 +179,7 @@ public sealed partial class ActiveRunRegistry
             // starts it.
             if (Volatile.Read(ref _pollAgain) != 0 && !IsDisposed)
             {
-                long now = NowTicks();
-                Volatile.Write(ref _nextPollTicks, now);
-                _watchdog.ScheduleNoLaterThan(now);
+                DueNow(ref _nextPollTicks);
             }
         }
     }
@@ -214,8 +212,14 @@ public sealed partial class ActiveRunRegistry
         }
 
         Interlocked.Exchange(ref _pollAgain, 1);
+        DueNow(ref _nextPollTicks);
+    }
+
+    /// <summary>Makes the lease work whose next instant <paramref name="dueTicks"/> holds (a poll, a renew batch) due now, and wakes the watchdog for it.</summary>
+    private void DueNow(ref long dueTicks)
+    {
         long now = NowTicks();
-        Volatile.Write(ref _nextPollTicks, now);
+        Volatile.Write(ref dueTicks, now);
         _watchdog.ScheduleNoLaterThan(now);
     }
 
