@@ -241,7 +241,8 @@ public sealed partial class ActiveRunRegistry
                     if (waiter.Failure is { } failure)
                     {
                         // A drain cancelled the waiting starts before this one entered here (it fails the line before it
-                        // lists the runs it waits for): it does not run after the drain, which reports it cancelled.
+                        // lists the runs it waits for): it does not run after the drain, which reports it cancelled if it
+                        // listed its entry (if this start entered after the listing, the drain never saw it).
                         entry.WithdrawnByDrain = true;
                         Withdraw(entry, "the registry is draining");
                         throw failure;
